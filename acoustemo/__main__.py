@@ -1,0 +1,5 @@
+import sys
+
+from acoustemo.cli import main
+
+sys.exit(main())

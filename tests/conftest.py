@@ -1,0 +1,87 @@
+"""Shared fixtures: real media made with espeak-ng, sox and ffmpeg (no mocks)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+SR = 16_000
+
+
+def _need(tool: str) -> None:
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed (Debian: apt-get install {tool}); .ci/run installs it")
+
+
+def speak(text: str, path: Path, voice: str = "en-us", rate_wpm: int = 160, pitch: int = 50) -> np.ndarray:
+    """Synthesise `text` with espeak-ng to a 16 kHz mono wav at `path`; returns the samples."""
+    _need("espeak-ng")
+    raw = path.with_suffix(".raw.wav")
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate_wpm), "-p", str(pitch), "-w", str(raw), text], check=True)
+    wav, sr = sf.read(raw, dtype="float32")
+    raw.unlink()
+    if sr != SR:
+        import librosa
+
+        wav = librosa.resample(wav, orig_sr=sr, target_sr=SR).astype(np.float32)
+    nz = np.flatnonzero(np.abs(wav) > 1e-3)
+    wav = wav[nz[0] : nz[-1] + 1] if len(nz) else wav  # trim espeak's silence so times hug the speech
+    sf.write(path, wav, SR)
+    return wav
+
+
+def make_dialogue(folder: Path, lines: list[tuple[str, str, str]], gap_s: float = 0.4, lead_s: float = 0.3):
+    """Write dialogue.wav from (speaker, voice, text) lines; returns (wav_path, utterances as dicts)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    parts, utts, t = [np.zeros(int(lead_s * SR), np.float32)], [], lead_s
+    for i, (speaker, voice, text) in enumerate(lines):
+        w = speak(text, folder / f"line{i}.wav", voice=voice)
+        utts.append({"start": round(t, 3), "end": round(t + len(w) / SR, 3), "speaker": speaker, "text": text})
+        parts += [w, np.zeros(int(gap_s * SR), np.float32)]
+        t += len(w) / SR + gap_s
+    wav = np.concatenate(parts)
+    path = folder / "dialogue.wav"
+    sf.write(path, wav, SR)
+    return path, utts
+
+
+DIALOGUE = [
+    ("Anna", "en-us", "I put the keys on the kitchen table this morning."),
+    ("Ben", "en-us+m3", "Then they should still be there, unless someone moved them."),
+    ("Anna", "en-us", "I looked twice and they are gone."),
+]
+
+
+@pytest.fixture(scope="session")
+def dialogue(tmp_path_factory):
+    """A real three-utterance, two-speaker dialogue: (wav_path, utterances)."""
+    return make_dialogue(tmp_path_factory.mktemp("dialogue"), DIALOGUE)
+
+
+@pytest.fixture(scope="session")
+def dialogue_video(tmp_path_factory, dialogue):
+    """The dialogue muxed with a moving test pattern into an mp4 (H.264 + AAC)."""
+    _need("ffmpeg")
+    wav, utts = dialogue
+    out = tmp_path_factory.mktemp("video") / "dialogue.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-i", str(wav),
+         "-shortest", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(out)],
+        check=True,
+    )
+    return out, utts
+
+
+@pytest.fixture()
+def write_json():
+    def _write(path: Path, obj) -> Path:
+        path.write_text(json.dumps(obj, indent=1))
+        return path
+
+    return _write
