@@ -1,0 +1,260 @@
+"""`acoustemo bench make`: real espeak-ng + sox synthesis, measured on the written audio (no mocks)."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from acoustemo.bench import make as bm
+from acoustemo.bench.check import loudness_db, paired_effect
+from acoustemo.errors import ConfigError
+
+N, SEED = 8, 11
+MANIFEST_KEYS = {"id", "media", "utterances", "target_speaker", "labels", "description"}
+
+
+def _need_tools():
+    for tool, pkg in (("espeak-ng", "espeak-ng"), ("sox", "sox")):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (Debian: apt-get install {pkg})")
+
+
+@pytest.fixture(scope="session")
+def bench(tmp_path_factory):
+    """A small benchmark made with 2 workers, and the same one made again with 1 worker elsewhere."""
+    _need_tools()
+    a, b = tmp_path_factory.mktemp("bench_a"), tmp_path_factory.mktemp("bench_b")
+    summary = bm.make_benchmark(a, bm.BenchConfig(n=N, seed=SEED, workers=2))
+    bm.make_benchmark(b, bm.BenchConfig(n=N, seed=SEED, workers=1))
+    return a, b, summary
+
+
+def _rows(folder: Path) -> list[dict]:
+    return [json.loads(line) for split in bm.SPLITS for line in (folder / f"{split}.jsonl").read_text().splitlines()]
+
+
+def _meta(folder: Path) -> dict:
+    return json.loads((folder / "meta.json").read_text())
+
+
+def test_manifests_are_valid(bench):
+    folder, _, summary = bench
+    assert summary.counts == {"train": 6, "val": 1, "test": 1} and summary.made == N
+    rows = _rows(folder)
+    assert len(rows) == N and len({r["id"] for r in rows}) == N
+    for r in rows:
+        assert set(r) == MANIFEST_KEYS
+        wav, sr = sf.read(folder / r["media"], dtype="float32")
+        assert sr == 16_000 and wav.ndim == 1
+        duration = len(wav) / sr
+        utts = r["utterances"]
+        assert 2 <= len(utts) <= 4
+        for u in utts:
+            assert set(u) == {"start", "end", "speaker", "text"} and u["text"]
+            assert 0 <= u["start"] < u["end"] <= duration + 1e-3
+        for prev, nxt in zip(utts, utts[1:]):
+            assert prev["end"] < nxt["start"], f"{r['id']}: utterances overlap or are out of order"
+            assert 0.19 <= nxt["start"] - prev["end"] <= 0.61  # the planned 0.2–0.6 s gaps
+        speakers = {u["speaker"] for u in utts}
+        assert len(speakers) == 2 and r["target_speaker"] in speakers
+        assert r["labels"] and all(isinstance(x, str) and x for x in r["labels"])
+        srt = (folder / "subtitles" / f"{r['id']}.srt").read_text()
+        assert srt.count(" --> ") == len(utts) and f"{utts[0]['speaker']}: {utts[0]['text']}" in srt
+
+
+def test_subtitle_times_hug_the_speech(bench):
+    """Trimmed TTS: the gaps are near the noise floor and speech starts/ends right at the subtitle times."""
+    folder, _, _ = bench
+    for r in _rows(folder):
+        wav, _ = sf.read(folder / r["media"], dtype="float32")
+        db = loudness_db(wav)
+        utts = r["utterances"]
+        for prev, nxt in zip(utts, utts[1:]):
+            gap = db[int(prev["end"] * 100) + 2 : int(nxt["start"] * 100) - 2]
+            assert gap.max() < -55, f"{r['id']}: sound in the gap {prev['end']}–{nxt['start']} s"
+        for u in utts:
+            a, b = int(u["start"] * 100), int(u["end"] * 100)
+            peak = db[a:b].max()
+            assert db[a : a + 6].max() > peak - 45 and db[b - 6 : b].max() > peak - 45, f"{r['id']}: silence kept"
+
+
+def test_labels_and_descriptions_follow_meta(bench):
+    folder, _, _ = bench
+    meta = _meta(folder)
+    assert meta["seed"] == SEED and meta["generator_version"] == bm.GENERATOR_VERSION
+    for r in _rows(folder):
+        clip = meta["clips"][r["id"]]
+        own = [c for c in clip["cues"] if not c["distractor"]]
+        expected = ([bm.MANNERS[clip["manner"]]["label"]] if clip["manner"] != "plain" else [])
+        expected += [bm.CUE_LABELS[c["type"]] for c in own]
+        assert r["labels"] == (expected or ["neutral"])
+        assert r["description"].startswith(r["target_speaker"])
+        for c in clip["cues"]:
+            u = r["utterances"][c["utterance"]]
+            assert u["start"] <= c["start"] < c["end"] <= u["end"], "cue outside its utterance"
+            assert 0.5 <= c["end"] - c["start"] <= 1.25
+            assert (c["speaker"] == r["target_speaker"]) != c["distractor"] and u["speaker"] == c["speaker"]
+            assert f"{c['start']:.1f}–{c['end']:.1f} s" in r["description"]
+
+
+def _forced_plans() -> list[dict]:
+    """One plan per cue type (target) plus one distractor, taken from a real plan with its cues replaced."""
+    cfg = bm.BenchConfig(n=N, seed=SEED)
+    base = next(p for p in bm.plan_benchmark(cfg) if len(p["turns"]) >= 3)
+    rng = np.random.default_rng(0)
+    other = next(s for s in base["speakers"] if s != base["target_speaker"])
+    plans = []
+    for kind in ("burst", "jump", "tremor"):
+        p = copy.deepcopy(base)
+        p["cues"] = [bm._cue_plan(kind, p["target_speaker"], False, cfg, rng)]
+        plans.append(p)
+    p = copy.deepcopy(base)
+    p["cues"] = [bm._cue_plan("burst", other, True, cfg, rng)]
+    return plans + [p]
+
+
+def _assert_cue_measured(e: dict) -> None:
+    cue = e["cue"]
+    assert e["db_outside"] < 0.05, f"{cue['type']} changed the audio outside its span"
+    assert e["st_outside"] < 0.05
+    if cue["type"] == "burst":
+        assert abs(e["db_inside"] - cue["gain_db"]) < 0.5 and 6.0 <= cue["gain_db"] <= 8.0
+        assert abs(e["st_inside"]) < 0.3
+    elif cue["type"] == "jump":
+        assert abs(e["st_inside"] - cue["semitones"]) < 0.6 and 3.0 <= cue["semitones"] <= 4.0
+        assert abs(e["db_inside"]) < 1.5
+    else:
+        assert e["tremor_share_of_db_change"] > 0.6, "the tremor's loudness change is not at 5–9 Hz"
+        assert 0.5 * cue["semitones"] < e["tremor_st_amplitude"] < 1.5 * cue["semitones"], "no planned pitch wobble"
+        assert e["tremor_db_amplitude"] > 2.5, "no loudness wobble"
+        assert abs(e["db_inside"]) < 2.5 and abs(e["st_inside"]) < 1.0  # a wobble, not a level or pitch step
+
+
+def test_cues_are_in_the_written_audio_at_the_labelled_span(bench):
+    """Re-render each clip with and without each cue: the written file is the rendered one, and the
+    difference is the planned +6–8 dB / +3–4 st / 5–9 Hz wobble inside the span and nothing outside."""
+    folder, _, _ = bench
+    n_cues = 0
+    for r in _rows(folder):
+        plan = json.loads((folder / ".records" / f"{r['id']}.json").read_text())["plan"]
+        audio, record = bm.render_clip(plan)
+        written, _ = sf.read(folder / r["media"], dtype="float32")
+        assert np.max(np.abs(written - audio)) < 2 / 32768, "the file is not the rendered clip"
+        assert record["utterances"] == r["utterances"]
+        for i in range(len(plan["cues"])):
+            _assert_cue_measured(paired_effect(plan, i))
+            n_cues += 1
+    for plan in _forced_plans():
+        _assert_cue_measured(paired_effect(plan, 0))
+    assert n_cues >= 3
+
+
+def test_manner_shifts_level_and_pitch():
+    """sad = slower + lower + quieter, excited = faster + higher + louder, measured on one utterance."""
+    _need_tools()
+    text = bm.NEUTRAL_SENTENCES[0]
+    out = {}
+    for manner, m in bm.MANNERS.items():
+        w = bm.synthesize(text, "en-us+m2", round(160 * m["rate_factor"]), 50 + m["pitch_offset"])
+        from acoustemo.bench.check import f0_semitones
+
+        out[manner] = (len(w) / 16_000, float(np.nanmedian(f0_semitones(w))))
+    assert out["sad"][0] > out["plain"][0] * 1.1 > out["excited"][0] * 1.2
+    assert out["sad"][1] + 1.5 < out["plain"][1] < out["excited"][1] - 1.5
+
+
+def test_same_seed_gives_identical_files(bench):
+    a, b, _ = bench
+    for name in ("train.jsonl", "val.jsonl", "test.jsonl", "meta.json", "groupings.json"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    for r in _rows(a):
+        assert (a / r["media"]).read_bytes() == (b / r["media"]).read_bytes()
+    other = bm.plan_benchmark(bm.BenchConfig(n=N, seed=SEED + 1))
+    assert other != bm.plan_benchmark(bm.BenchConfig(n=N, seed=SEED))
+
+
+def test_splits_have_disjoint_sentences_and_voices(bench):
+    folder, _, _ = bench
+    meta = _meta(folder)
+    pools = {s: set(meta["splits"][s]["sentences"]) for s in bm.SPLITS}
+    used_text = {s: set() for s in bm.SPLITS}
+    used_voice = {s: set() for s in bm.SPLITS}
+    for cid, clip in meta["clips"].items():
+        used_voice[clip["split"]] |= {v["voice"] for v in clip["speakers"].values()}
+    for split in bm.SPLITS:
+        for line in (folder / f"{split}.jsonl").read_text().splitlines():
+            used_text[split] |= {u["text"] for u in json.loads(line)["utterances"]}
+        assert used_text[split] <= pools[split]
+        assert {v.split("+")[1] for v in used_voice[split]} <= set(bm.VARIANT_POOLS[split])
+    for x, y in (("train", "val"), ("train", "test"), ("val", "test")):
+        assert not pools[x] & pools[y] and not used_text[x] & used_text[y]
+        assert not set(bm.VARIANT_POOLS[x]) & set(bm.VARIANT_POOLS[y]) and not used_voice[x] & used_voice[y]
+    assert sum(len(p) for p in pools.values()) == len(bm.NEUTRAL_SENTENCES) >= 150
+
+
+def test_resume_reuses_good_clips_and_remakes_a_damaged_one(bench):
+    folder, _, _ = bench
+    before = {name: (folder / name).read_bytes() for name in ("train.jsonl", "meta.json")}
+    victim = folder / "media" / "train-0002.wav"
+    good = victim.read_bytes()
+    victim.write_bytes(good[:1000])
+    s = bm.make_benchmark(folder, bm.BenchConfig(n=N, seed=SEED))
+    assert (s.made, s.reused) == (1, N - 1)
+    assert victim.read_bytes() == good
+    assert {name: (folder / name).read_bytes() for name in before} == before
+    from acoustemo.cli import main
+
+    assert main(["bench", "make", "--out", str(folder), "--n", str(N), "--seed", str(SEED)]) == 0
+
+
+def test_plan_balances_classes_and_distractors():
+    cfg = bm.BenchConfig(n=400, seed=3)
+    plans = bm.plan_benchmark(cfg)
+    assert [sum(p["split"] == s for p in plans) for s in bm.SPLITS] == [280, 60, 60]
+    for split in bm.SPLITS:
+        ps = [p for p in plans if p["split"] == split]
+        manners = [sum(p["manner"] == m for p in ps) for m in bm.MANNERS]
+        cues = [sum(any(c["type"] == k and not c["distractor"] for c in p["cues"]) for p in ps)
+                for k in bm.CUE_LABELS]
+        assert max(manners) - min(manners) <= 1 and max(cues) - min(cues) <= 1
+        assert abs(sum(not any(not c["distractor"] for c in p["cues"]) for p in ps) - len(ps) / 4) <= 1
+        assert sum(any(c["distractor"] for c in p["cues"]) for p in ps) == round(0.35 * len(ps))
+        same = sum(len({s["voice"] for s in p["speakers"].values()}) == 1 for p in ps)
+        assert 0.3 < same / len(ps) < 0.7  # the same voice for both speakers about half the time
+        for p in ps:
+            assert {t["speaker"] for t in p["turns"]} == set(p["speakers"])
+
+
+def test_groupings_use_the_fields_string_format():
+    gold = {"s1": ["sad", "angry"], "s2": ["neutral"]}
+    preds = {"s1": ["Furious", "down", "confused"], "s2": ["calm"]}
+    g = bm.bench_groupings(gold, preds)
+    groups = ast.literal_eval(g["s1"])
+    assert [grp[0] for grp in groups] == ["sad", "angry"]
+    member_to_first = {m: grp[0] for grp in groups for m in grp}
+    assert member_to_first["furious"] == "angry" and member_to_first["down"] == "sad"
+    assert "confused" not in member_to_first  # outside the table: stays itself
+    assert ast.literal_eval(g["s2"]) == [["neutral", *bm.SYNONYMS["neutral"]]]
+    full = ast.literal_eval(bm.bench_groupings({"x": ["anxious"]})["x"])
+    assert [grp[0] for grp in full] == list(bm.SYNONYMS)
+    words = [m for grp in full for m in grp]
+    assert len(words) == len(set(words)), "a synonym sits in two groups"
+    assert not any("'" in m or '"' in m for m in words)  # the reference parser splits on quotes
+
+
+def test_bad_settings_and_outputs_name_the_fix(tmp_path):
+    with pytest.raises(ConfigError, match="n=2"):
+        bm.BenchConfig(n=2)
+    with pytest.raises(ConfigError, match="val_fraction"):
+        bm.BenchConfig(val_fraction=0.6, test_fraction=0.5)
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(bm.BenchError, match="must be a folder"):
+        bm.make_benchmark(f, bm.BenchConfig(n=3))
