@@ -1,0 +1,100 @@
+"""The feature cache: self-describing files, content-hash and settings invalidation, atomic writes."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from acoustemo.data.segments import Clip
+from acoustemo.features.base import get_acoustic_encoder
+from acoustemo.features.cache import FeatureCache, load_features, sanitise_id
+from conftest import SR, speak
+
+
+@pytest.fixture()
+def clip_wav(tmp_path):
+    path = tmp_path / "media" / "a.wav"
+    path.parent.mkdir()
+    return path, speak("The lamp by the window is still on.", path)
+
+
+def test_features_load_back_with_frame_rate_and_shape(tmp_path, clip_wav):
+    path, wav = clip_wav
+    cache, enc = FeatureCache(tmp_path / "cache"), get_acoustic_encoder("prosody")
+    f = cache.get_or_compute(path, enc, "clip/1")
+    back = load_features(cache.path("clip/1", enc))
+    assert back.frame_rate_hz == 50.0 and back.encoder_id == "prosody" and back.streams == [("prosody", 10)]
+    assert back.data.shape == (math.ceil(back.duration_s * back.frame_rate_hz), 10)
+    assert back.duration_s == pytest.approx(len(wav) / SR)
+    np.testing.assert_array_equal(back.data, f.data)
+    assert back.metadata["settings"] == enc.settings() and len(back.metadata["media_sha256"]) == 64
+    assert f.metadata == back.metadata
+    assert not list((tmp_path / "cache").glob("*.tmp-*"))  # written atomically, nothing left behind
+
+
+def test_hit_does_not_recompute(tmp_path, clip_wav):
+    path, _ = clip_wav
+    cache, enc = FeatureCache(tmp_path / "cache"), get_acoustic_encoder("prosody")
+    clip = Clip(id="c1", media=str(path))
+    cache.get_or_compute(path, enc, "c1")
+    file = cache.path("c1", enc)
+    stamp = file.stat().st_mtime_ns
+    assert cache.load(clip, enc) is not None
+    cache.get_or_compute(path, enc, "c1")
+    assert file.stat().st_mtime_ns == stamp
+    os.utime(path)  # touched, same bytes: still a hit (the hash is of the content)
+    assert cache.load(clip, enc) is not None
+
+
+def test_changed_media_is_a_miss(tmp_path, clip_wav):
+    path, _ = clip_wav
+    cache, enc = FeatureCache(tmp_path / "cache"), get_acoustic_encoder("prosody")
+    cache.get_or_compute(path, enc, "c1")
+    speak("Something else entirely was said here.", path)  # same name, new content
+    assert cache.load(path, enc, "c1") is None
+    f = cache.get_or_compute(path, enc, "c1")
+    assert cache.load(path, enc, "c1") is not None and f.duration_s != 0
+
+
+def test_changed_setting_is_a_miss(tmp_path, clip_wav):
+    path, _ = clip_wav
+    cache = FeatureCache(tmp_path / "cache")
+    cache.get_or_compute(path, get_acoustic_encoder("prosody"), "c1")
+    other = get_acoustic_encoder("prosody", fmax_hz=600.0)
+    assert cache.path("c1", other) != cache.path("c1", get_acoustic_encoder("prosody"))
+    assert cache.load(path, other, "c1") is None
+    # a file whose recorded settings disagree with its name is a miss too (e.g. copied by hand)
+    shutil.copy(cache.path("c1", get_acoustic_encoder("prosody")), cache.path("c1", other))
+    assert cache.load(path, other, "c1") is None
+
+
+def test_corrupt_file_is_a_miss_and_is_replaced(tmp_path, clip_wav):
+    path, _ = clip_wav
+    cache, enc = FeatureCache(tmp_path / "cache"), get_acoustic_encoder("prosody")
+    cache.get_or_compute(path, enc, "c1")
+    file = cache.path("c1", enc)
+    file.write_bytes(file.read_bytes()[:100])
+    assert cache.load(path, enc, "c1") is None
+    cache.get_or_compute(path, enc, "c1")
+    assert load_features(file).data.shape[1] == 10
+
+
+def test_stale_temp_files_of_dead_writers_are_removed(tmp_path):
+    cache = FeatureCache(tmp_path)
+    dead = tmp_path / "x.abc.safetensors.tmp-999999999"
+    alive = tmp_path / f"y.abc.safetensors.tmp-{os.getpid()}"
+    dead.write_bytes(b"half")
+    alive.write_bytes(b"being written")
+    assert cache.remove_stale_temp() == 1
+    assert not dead.exists() and alive.exists()
+
+
+def test_sanitised_ids_stay_distinct():
+    assert sanitise_id("dia1_utt2") == "dia1_utt2"
+    a, b = sanitise_id("a/b"), sanitise_id("a_b")
+    assert a != b and "/" not in a
+    assert sanitise_id("../../etc") not in ("", "..") and "/" not in sanitise_id("../../etc")

@@ -1,0 +1,211 @@
+"""Frozen encoders on real speech made in the test (espeak-ng), tiny real HF models saved to tmp_path."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from acoustemo.errors import EncoderError
+from acoustemo.features.base import Features, get_acoustic_encoder, get_visual_encoder
+from acoustemo.features.cache import FeatureCache
+from conftest import SR, speak
+
+SENTENCE = "We walked along the river for an hour and then we sat down on the old wooden bench."
+
+
+@pytest.fixture(scope="module")
+def sentence(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sentence") / "s.wav"
+    return path, speak(SENTENCE, path)
+
+
+def test_unknown_encoder_lists_known_names_and_hf_hint():
+    with pytest.raises(EncoderError, match=r"unknown acoustic encoder 'wav2vec'.*'default'.*'whisper-base'.*hf:<path>"):
+        get_acoustic_encoder("wav2vec")
+    with pytest.raises(EncoderError, match=r"unknown visual encoder.*'default'.*hf:<path>"):
+        get_visual_encoder("clip")
+    with pytest.raises(EncoderError, match=r"does not take the option\(s\) \['layr'\]"):
+        get_acoustic_encoder("prosody", layr=3)
+    with pytest.raises(EncoderError, match="not bundled.*ImageBind"):
+        get_acoustic_encoder("imagebind")
+    with pytest.raises(EncoderError, match="not a local Hugging Face model folder"):
+        get_acoustic_encoder("hf:/nonexistent/wavlm")
+
+
+@pytest.mark.parametrize("name,options,dim", [("whisper-base", {}, 512), ("whisper-base", {"pad_last_window": False}, 512),
+                                               ("whisper-tiny.en", {}, 384)])
+def test_whisper_frames_50hz(sentence, name, options, dim):
+    _, wav = sentence
+    enc = get_acoustic_encoder(name, **options)
+    x = enc.encode(wav)
+    assert x.shape == (math.ceil(len(wav) / SR * 50), dim) and x.dtype == np.float32
+    assert np.isfinite(x).all() and x.std(axis=0).mean() > 0.01  # frames differ over time
+
+
+def test_whisper_long_clip_uses_consecutive_windows(sentence):
+    _, wav = sentence
+    long = np.concatenate([wav] * math.ceil(34 * SR / len(wav)))  # > 30 s: two windows
+    enc = get_acoustic_encoder("whisper-base", pad_last_window=False)
+    x = enc.encode(long)
+    assert x.shape == (math.ceil(len(long) / SR * 50), 512)
+    # the first window's frames are those of the first 30 s alone (windows are encoded independently)
+    first = enc.encode(long[: 30 * SR])
+    np.testing.assert_allclose(x[:1500], first, atol=1e-4)
+
+
+def _prosody(wav):
+    from acoustemo.features.prosody import CHANNELS
+
+    x = get_acoustic_encoder("prosody").encode(wav)
+    return {c: x[:, i] for i, c in enumerate(CHANNELS)}, x
+
+
+def test_prosody_shows_loudness_burst_at_the_right_time(sentence):
+    _, wav = sentence
+    a, b = int(1.0 * SR), int(2.0 * SR)
+    louder = wav.copy()
+    louder[a:b] *= 10 ** (6 / 20)  # +6 dB for one second
+    plain, x = _prosody(wav)
+    burst, _ = _prosody(louder)
+    assert x.shape == (math.ceil(len(wav) / SR * 50), 10)
+    diff_db = (burst["loudness"] - plain["loudness"]) * 20
+    inside, outside = slice(53, 97), np.r_[0:45, 105:len(diff_db)]
+    assert np.median(diff_db[inside]) == pytest.approx(6.0, abs=0.5)  # absolute level kept, not normalised away
+    assert np.abs(diff_db[outside]).max() < 0.5
+    assert (burst["loud_local"] - plain["loud_local"])[inside].mean() * 10 > 3  # stands out of its local baseline
+
+
+def test_prosody_shows_pitch_jump_at_the_right_time(sentence):
+    import librosa
+
+    _, wav = sentence
+    a, b = int(1.0 * SR), int(2.0 * SR)
+    shifted = wav.copy()
+    shifted[a:b] = librosa.effects.pitch_shift(wav[a:b], sr=SR, n_steps=3)
+    plain, _ = _prosody(wav)
+    jump, _ = _prosody(shifted)
+    voiced = (plain["periodicity"] > 0.5) & (jump["periodicity"] > 0.5)
+    diff_st = (jump["f0"] - plain["f0"]) * 12
+    inside = np.zeros(len(diff_st), bool)
+    inside[55:95] = True
+    assert np.median(diff_st[inside & voiced]) == pytest.approx(3.0, abs=0.6)
+    assert np.abs(np.median(diff_st[~inside & voiced & (np.arange(len(diff_st)) > 110)])) < 0.3
+    assert (jump["f0_local"] - plain["f0_local"])[inside & voiced].mean() * 4 > 1.5
+
+
+def _ffmpeg_filter(src, dst, af):
+    import subprocess
+
+    from conftest import _need
+
+    _need("ffmpeg")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-af", af, str(dst)], check=True)
+    return sf.read(dst, dtype="float32")[0]
+
+
+def test_prosody_tremor_and_vibrato_raise_modulation_energy(sentence, tmp_path):
+    path, wav = sentence
+    plain, _ = _prosody(wav)
+    vibrato, _ = _prosody(_ffmpeg_filter(path, tmp_path / "v.wav", "vibrato=f=7:d=0.5")[: len(wav)])
+    tremolo, _ = _prosody(_ffmpeg_filter(path, tmp_path / "t.wav", "tremolo=f=7:d=0.6")[: len(wav)])
+    active = plain["loudness"] * 20 > -40
+    # measured on this sentence: f0_mod 0.10 -> 0.42 with vibrato; loud_mod 0.26 -> 0.35 with tremolo
+    assert vibrato["f0_mod"][active].mean() > 2.5 * plain["f0_mod"][active].mean()
+    assert tremolo["loud_mod"][active].mean() > 1.2 * plain["loud_mod"][active].mean()
+    assert tremolo["f0_mod"][active].mean() < 1.5 * plain["f0_mod"][active].mean()  # loudness tremor is not read as pitch
+
+
+def test_default_stack_streams_and_shape(dialogue):
+    wav_path, _ = dialogue
+    wav, _ = sf.read(wav_path, dtype="float32")
+    enc = get_acoustic_encoder("default")
+    x = enc.encode(wav)
+    assert enc.streams == [("whisper", 512), ("prosody", 10)] and enc.dim == 522
+    assert x.shape == (math.ceil(len(wav) / SR * 50), 522)
+    f = Features(x, enc.frame_rate_hz, enc.id, enc.streams, len(wav) / SR)
+    assert f.stream("prosody").shape[1] == 10
+
+
+def _tiny_wav2vec2(folder, strides):
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    cfg = Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+                         conv_dim=(8,) * len(strides), conv_stride=strides, conv_kernel=(10,) + (3,) * (len(strides) - 1),
+                         num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+    Wav2Vec2Model(cfg).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SR).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("strides,rate", [((5, 2, 2, 2, 2, 2, 2), 50.0), ((5, 2, 2, 2, 2, 2), 100.0)])
+def test_hf_audio_encoder_frame_rate_from_conv_strides(tmp_path, sentence, strides, rate):
+    folder = _tiny_wav2vec2(tmp_path / "w2v", strides)
+    _, wav = sentence
+    enc = get_acoustic_encoder(f"hf:{folder}")
+    assert enc.frame_rate_hz == rate and enc.dim == 32
+    x = enc.encode(wav)
+    assert x.shape == (math.ceil(len(wav) / SR * rate), 32)
+    x1 = get_acoustic_encoder(f"hf:{folder}", layer=1).encode(wav)
+    assert x1.shape == x.shape and not np.allclose(x1, x)
+    with pytest.raises(EncoderError, match="layer 9 does not exist"):
+        get_acoustic_encoder(f"hf:{folder}", layer=9).encode(wav)
+
+
+def test_hf_whisper_encoder(tmp_path, sentence):
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
+
+    cfg = WhisperConfig(d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+                        encoder_ffn_dim=37, decoder_ffn_dim=37, vocab_size=100, num_mel_bins=80, max_target_positions=32,
+                        pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1, suppress_tokens=[], begin_suppress_tokens=[])
+    WhisperModel(cfg).save_pretrained(tmp_path / "wh")
+    WhisperFeatureExtractor(feature_size=80).save_pretrained(tmp_path / "wh")
+    _, wav = sentence
+    enc = get_acoustic_encoder(f"hf:{tmp_path / 'wh'}")
+    assert enc.frame_rate_hz == 50.0
+    assert enc.encode(wav).shape == (math.ceil(len(wav) / SR * 50), 16)
+
+
+def test_opensmile_egemaps(sentence):
+    pytest.importorskip("opensmile", reason="optional extra: pip install acoustemo[opensmile]")
+    _, wav = sentence
+    x = get_acoustic_encoder("opensmile-egemaps").encode(wav)
+    assert x.shape == (math.ceil(len(wav) / SR * 100), 25) and np.isfinite(x).all()
+
+
+def test_visual_default_on_video_without_faces(tmp_path, dialogue_video):
+    from acoustemo.data.media import probe
+
+    video, _ = dialogue_video
+    enc = get_visual_encoder("default", fps=2.0)
+    f = FeatureCache(tmp_path).get_or_compute(video, enc, "vid")
+    assert f.frame_rate_hz == 2.0 and f.data.shape == (math.ceil(probe(video).duration_s * 2), 141)
+    assert f.streams == [("face", 6), ("expression", 7), ("expression_embed", 128)]
+    assert not f.data.any()  # a test pattern has no face: flag 0 and zeros, never a fake "neutral"
+
+
+def test_fer_expression_features_on_a_crop():
+    enc = get_visual_encoder("default")
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[:64, :64]
+    face = (128 + 60 * np.sin(x / 5.0) * np.cos(y / 7.0) + rng.normal(0, 5, (64, 64))).clip(0, 255).astype(np.uint8)
+    v = enc.expression(face)
+    assert v.shape == (135,)
+    assert v[:7].sum() == pytest.approx(1.0, abs=0.02) and (v[:7] >= 0).all()
+    assert v[7:].std() > 0  # the 128-d block output is read, not left at zeros
+    assert not np.allclose(enc.expression(255 - face), v)
+
+
+def test_hf_image_encoder(tmp_path, dialogue_video):
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    cfg = ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37)
+    ViTModel(cfg).save_pretrained(tmp_path / "vit")
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path / "vit")
+    video, _ = dialogue_video
+    enc = get_visual_encoder(f"hf:{tmp_path / 'vit'}", fps=1.0)
+    f = FeatureCache(tmp_path / "cache").get_or_compute(video, enc, "vid")
+    assert f.data.shape[1] == 16 and f.frame_rate_hz == 1.0 and len(f.data) >= 2
+    assert not np.allclose(f.data[0], f.data[-1])  # the test pattern moves
