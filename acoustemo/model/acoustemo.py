@@ -1,0 +1,267 @@
+"""AcoustEmoModel: Q-Formers + projections + placeholder scatter + the LLM with LoRA (paper §3, Fig. 1).
+
+    T_A^i      = utterance Q-Former(F_A[window i])            Eq. (1)-(2), all windows in one batch
+    T_A^global = global Q-Former(F_A)                          a second Q-Former with its own weights
+    T_A        = [T_A^global; T_A^1; ...; T_A^N]               Eq. (3)
+    T_V        = image Q-Former(per-frame visual features)     when cfg.visual_dim is set
+    loss       = causal LM loss on the answer tokens only      Eq. (4) (labels are masked in the dataset)
+
+The tokens are projected to the LLM's hidden size and scattered into `inputs_embeds` at the placeholder
+positions the dataset expanded (row-major order, clip-major then window order), after checking the counts.
+Placeholder ids lie past the LLM's embedding matrix; they are swapped for id 0 before the lookup, so the
+embedding is never resized or trained. Frozen: the LLM (LoRA adapters train) and the encoders (features
+arrive precomputed). Ablations are the config switch `ablation`; the dataset builds the matching prompts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from acoustemo.config import ModelConfig
+from acoustemo.data.prompt import parse_answer
+from acoustemo.errors import ConfigError
+from acoustemo.model.llm import GLOBAL_AUDIO, TINY_RANDOM, UTT_AUDIO, VIDEO, add_lora, load_llm
+from acoustemo.model.qformer import QFormer
+
+WEIGHTS = "acoustemo.safetensors"  # Q-Formers + projections (the trainable non-LoRA weights)
+BASE_WEIGHTS = "llm_base.safetensors"  # only for the debug preset's random LLM, which no folder holds
+ADAPTER = "adapter"  # peft's own format
+
+
+class AcoustEmoModel(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        llm, self.tokenizer = load_llm(cfg.llm, cfg.llm_dtype)
+        hidden = llm.get_input_embeddings().embedding_dim
+        self.llm = add_lora(llm, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
+        self.placeholder_ids = {k: self.tokenizer.convert_tokens_to_ids(k) for k in (UTT_AUDIO, GLOBAL_AUDIO, VIDEO)}
+
+        def qformer(streams, num_queries):
+            return QFormer(streams, num_queries, cfg.d_model, cfg.qformer_layers, cfg.qformer_heads, cfg.qformer_ffn,
+                           cfg.max_window_frames, cfg.qformer_dropout)
+
+        # Disabled branches are not built at all, so parameter counts and checkpoints reflect the ablation.
+        self.utt_qformer = qformer(cfg.acoustic_streams, cfg.num_queries) if cfg.uses_windows else None
+        self.utt_proj = nn.Linear(cfg.d_model, hidden) if cfg.uses_windows else None
+        self.global_qformer = qformer(cfg.acoustic_streams, cfg.global_num_queries) if cfg.uses_global else None
+        self.global_proj = nn.Linear(cfg.d_model, hidden) if cfg.uses_global else None
+        has_video = cfg.visual_dim is not None
+        self.video_qformer = qformer([("visual", cfg.visual_dim)], cfg.visual_num_queries) if has_video else None
+        self.video_proj = nn.Linear(cfg.d_model, hidden) if has_video else None
+
+    @property
+    def device(self) -> torch.device:
+        return self.llm.get_input_embeddings().weight.device
+
+    # acoustic / visual tokens ---------------------------------------------------------------------------------
+    def utterance_tokens(self, windows, window_mask, window_tokens=None, return_attention=False):
+        """(W, F, D) windows -> (sum K'_w, hidden): each window's K queries, pooled to K'_w when budgeted."""
+        out = self.utt_qformer(windows, window_mask, return_attention=return_attention)
+        q, attn = out if return_attention else (out, None)
+        tokens = self.utt_proj(_pool_each(q, window_tokens))
+        return (tokens, attn) if return_attention else tokens
+
+    def global_tokens(self, audio, audio_mask, global_tokens=None):
+        """(B, L, D) whole-clip features -> (sum K_g_b, hidden): T_A^global of Eq. (3)."""
+        return self.global_proj(_pool_each(self.global_qformer(audio, audio_mask), global_tokens))
+
+    def video_tokens(self, video, video_mask):
+        """(B, T, Dv) per-frame visual features -> (B * K_v, hidden): T_V."""
+        return self.video_proj(self.video_qformer(video, video_mask).flatten(0, 1))
+
+    def embed(self, input_ids, audio=None, audio_mask=None, windows=None, window_mask=None, window_tokens=None,
+              global_tokens=None, video=None, video_mask=None) -> torch.Tensor:
+        """inputs_embeds (B, S, hidden) with every placeholder replaced by its acoustic / visual token."""
+        dev = self.device
+        input_ids = input_ids.to(dev)
+        ph = torch.tensor(list(self.placeholder_ids.values()), device=dev)
+        embeds = self.llm.get_input_embeddings()(input_ids.masked_fill(torch.isin(input_ids, ph), 0))
+        expected = {  # tokens each branch will deliver for this batch (0 when the branch or its input is absent)
+            UTT_AUDIO: _count(self.utt_qformer, windows, window_tokens, self.cfg.num_queries),
+            GLOBAL_AUDIO: _count(self.global_qformer, audio, global_tokens, self.cfg.global_num_queries),
+            VIDEO: _count(self.video_qformer, video, None, self.cfg.visual_num_queries),
+        }
+        make = {
+            UTT_AUDIO: lambda: self.utterance_tokens(_to(windows, dev), _to(window_mask, dev), _to(window_tokens, dev)),
+            GLOBAL_AUDIO: lambda: self.global_tokens(_to(audio, dev), _to(audio_mask, dev), _to(global_tokens, dev)),
+            VIDEO: lambda: self.video_tokens(_to(video, dev), _to(video_mask, dev)),
+        }
+        for kind, want in expected.items():
+            positions = input_ids == self.placeholder_ids[kind]
+            n = int(positions.sum())
+            if n != want:
+                raise ConfigError(
+                    f"{n} {kind} placeholders in input_ids but this model delivers {want} {kind} tokens for this "
+                    f"batch (ablation={self.cfg.ablation!r}, visual_dim={self.cfg.visual_dim}); the batch was built "
+                    f"for another config (num_queries / global_num_queries / visual_num_queries / ablation) or its "
+                    f"window_tokens / global_tokens do not match; build it with AcoustEmoDataset and the model's config"
+                )
+            if n:
+                tokens = make[kind]()
+                assert tokens.shape[0] == n, (kind, tokens.shape, n)  # _count and the Q-Former agree by construction
+                embeds = embeds.masked_scatter(positions.unsqueeze(-1), tokens.to(embeds.dtype))
+        return embeds
+
+    # LLM ------------------------------------------------------------------------------------------------------
+    def forward(self, input_ids, attention_mask, labels=None, audio=None, audio_mask=None, windows=None,
+                window_mask=None, window_tokens=None, global_tokens=None, video=None, video_mask=None, ids=None):
+        """The model batch of DESIGN.md -> transformers' CausalLMOutput (out.loss = Eq. (4), out.logits)."""
+        embeds = self.embed(input_ids, audio, audio_mask, windows, window_mask, window_tokens, global_tokens,
+                            video, video_mask)
+        return self.llm(inputs_embeds=embeds, attention_mask=attention_mask.to(self.device),
+                        labels=None if labels is None else labels.to(self.device))
+
+    @torch.no_grad()
+    def generate(self, batch: dict, max_new_tokens: int = 64, **generate_kwargs) -> list[str]:
+        """Answer text per clip; greedy (deterministic) unless generate_kwargs ask otherwise.
+
+        A batch built with answers is cut at each row's first answer token, so the model never sees them.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            keys = ("audio", "audio_mask", "windows", "window_mask", "window_tokens", "global_tokens", "video",
+                    "video_mask")
+            embeds = self.embed(batch["input_ids"], **{k: batch.get(k) for k in keys})
+            lengths = _prompt_lengths(batch)
+            S = max(lengths)
+            left = embeds.new_zeros(len(lengths), S, embeds.shape[-1])  # left-pad for generation
+            mask = torch.zeros(len(lengths), S, dtype=torch.long, device=embeds.device)
+            for i, n in enumerate(lengths):
+                left[i, S - n:], mask[i, S - n:] = embeds[i, :n], 1
+            options = dict(do_sample=False, num_beams=1, pad_token_id=self.tokenizer.pad_token_id,
+                           eos_token_id=self.tokenizer.eos_token_id)
+            if not generate_kwargs.get("do_sample"):
+                options.update(temperature=None, top_p=None, top_k=None)
+            options.update(generate_kwargs)
+            out = self.llm.generate(inputs_embeds=left, attention_mask=mask, max_new_tokens=max_new_tokens, **options)
+            return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+        finally:
+            self.train(was_training)
+
+    def predict_batch(self, batch: dict, max_new_tokens: int = 64, **generate_kwargs) -> list[tuple[list[str], str]]:
+        """(emotions, explanation) per clip, parsed from generate(); malformed answers give [] and a warning."""
+        return [parse_answer(t) for t in self.generate(batch, max_new_tokens, **generate_kwargs)]
+
+    # checkpoints ----------------------------------------------------------------------------------------------
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """The Q-Formers and projections (LoRA lives in the adapter folder)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("llm.")}
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """config.json + acoustemo.safetensors + adapter/ (peft format); written to a temp dir, then renamed."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.cfg.save(tmp / "config.json")
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.trainable_state_dict().items()}, tmp / WEIGHTS,
+                  metadata={"format": "pt", "acoustemo_config": json.dumps(self.cfg.to_json())})
+        self.llm.save_pretrained(tmp / ADAPTER)
+        if self.cfg.llm == TINY_RANDOM:  # random base weights exist nowhere else
+            base = {k: v.detach().cpu().clone().contiguous() for k, v in self.llm.state_dict().items()
+                    if "lora_" not in k}
+            save_file(base, tmp / BASE_WEIGHTS)
+        if directory.exists():
+            old = directory.with_name(f"{directory.name}.old-{os.getpid()}")
+            os.replace(directory, old)
+            os.replace(tmp, directory)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, directory)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, config: ModelConfig | None = None) -> "AcoustEmoModel":
+        """Rebuild a saved model. With `config`, it must match the saved one in every field that shapes the
+        weights (runtime fields such as max_seq_len may differ); otherwise ConfigError names the fields."""
+        from peft import set_peft_model_state_dict
+        from peft.utils import load_peft_weights
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        if not (directory / "config.json").is_file():
+            raise ConfigError(f"{directory} is not an AcoustEmo checkpoint (no config.json); give the folder that "
+                              f"save_pretrained wrote")
+        saved = ModelConfig.load(directory / "config.json")
+        if config is not None:
+            diff = saved.architecture_diff(config)
+            if diff:
+                raise ConfigError(f"checkpoint {directory} was saved with another config ({'; '.join(diff)}, "
+                                  f"checkpoint vs given); load it with its own config.json or retrain")
+        model = cls(config or saved)
+        if (directory / BASE_WEIGHTS).is_file():
+            _load_exact(model.llm, load_file(directory / BASE_WEIGHTS), directory / BASE_WEIGHTS, allow_missing="lora_")
+        _load_exact(model, load_file(directory / WEIGHTS), directory / WEIGHTS, allow_missing="llm.")
+        result = set_peft_model_state_dict(model.llm, load_peft_weights(str(directory / ADAPTER)))
+        if getattr(result, "unexpected_keys", None):
+            raise ConfigError(f"{directory / ADAPTER} holds LoRA weights this model lacks: {result.unexpected_keys[:5]}")
+        return model
+
+    def parameter_report(self) -> dict:
+        """{"trainable", "total"} parameter counts, plus the trainable ones split by part."""
+        parts = {"lora": 0, "qformers": 0, "projections": 0}
+        for name, p in self.named_parameters():
+            if p.requires_grad:
+                key = "lora" if "lora_" in name else "qformers" if "qformer" in name else "projections"
+                parts[key] += p.numel()
+        return {"trainable": sum(parts.values()), "total": sum(p.numel() for p in self.parameters()), **parts}
+
+
+def _pool_each(q: torch.Tensor, counts: torch.Tensor | None) -> torch.Tensor:
+    """(W, K, d) -> (sum counts, d): window w keeps counts[w] tokens, average-pooled from its K (token budget)."""
+    W, K, d = q.shape
+    if counts is None or bool((counts == K).all()):
+        return q.reshape(W * K, d)
+    pieces: list[torch.Tensor | None] = [None] * W
+    for k in counts.unique().tolist():
+        idx = (counts == k).nonzero().squeeze(1)
+        group = q[idx] if k == K else F.adaptive_avg_pool1d(q[idx].transpose(1, 2), k).transpose(1, 2)
+        for j, i in enumerate(idx.tolist()):
+            pieces[i] = group[j]
+    return torch.cat(pieces)
+
+
+def _count(branch, inputs, counts, num_queries: int) -> int:
+    """Tokens a branch yields: its budgeted counts, else num_queries per row; 0 without branch or input."""
+    if branch is None or inputs is None or inputs.shape[0] == 0:
+        return 0
+    return int(counts.sum()) if counts is not None else inputs.shape[0] * num_queries
+
+
+def _prompt_lengths(batch: dict) -> list[int]:
+    """Per row: tokens before the answer (the first label != -100), or all real tokens without answers."""
+    lengths = batch["attention_mask"].sum(dim=1).tolist()
+    labels = batch.get("labels")
+    if labels is not None:
+        for i, row in enumerate(labels):
+            answer = (row != -100).nonzero()
+            if len(answer):
+                lengths[i] = int(answer[0])
+    return [int(n) for n in lengths]
+
+
+def _to(x, device):
+    return x.to(device) if isinstance(x, torch.Tensor) else x
+
+
+def _load_exact(module: nn.Module, state: dict, path, allow_missing: str) -> None:
+    """load_state_dict that names every missing / unexpected / mis-shaped tensor instead of a bare error."""
+    own = module.state_dict()
+    bad = [f"{k}: {tuple(v.shape)} in file vs {tuple(own[k].shape)} in model" for k, v in state.items()
+           if k in own and own[k].shape != v.shape]
+    unexpected = [k for k in state if k not in own]
+    missing = [k for k in own if k not in state and not k.startswith(allow_missing) and allow_missing not in k]
+    if bad or unexpected or missing:
+        raise ConfigError(f"{path} does not fit this model: shapes {bad[:5]}, unexpected {unexpected[:5]}, "
+                          f"missing {missing[:5]}; load it with the config.json saved beside it")
+    module.load_state_dict(state, strict=False)

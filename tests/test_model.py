@@ -1,0 +1,304 @@
+"""AcoustEmoModel + AcoustEmoDataset on the debug preset with synthetic features (random arrays, real code)."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from acoustemo.config import ModelConfig
+from acoustemo.data.dataset import IGNORE, AcoustEmoDataset, TokenBudgetWarning, collate
+from acoustemo.data.segments import Clip, Utterance
+from acoustemo.data.windows import frame_range
+from acoustemo.errors import ConfigError
+from acoustemo.features.base import Features
+from acoustemo.model.acoustemo import AcoustEmoModel
+from acoustemo.model.llm import GLOBAL_AUDIO, UTT_AUDIO, VIDEO
+
+RATE_HZ = 50.0
+
+
+def make_clip(i: int, spans: list[tuple[float, float]], labels=("happy",), description="") -> Clip:
+    utts = [Utterance(a, b, "AB"[j % 2], f"u{j}") for j, (a, b) in enumerate(spans)]
+    return Clip(f"clip{i}", f"clip{i}.wav", utts, "A", list(labels), description)
+
+
+def features_for(clips, cfg, seed=0, visual_dim=None):
+    acoustic, visual = {}, {}
+    for c in clips:
+        rng = np.random.default_rng([seed, int(c.id.removeprefix("clip"))])  # a clip's features do not depend on its batch
+        duration = max(u.end_s for u in c.utterances) + 0.4
+        L = math.ceil(duration * RATE_HZ)
+        acoustic[c.id] = Features(rng.standard_normal((L, cfg.acoustic_dim)).astype(np.float32), RATE_HZ, "synthetic",
+                                  cfg.acoustic_streams, duration)
+        if visual_dim:
+            T = math.ceil(duration * 2)
+            visual[c.id] = Features(rng.standard_normal((T, visual_dim)).astype(np.float32), 2.0, "synthetic",
+                                    [("visual", visual_dim)], duration)
+    return (lambda c: acoustic[c.id]), (lambda c: visual.get(c.id))
+
+
+# a one-frame utterance (0.02 s at 50 Hz), short and long ones
+CLIPS = [make_clip(0, [(0.3, 1.2), (1.5, 1.52), (1.9, 3.9)], ["happy", "excited"], "She laughs."),
+         make_clip(1, [(0.1, 0.5)], ["sad"], "His voice drops."),
+         make_clip(2, [(0.2, 1.0), (1.3, 2.2)], ["angry"], "He shouts.")]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny tensors: one thread is fastest, and on a busy shared CPU several threads spin against each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return ModelConfig.preset("debug")
+
+
+@pytest.fixture(scope="module")
+def model(cfg):
+    torch.manual_seed(0)
+    return AcoustEmoModel(cfg).eval()
+
+
+def build(model, cfg, clips=CLIPS, with_answers=True, visual_dim=None):
+    load_a, load_v = features_for(clips, cfg, visual_dim=visual_dim)
+    ds = AcoustEmoDataset(clips, load_a, load_v, model.tokenizer, cfg, with_answers=with_answers)
+    return ds, collate([ds[i] for i in range(len(ds))], model.tokenizer.pad_token_id)
+
+
+def test_dataset_windows_are_eq1_and_labels_mask_all_but_the_answer(model, cfg):
+    ds, _ = build(model, cfg)
+    load_a, _ = features_for(CLIPS, cfg)
+    tok = model.tokenizer
+    for i, clip in enumerate(CLIPS):
+        ex, feats = ds[i], load_a(clip)
+        assert len(ex["windows"]) == len(clip.utterances)
+        for u, w in zip(clip.utterances, ex["windows"]):
+            a, b = frame_range(u.start_s, u.end_s, RATE_HZ, feats.data.shape[0])
+            assert torch.equal(w, torch.from_numpy(feats.data[a:b]))  # Eq. (1)
+        ids = ex["input_ids"].tolist()
+        assert ids.count(tok.convert_tokens_to_ids(UTT_AUDIO)) == len(clip.utterances) * cfg.num_queries
+        assert ids.count(tok.convert_tokens_to_ids(GLOBAL_AUDIO)) == cfg.global_num_queries
+        answer = ex["labels"][ex["labels"] != IGNORE].tolist()
+        assert answer[-1] == tok.eos_token_id
+        assert tok.decode(answer[:-1]) == f"Emotions: {', '.join(clip.labels)}\nExplanation: {clip.description}"
+        n = len(answer)
+        assert ex["input_ids"][-n:].tolist() == answer and (ex["labels"][:-n] == IGNORE).all()
+    assert len(ds[1]["windows"][0]) >= 1 and len(ds[0]["windows"][1]) == 1  # the one-frame window survives
+
+
+def test_collate_matches_the_design_batch(model, cfg):
+    _, batch = build(model, cfg)
+    B, W = len(CLIPS), sum(len(c.utterances) for c in CLIPS)
+    S = batch["input_ids"].shape[1]
+    assert batch["ids"] == [c.id for c in CLIPS]
+    assert batch["attention_mask"].shape == batch["labels"].shape == (B, S)
+    assert batch["audio"].shape[:2] == batch["audio_mask"].shape and batch["audio"].shape[0] == B
+    assert batch["windows"].shape[0] == W and batch["window_mask"].shape == batch["windows"].shape[:2]
+    assert batch["window_tokens"].tolist() == [cfg.num_queries] * W
+    assert batch["global_tokens"].tolist() == [cfg.global_num_queries] * B
+    assert batch["video"] is None and batch["video_mask"] is None
+    assert (batch["labels"][batch["attention_mask"] == 0] == IGNORE).all()
+
+
+def test_eq3_tokens_land_at_their_placeholders(model, cfg):
+    """Paper layout: T_A = [T_global; T_1 ... T_N] sits contiguously, each at the right embedding rows."""
+    pcfg = ModelConfig.preset("debug", layout="paper")
+    _, batch = build(model, pcfg, CLIPS[:1])
+    ids = batch["input_ids"][0]
+    g, u = (ids == model.placeholder_ids[GLOBAL_AUDIO]).nonzero()[:, 0], (ids == model.placeholder_ids[UTT_AUDIO]).nonzero()[:, 0]
+    assert g.max() < u.min() and (torch.cat([g, u]).diff() == 1).all()  # [T_global; T_1; ...; T_N] in one block
+    with torch.no_grad():
+        embeds = model.embed(**{k: v for k, v in batch.items() if k not in ("ids", "labels", "attention_mask")})
+        t_global = model.global_tokens(batch["audio"], batch["audio_mask"])
+        t_utts = model.utterance_tokens(batch["windows"], batch["window_mask"])
+    assert torch.allclose(embeds[0, g], t_global, atol=1e-6)
+    assert torch.allclose(embeds[0, u], t_utts, atol=1e-6)
+    assert t_utts.shape == (len(CLIPS[0].utterances) * cfg.num_queries, model.llm.config.hidden_size)
+
+
+def test_batch_equals_one_clip_at_a_time(model, cfg):
+    _, batch = build(model, cfg)
+    with torch.no_grad():
+        logits = model(**batch).logits
+        for i, clip in enumerate(CLIPS):
+            _, one = build(model, cfg, [clip])
+            n = one["input_ids"].shape[1]
+            assert torch.allclose(logits[i, :n], model(**one).logits[0], atol=1e-4), clip.id
+
+
+def test_gradients_reach_only_trainable_parameters(model, cfg):
+    _, batch = build(model, cfg)
+    with torch.no_grad():  # LoRA starts with B = 0, which blocks the gradient of A; open it
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.05)
+    model.train()
+    model.zero_grad()
+    model(**batch).loss.backward()
+    model.eval()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    for name, p in model.named_parameters():
+        if name in trainable:
+            assert p.grad is not None and p.grad.abs().sum() > 0, f"{name} got no gradient"
+        else:
+            assert p.grad is None, f"frozen {name} got a gradient"
+            assert name.startswith("llm.") and "lora_" not in name
+    assert any("lora_" in n for n in trainable) and any(n.startswith("utt_qformer") for n in trainable)
+    assert any(n.startswith("global_qformer") for n in trainable) and "utt_proj.weight" in trainable
+    assert not any("embed_tokens" in n for n in trainable)  # the embedding is never trained or resized
+    report = model.parameter_report()
+    assert report["trainable"] == sum(p.numel() for n, p in model.named_parameters() if n in trainable)
+    assert 0 < report["trainable"] < report["total"]
+    model.zero_grad()
+
+
+def test_placeholder_count_mismatch_raises(model, cfg):
+    _, batch = build(model, cfg)
+    ids = batch["input_ids"].clone()
+    first = (ids == model.placeholder_ids[UTT_AUDIO]).nonzero()[0]
+    ids[first[0], first[1]] = model.tokenizer.pad_token_id
+    with pytest.raises(ConfigError, match=r"placeholders in input_ids"):
+        model(**{**batch, "input_ids": ids})
+    with pytest.raises(ConfigError, match=r"<\|global_audio\|>"):
+        model(**{**batch, "global_tokens": batch["global_tokens"] - 1})
+
+
+def test_save_load_identical_and_other_config_fails(model, cfg, tmp_path):
+    _, batch = build(model, cfg)
+    with torch.no_grad():  # make LoRA non-zero so the adapter round trip is really tested
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.05)
+    model.save_pretrained(tmp_path / "ckpt")
+    model.save_pretrained(tmp_path / "ckpt")  # overwriting an existing checkpoint works
+    assert {p.name for p in (tmp_path / "ckpt").iterdir()} >= {"config.json", "acoustemo.safetensors", "adapter"}
+    assert not list(tmp_path.glob("*.tmp-*")) and not list(tmp_path.glob("*.old-*"))
+    assert not list((tmp_path / "ckpt").rglob("*.bin")) and not list((tmp_path / "ckpt").rglob("*.pt"))
+    loaded = AcoustEmoModel.from_pretrained(tmp_path / "ckpt").eval()
+    with torch.no_grad():
+        assert torch.equal(model(**batch).logits, loaded(**batch).logits)
+    assert model.generate(batch, max_new_tokens=6) == loaded.generate(batch, max_new_tokens=6)
+    AcoustEmoModel.from_pretrained(tmp_path / "ckpt", ModelConfig.preset("debug", max_seq_len=2048))  # runtime field
+    with pytest.raises(ConfigError, match=r"num_queries: 5 vs 6"):
+        AcoustEmoModel.from_pretrained(tmp_path / "ckpt", ModelConfig.preset("debug", num_queries=6))
+    with pytest.raises(ConfigError, match="not an AcoustEmo checkpoint"):
+        AcoustEmoModel.from_pretrained(tmp_path / "nothing")
+
+
+def test_generate_is_deterministic_and_ignores_answers(model, cfg):
+    _, with_answers = build(model, cfg)
+    _, prompts = build(model, cfg, with_answers=False)
+    a = model.generate(with_answers, max_new_tokens=8)
+    assert a == model.generate(prompts, max_new_tokens=8) == model.generate(prompts, max_new_tokens=8)
+    assert len(a) == len(CLIPS) and all(isinstance(t, str) for t in a)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a random LLM's answers are malformed: parsed to [] with a warning
+        parsed = model.predict_batch(prompts, max_new_tokens=8)
+    assert [p[0] for p in parsed] == [[]] * len(CLIPS)
+
+
+def test_token_budget_shrinks_window_tokens_with_a_warning(model, cfg):
+    clip = make_clip(9, [(0.2 + 0.5 * j, 0.6 + 0.5 * j) for j in range(12)])
+    _, full = build(model, cfg, [clip])
+    need = full["input_ids"].shape[1]
+    tight = ModelConfig.preset("debug", max_seq_len=need - 30)
+    with pytest.warns(TokenBudgetWarning, match="clip9"):
+        _, batch = build(model, tight, [clip])
+    k = batch["window_tokens"].tolist()
+    assert batch["input_ids"].shape[1] <= tight.max_seq_len
+    assert len(set(k)) == 1 and 1 <= k[0] < cfg.num_queries and batch["global_tokens"].tolist() == [3]
+    with torch.no_grad():
+        assert torch.isfinite(model(**batch).loss)  # the count check passes with pooled tokens
+    text_only = need - 12 * cfg.num_queries - cfg.global_num_queries
+    tighter = ModelConfig.preset("debug", max_seq_len=text_only + 12 + 1)
+    with pytest.warns(TokenBudgetWarning):
+        _, batch = build(model, tighter, [clip])
+    assert batch["window_tokens"].tolist() == [1] * 12 and batch["global_tokens"].tolist() == [1]
+    with pytest.raises(ConfigError, match="clip9.*raise max_seq_len"):
+        build(model, ModelConfig.preset("debug", max_seq_len=text_only + 5), [clip])
+
+
+@pytest.mark.parametrize("ablation", ["no-global", "fixed-window", "no-utterance"])
+def test_ablations(ablation):
+    cfg = ModelConfig.preset("debug", ablation=ablation)
+    torch.manual_seed(0)
+    model = AcoustEmoModel(cfg).eval()
+    _, batch = build(model, cfg)
+    ids = batch["input_ids"]
+    n_global = int((ids == model.placeholder_ids[GLOBAL_AUDIO]).sum())
+    n_utt = int((ids == model.placeholder_ids[UTT_AUDIO]).sum())
+    if ablation == "no-global":
+        assert model.global_qformer is None and n_global == 0 and n_utt == 6 * cfg.num_queries
+    if ablation == "no-utterance":
+        assert model.utt_qformer is None and n_utt == 0 and batch["windows"].shape[0] == 0
+    if ablation == "fixed-window":  # windows every 2 s over each clip's duration (4.3 s, 0.9 s, 2.6 s)
+        assert batch["windows"].shape[0] == 3 + 1 + 2 and n_utt == 6 * cfg.num_queries
+    with torch.no_grad():
+        assert torch.isfinite(model(**batch).loss)
+
+
+def test_visual_branch():
+    cfg = ModelConfig.preset("debug", visual_dim=7)
+    torch.manual_seed(0)
+    model = AcoustEmoModel(cfg).eval()
+    _, batch = build(model, cfg, visual_dim=7)
+    assert batch["video"].shape[0] == len(CLIPS) and batch["video"].shape[2] == 7
+    assert int((batch["input_ids"] == model.placeholder_ids[VIDEO]).sum()) == len(CLIPS) * cfg.visual_num_queries
+    with torch.no_grad():
+        assert torch.isfinite(model(**batch).loss)
+    with pytest.raises(ConfigError, match="no visual features"):
+        build(model, cfg, visual_dim=None)
+
+
+def test_training_drives_the_loss_down(cfg):
+    torch.manual_seed(0)
+    model = AcoustEmoModel(cfg).train()
+    clips = [make_clip(i, [(0.2, 0.9), (1.1, 1.6)][: 1 + i % 2], [lab]) for i, lab in
+             enumerate(["happy", "sad", "angry", "calm"])]
+    _, batch = build(model, cfg, clips)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    losses = []
+    for _ in range(80):
+        opt.zero_grad()
+        loss = model(**batch).loss
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-5:]) < 0.5 * losses[0], losses[::10]
+
+
+def test_config_validation_and_presets(tmp_path):
+    with pytest.raises(ConfigError, match="Llama-2-7b"):
+        ModelConfig.preset("paper")
+    paper = ModelConfig.preset("paper", llm="/models/Llama-2-7b-hf")
+    assert (paper.num_queries, paper.d_model) == (32, 768)
+    with pytest.raises(ConfigError, match="ablation"):
+        ModelConfig.preset("debug", ablation="no-audio")
+    with pytest.raises(ConfigError, match="divisible"):
+        ModelConfig.preset("debug", d_model=25)
+    with pytest.raises(ConfigError, match="unknown ModelConfig field"):
+        ModelConfig.preset("debug", num_querys=3)
+    cfg = ModelConfig.preset("cpu-default", visual_dim=128)
+    cfg.save(tmp_path / "config.json")
+    assert ModelConfig.load(tmp_path / "config.json") == cfg
+    with pytest.raises(ConfigError, match="neither"):
+        AcoustEmoModel(ModelConfig.preset("debug", llm=str(tmp_path / "no-such-model")))
+
+
+@pytest.mark.slow
+def test_real_offline_llm_loads_and_generates():
+    """The bundled SmolLM2-135M (GGUF -> HF folder once, ~30-65 s; then ~3.5 s) runs inside AcoustEmoModel."""
+    cfg = ModelConfig.preset("cpu-default", acoustic_streams=[("whisper", 13), ("prosody", 3)])
+    model = AcoustEmoModel(cfg).eval()
+    assert model.llm.config.hidden_size == 576 and model.tokenizer.chat_template
+    _, batch = build(model, cfg, CLIPS[1:2], with_answers=False)
+    text = model.generate(batch, max_new_tokens=5)
+    assert len(text) == 1 and isinstance(text[0], str) and text[0]
+    report = model.parameter_report()
+    assert report["lora"] > 0 and report["total"] > 130_000_000 > report["trainable"]
