@@ -1,0 +1,96 @@
+"""`acoustemo predict`: one media file, or every clip of a manifest.
+
+    acoustemo predict talk.mp4 --model runs/exp1 [--subtitles talk.srt] [--speaker Anna] [--json answer.json]
+    acoustemo predict --manifest test.jsonl --model runs/exp1 --out preds.jsonl     # resumable, batched
+
+Without subtitles the utterances come from VAD + ASR; with untimed subtitles (.txt) the lines are aligned to
+the ASR words. --model takes a training run folder (its best/ is used) or a saved model folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from acoustemo.errors import ConfigError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("media", nargs="?", metavar="MEDIA", help="one audio / video file (or use --manifest)")
+    p.add_argument("--manifest", metavar="M.jsonl", help="predict every clip of this manifest (needs --out)")
+    p.add_argument("--out", metavar="PREDS.jsonl", help="with --manifest: one {id, emotions, explanation} per line")
+    p.add_argument("--model", metavar="DIR", help="training run folder (uses DIR/best) or a saved model folder")
+    p.add_argument("--subtitles", metavar="FILE", help="with MEDIA: SRT / WebVTT / JSON, or untimed .txt lines")
+    p.add_argument("--speaker", metavar="NAME", help="with MEDIA: the target speaker to ask about")
+    p.add_argument("--json", metavar="OUT", help="with MEDIA: write the full prediction as JSON ('-' = stdout)")
+    p.add_argument("--plot", metavar="OUT.png", help="with MEDIA: draw the timeline (waveform, pitch, utterances, "
+                                                    "the utterance Q-Former's attention) to this PNG")
+    p.add_argument("--batch-size", type=int, default=8, help="with --manifest: clips per generation batch")
+    p.add_argument("--cache-dir", metavar="DIR", help="feature cache (default: the training run's cache, else "
+                                                       "$ACOUSTEMO_CACHE/features)")
+    p.add_argument("--max-new-tokens", type=int, default=64, help="answer length limit in tokens")
+    p.add_argument("--device", help="torch device (default cuda if available, else cpu)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    if (args.media is None) == (args.manifest is None):
+        raise ConfigError("give either one MEDIA file or --manifest M.jsonl (with --out), not both / neither")
+    if args.model is None:
+        raise ConfigError("--model DIR is required: a training run folder (acoustemo train --out DIR) or its best/")
+    if args.manifest is not None:
+        return _run_manifest(args)
+    return _run_media(args)
+
+
+def _predictor(args):
+    from acoustemo.infer import load_predictor
+
+    return load_predictor(args.model, args.cache_dir, args.device, max_new_tokens=args.max_new_tokens)
+
+
+def _run_manifest(args) -> int:
+    from acoustemo.infer import predict_manifest
+
+    misplaced = [f for f in ("subtitles", "speaker", "json", "plot") if getattr(args, f) is not None]
+    if misplaced:
+        raise ConfigError(f"--{', --'.join(misplaced)} apply to a single MEDIA file; a manifest gives them per clip")
+    if args.out is None:
+        raise ConfigError("--manifest needs --out PREDS.jsonl")
+    report = predict_manifest(args.manifest, _predictor(args), args.out, args.cache_dir, args.batch_size,
+                              progress=not args.no_progress)
+    print(f"{report.out}: {report.predicted} predicted, {report.skipped} already there, {len(report.failed)} failed "
+          f"of {report.total} clips ({report.clips_per_s:.2f} clips/s)", file=sys.stderr)
+    for clip_id, reason in report.failed:
+        print(f"  FAILED {clip_id}: {reason}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def _run_media(args) -> int:
+    from acoustemo.infer import predict_clip
+
+    if args.out is not None:
+        raise ConfigError("--out is for --manifest; with one MEDIA file use --json OUT")
+    predictor = _predictor(args)
+    pred = predict_clip(args.media, args.subtitles, args.speaker, model=predictor)
+    for note in pred.warnings:
+        print(f"warning: {note}", file=sys.stderr)
+    if args.plot:
+        from acoustemo.plot import plot_prediction
+
+        print(f"timeline: {plot_prediction(args.plot, args.media, pred, predictor, args.speaker)}", file=sys.stderr)
+    if args.json == "-":
+        print(json.dumps(pred.to_json(), indent=2, ensure_ascii=False))
+        return 0
+    if args.json:
+        from acoustemo.data.manifest import write_text_atomic
+
+        write_text_atomic(Path(args.json), json.dumps(pred.to_json(), indent=2, ensure_ascii=False) + "\n")
+    print(f"Utterances ({pred.timestamps_source}):")
+    for u in pred.utterances:
+        print(f"  [{u.start_s:.2f}-{u.end_s:.2f} s] {u.speaker or '?'}: {u.text}")
+    print(f"Emotions: {', '.join(pred.emotions) or '(none)'}")
+    print(f"Explanation: {pred.explanation}")
+    return 0

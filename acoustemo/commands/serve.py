@@ -1,0 +1,39 @@
+"""`acoustemo serve`: a local web page to upload a video or audio file (and subtitles) and see the emotions,
+the explanation, the utterances and the timeline plot.
+
+    acoustemo serve --model runs/exp1 [--host 127.0.0.1] [--port 8000] [--max-upload-mb 200]
+
+Binds to this machine only unless --host says otherwise; the model is loaded once and answers one upload at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from acoustemo.errors import ConfigError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="DIR", help="training run folder (uses DIR/best) or a saved model folder")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free port)")
+    p.add_argument("--max-upload-mb", type=float, default=200, help="largest accepted upload in MB (default 200)")
+    p.add_argument("--cache-dir", metavar="DIR", help="feature cache (default: the training run's cache, else "
+                                                       "$ACOUSTEMO_CACHE/features)")
+    p.add_argument("--device", help="torch device (default cuda if available, else cpu)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from acoustemo.serve import serve
+
+    if args.model is None:
+        raise ConfigError("--model DIR is required: a training run folder (acoustemo train --out DIR) or its best/")
+    if args.max_upload_mb <= 0:
+        raise ConfigError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be 0..65535, got {args.port}")
+    try:
+        serve(args.model, args.host, args.port, args.max_upload_mb, args.cache_dir, args.device)
+    except KeyboardInterrupt:  # Ctrl+C is how a server is stopped
+        pass
+    return 0

@@ -1,0 +1,92 @@
+"""`acoustemo train`: the paper's recipe (§4.1) by default; every option maps to a ModelConfig / TrainConfig field.
+
+    acoustemo train --train train.jsonl --val val.jsonl --out runs/exp1
+    acoustemo train --train train.jsonl --val val.jsonl --out runs/nog --ablation no-global --max-steps 50
+    acoustemo train --out runs/exp1 --resume            # continues exactly where a killed run stopped
+    accelerate launch --multi_gpu --num_processes 4 -m acoustemo train --train ... --out runs/ddp
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from acoustemo.config import ABLATIONS, PRESETS
+from acoustemo.errors import ConfigError
+
+# CLI flag -> TrainConfig field (flags left out keep the config file's / default value)
+_TRAIN_FLAGS = {
+    "epochs": "epochs", "batch_size": "batch_size", "grad_accum": "grad_accum_steps", "lr": "lr",
+    "weight_decay": "weight_decay", "warmup_ratio": "warmup_ratio", "max_steps": "max_steps",
+    "mixed_precision": "mixed_precision", "gradient_checkpointing": "gradient_checkpointing", "seed": "seed",
+    "save_every": "save_every_steps", "eval_every": "eval_every_steps", "best_metric": "best_metric",
+    "encoder": "acoustic_encoder", "visual_encoder": "visual_encoder", "cache_dir": "cache_dir",
+    "num_workers": "num_workers", "log_every": "log_every_steps",
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--train", metavar="M.jsonl", help="training manifest (with labels and descriptions)")
+    p.add_argument("--val", metavar="M.jsonl", help="validation manifest: chooses DIR/best (never pass the test split)")
+    p.add_argument("--out", required=True, metavar="DIR", help="run folder: configs, log.jsonl, loss.png, last/, best/")
+    p.add_argument("--config", metavar="FILE", help='JSON {"preset"?, "model": {...}, "train": {...}} (or flat fields)')
+    p.add_argument("--preset", choices=sorted(PRESETS), help="model preset (default cpu-default)")
+    p.add_argument("--ablation", choices=ABLATIONS, help="paper Table 2 variant (default full)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly (configs reloaded from it)")
+    g = p.add_argument_group("training (TrainConfig; defaults = paper §4.1)")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int, help="clips per micro-batch per process (default 1)")
+    g.add_argument("--grad-accum", type=int, metavar="N", help="micro-batches per optimizer step (default 1)")
+    g.add_argument("--lr", type=float, help="peak learning rate (default 2e-5)")
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--warmup-ratio", type=float)
+    g.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimizer steps (quick runs)")
+    g.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], help="autocast (fp16 needs a GPU)")
+    g.add_argument("--gradient-checkpointing", action="store_true", default=None, help="recompute LLM activations")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--save-every", type=int, metavar="N", help="checkpoint DIR/last every N steps (and each epoch)")
+    g.add_argument("--eval-every", type=int, metavar="N", help="validate every N steps (and each epoch)")
+    g.add_argument("--best-metric", choices=["val_loss", "val_avg"], help="what chooses DIR/best")
+    g.add_argument("--encoder", help="acoustic feature encoder (default 'default'); sets the model's streams")
+    g.add_argument("--visual-encoder", help="visual feature encoder, for models with a visual branch")
+    g.add_argument("--cache-dir", metavar="DIR", help="feature cache (default DIR/../features)")
+    g.add_argument("--num-workers", type=int)
+    g.add_argument("--log-every", type=int, metavar="N")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to DIR/log.jsonl)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from acoustemo.train import load_run_configs, resolve_configs, train
+
+    train_overrides = {field: getattr(args, flag) for flag, field in _TRAIN_FLAGS.items()
+                       if getattr(args, flag) is not None}
+    if args.no_progress:
+        train_overrides["progress"] = False
+    model_overrides = {"ablation": args.ablation} if args.ablation else {}
+    if args.resume and not (args.preset or args.config):
+        model_cfg, train_cfg = load_run_configs(args.out)  # the run's own configs; flags may still change them
+        model_cfg = type(model_cfg).from_json({**model_cfg.to_json(), **model_overrides})
+        train_cfg = type(train_cfg).from_json({**train_cfg.to_json(), **train_overrides})
+    else:
+        model_cfg, train_cfg = resolve_configs(args.preset, args.config, model_overrides, train_overrides)
+    train_manifest, val_manifest = args.train, args.val
+    if args.resume and train_manifest is None:
+        train_manifest, val_manifest = _saved_manifests(Path(args.out), val_manifest)
+    if train_manifest is None:
+        raise ConfigError("--train M.jsonl is required (only --resume can find it in the run folder)")
+    result = train(train_manifest, val_manifest, args.out, model_cfg, train_cfg, resume=args.resume)
+    print(json.dumps({"out": str(result.out_dir), "steps": result.steps, "final_loss": result.final_loss,
+                      "best": str(result.best_dir) if result.best_dir else None, "best_step": result.best_step,
+                      train_cfg.best_metric: result.best_value, "samples_per_s": round(result.samples_per_s, 3)}))
+    return 0
+
+
+def _saved_manifests(out: Path, val: str | None) -> tuple[str, str | None]:
+    from acoustemo.train import RUN_FILE
+
+    try:
+        saved = json.loads((out / RUN_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        raise ConfigError(f"{out} does not record its manifests; pass --train (and --val) with --resume") from None
+    return saved["train_manifest"], val if val is not None else saved.get("val_manifest")

@@ -1,0 +1,270 @@
+"""Prediction: emotions and an explanation for one media file or every clip of a manifest.
+
+    predictor = load_predictor("runs/exp1")                       # a run folder, its best/ or any saved model
+    p = predict_clip("talk.mp4", subtitles="talk.srt", speaker="Anna", model=predictor)
+    p.emotions, p.explanation, p.utterances, p.timestamps_source
+
+    predict_manifest("test.jsonl", "runs/exp1", "preds.jsonl")     # one line per clip {"id", "emotions", "explanation"}
+
+Both forms share one path: a Clip (utterances from the manifest, the subtitles, or VAD + ASR) -> cached features
+(the encoder the model was trained with, read from its train_config.json) -> AcoustEmoDataset without answers ->
+AcoustEmoModel.generate (greedy) -> parse_answer.
+
+predict_manifest is resumable: finished lines go to `<out>.partial` as each batch completes; a rerun skips the ids
+already there (or already in `<out>`), and the complete file is written atomically, in manifest order, at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from acoustemo.data.segments import Clip, Utterance
+from acoustemo.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+OUTPUT_KEYS = ("id", "emotions", "explanation")
+
+
+@dataclass
+class Prediction:
+    id: str
+    emotions: list[str]
+    explanation: str
+    answer: str  # the generated text parse_answer read
+    utterances: list[Utterance]
+    timestamps_source: str  # "manifest", "subtitles", "vad", "asr" or "aligned"
+    model: str  # the model folder
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "emotions": self.emotions, "explanation": self.explanation, "answer": self.answer,
+                "utterances": [u.to_json() for u in self.utterances], "timestamps_source": self.timestamps_source,
+                "model": self.model, "warnings": self.warnings}
+
+
+def resolve_model_dir(path: str | os.PathLike) -> Path:
+    """A saved model folder: `path` itself, else its best/, else its last/model/ (a run killed early)."""
+    path = Path(path)
+    for cand in (path, path / "best", path / "last" / "model"):
+        if (cand / "config.json").is_file() and (cand / "acoustemo.safetensors").is_file():
+            return cand
+    raise ConfigError(f"{path} holds no trained AcoustEmo model (looked for config.json + acoustemo.safetensors in "
+                      f"it, best/ and last/model/); give a training run folder or its best/ folder")
+
+
+@dataclass
+class Predictor:
+    """A loaded model with the encoders and feature cache it needs; reuse it across calls."""
+
+    model: object  # AcoustEmoModel
+    model_dir: Path
+    cache: object  # FeatureCache
+    acoustic: object  # AcousticEncoder
+    visual: object | None
+    max_new_tokens: int = 64
+
+    def load_acoustic(self, clip: Clip):
+        return self.cache.get_or_compute(clip.media, self.acoustic, clip.id)
+
+    def load_visual(self, clip: Clip):
+        return self.cache.get_or_compute(clip.media, self.visual, clip.id) if self.visual is not None else None
+
+    def predict(self, clips: list[Clip]) -> list[Prediction]:
+        """One batch of clips (utterances already set) -> their predictions, in order."""
+        from acoustemo.data.dataset import AcoustEmoDataset, collate
+        from acoustemo.data.prompt import parse_answer
+
+        ds = AcoustEmoDataset(clips, self.load_acoustic, self.load_visual, self.model.tokenizer, self.model.cfg,
+                              with_answers=False)
+        batch = collate([ds[i] for i in range(len(ds))], self.model.tokenizer.pad_token_id)
+        texts = self.model.generate(batch, max_new_tokens=self.max_new_tokens)
+        out = []
+        for clip, text in zip(clips, texts):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                emotions, explanation = parse_answer(text)
+            out.append(Prediction(clip.id, emotions, explanation, text, list(clip.utterances), clip.timestamps_source,
+                                  str(self.model_dir), [str(w.message) for w in caught]))
+        return out
+
+
+def load_predictor(model_dir: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
+                   device: str | None = None, acoustic_encoder: str | None = None,
+                   max_new_tokens: int = 64) -> Predictor:
+    """Load a trained model for prediction, with the encoder it was trained on (from its train_config.json).
+
+    Features go to `cache_dir`, by default the training run's feature cache if it still exists, else
+    $ACOUSTEMO_CACHE/features (~/.cache/acoustemo/features).
+    """
+    from acoustemo.features.base import get_acoustic_encoder, get_visual_encoder
+    from acoustemo.features.cache import FeatureCache
+    from acoustemo.model.acoustemo import AcoustEmoModel
+    from acoustemo.train import TRAIN_CONFIG_NAME, TrainConfig
+
+    folder = resolve_model_dir(model_dir)
+    train_cfg = TrainConfig.load(folder / TRAIN_CONFIG_NAME) if (folder / TRAIN_CONFIG_NAME).is_file() else None
+    if cache_dir is None:
+        trained = Path(train_cfg.cache_dir) if train_cfg and train_cfg.cache_dir else None
+        if trained is not None and trained.is_dir():
+            cache_dir = trained
+        else:
+            from acoustemo.offline import cache_dir as user_cache
+
+            cache_dir = user_cache() / "features"
+    model = AcoustEmoModel.from_pretrained(folder)
+    model.to(torch.device(device) if device else _default_device()).eval()
+    acoustic = get_acoustic_encoder(acoustic_encoder or (train_cfg.acoustic_encoder if train_cfg else "default"))
+    visual_name = train_cfg.visual_encoder if train_cfg else None
+    if model.cfg.visual_dim is not None and visual_name is None:
+        visual_name = "default"
+    visual = get_visual_encoder(visual_name) if visual_name else None
+    return Predictor(model, folder, FeatureCache(cache_dir), acoustic, visual, max_new_tokens)
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _as_predictor(model, cache_dir=None) -> Predictor:
+    if isinstance(model, Predictor):
+        return model
+    if model is None:
+        raise ConfigError("no model given: pass --model DIR (a training run folder or its best/ folder)")
+    return load_predictor(model, cache_dir)
+
+
+def predict_clip(media: str | os.PathLike, subtitles: str | os.PathLike | None = None, speaker: str | None = None,
+                 model: Predictor | str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
+                 clip_id: str | None = None) -> Prediction:
+    """Emotions and an explanation for one media file.
+
+    Utterances come from `subtitles` (timed: SRT / WebVTT / JSON; untimed .txt lines are aligned to ASR words)
+    or, without subtitles, from VAD + ASR (acoustemo.data.segmentation). `speaker` is the target speaker the
+    question asks about (default: "the main speaker").
+    """
+    from acoustemo.data.media import probe
+    from acoustemo.data.segmentation import utterances_for
+
+    predictor = _as_predictor(model, cache_dir)
+    media = Path(media).resolve()
+    duration_s = probe(media).duration_s
+    utts, source, notes = utterances_for(media, subtitles, duration_s)
+    if speaker and utts and all(u.speaker for u in utts) and speaker not in {u.speaker for u in utts}:
+        notes.append(f"speaker {speaker!r} does not appear in the utterances ({sorted({u.speaker for u in utts})})")
+    clip = Clip(clip_id or media.stem, str(media), utts, target_speaker=speaker or None, timestamps_source=source)
+    pred = predictor.predict([clip])[0]
+    pred.warnings = list(notes) + pred.warnings
+    return pred
+
+
+@dataclass
+class PredictReport:
+    out: Path
+    total: int  # clips in the manifest
+    skipped: int  # already in the output from an earlier run
+    predicted: int
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (clip id, reason)
+    wall_s: float = 0.0
+
+    @property
+    def clips_per_s(self) -> float:
+        return self.predicted / self.wall_s if self.wall_s > 0 else 0.0
+
+
+def predict_manifest(manifest: str | os.PathLike, model_dir: Predictor | str | os.PathLike, out: str | os.PathLike,
+                     cache_dir: str | os.PathLike | None = None, batch_size: int = 8,
+                     progress: bool = True) -> PredictReport:
+    """Predict every clip of `manifest` into `out` (JSONL, one {"id", "emotions", "explanation"} per clip)."""
+    import time
+
+    from acoustemo.data.manifest import read_manifest
+
+    if batch_size < 1:
+        raise ConfigError(f"batch_size={batch_size} must be >= 1")
+    start = time.perf_counter()
+    out = Path(out)
+    clips = read_manifest(manifest)
+    done = _read_done(out)
+    todo = [c for c in clips if c.id not in done]
+    report = PredictReport(out, len(clips), len(clips) - len(todo), 0)
+    partial = out.with_name(out.name + ".partial")
+    if todo:
+        predictor = _as_predictor(model_dir, cache_dir)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _write_lines(partial, list(done.values()))  # the ids kept so far, whichever file they came from
+        bar = _progress(len(clips), len(clips) - len(todo), progress)
+        with open(partial, "a", encoding="utf-8") as f:
+            for i in range(0, len(todo), batch_size):
+                preds = _predict_batch(predictor, todo[i : i + batch_size], report)
+                for p in preds:
+                    line = {"id": p.id, "emotions": p.emotions, "explanation": p.explanation}
+                    done[p.id] = line
+                    f.write(json.dumps(line, ensure_ascii=False) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+                report.predicted += len(preds)
+                bar.update(len(todo[i : i + batch_size]))
+                bar.set_postfix(failed=len(report.failed), refresh=False)
+        bar.close()
+    order = {c.id: k for k, c in enumerate(clips)}
+    _write_lines(out, sorted((d for d in done.values() if d["id"] in order), key=lambda d: order[d["id"]]))
+    partial.unlink(missing_ok=True)
+    report.wall_s = time.perf_counter() - start
+    return report
+
+
+def _predict_batch(predictor: Predictor, clips: list[Clip], report: PredictReport) -> list[Prediction]:
+    """A batch, falling back to clip by clip when it fails, so one bad media file costs only its own line."""
+    try:
+        return predictor.predict([_with_utterances(c) for c in clips])
+    except Exception as e:
+        if len(clips) == 1:
+            report.failed.append((clips[0].id, f"{type(e).__name__}: {e}"))
+            log.warning("clip %s failed: %s", clips[0].id, e)
+            return []
+    return [p for c in clips for p in _predict_batch(predictor, [c], report)]
+
+
+def _with_utterances(clip: Clip) -> Clip:
+    if clip.utterances:
+        return clip
+    from acoustemo.data.segmentation import utterances_for
+
+    utts, source, _ = utterances_for(clip.media)
+    return replace(clip, utterances=utts, timestamps_source=source)
+
+
+def _read_done(out: Path) -> dict[str, dict]:
+    """Lines already predicted: from `out` and `out.partial` (a cut last line is ignored)."""
+    done: dict[str, dict] = {}
+    for path in (out, out.with_name(out.name + ".partial")):
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(d, dict) and all(k in d for k in OUTPUT_KEYS):
+                done[d["id"]] = {k: d[k] for k in OUTPUT_KEYS}
+    return done
+
+
+def _write_lines(path: Path, lines: list[dict]) -> None:
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in lines), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="clip", desc="predict", disable=not enabled, dynamic_ncols=True)

@@ -1,0 +1,880 @@
+"""The one training loop (paper §4.1), in the spirit of torchtune's lora_finetune_single_device: every variant
+(ablation, precision, accumulation, processes) is a flag of `TrainConfig` / `ModelConfig`, never another file.
+
+    from acoustemo.config import ModelConfig
+    from acoustemo.train import TrainConfig, train
+    result = train("train.jsonl", "val.jsonl", "runs/exp1", ModelConfig.preset("cpu-default"), TrainConfig())
+
+Recipe by default: AdamW (lr 2e-5, betas 0.9/0.999, weight decay 0.05) on the trainable parameters only (Q-Formers,
+projections, LoRA), linear warm-up over the first 5% of optimizer steps then cosine decay, 3 epochs, max length
+ModelConfig.max_seq_len (1024).
+
+Run folder DIR:
+  train_config.json, config.json   the configs of the run (config.json = ModelConfig)
+  run.json                         the manifests it trains on (so `acoustemo train --out DIR --resume` needs no more)
+  log.jsonl                        one row per logged step ({"step", "epoch", "loss", "lr", "samples_per_s", ...}),
+                                   one per validation ({"step", "epoch", "val_loss", ...}) and a last {"event": "end"}
+  loss.png                         training loss per step and validation loss
+  last/                            the resume checkpoint: model/ (save_pretrained + train_config.json),
+                                   optimizer.safetensors, scheduler.json, rng-rank<R>.safetensors, trainer_state.json
+  best/                            the model with the best validation metric (never the test split): save_pretrained
+                                   files + train_config.json + metrics.json; `acoustemo predict --model DIR/best`
+
+Checkpoints are written complete into a temporary folder and swapped in with renames (see `_swap_dir`), so a kill
+at any moment leaves a loadable `last/` (or the previous one). `resume=True` continues exactly: model, optimizer,
+scheduler, RNG states (python, numpy, torch; one file per process) and the data order (epoch, position in the
+epoch, the epoch's permutation seed) are restored, so an interrupted run ends with the same weights and loss as
+an uninterrupted one. Nothing is unpickled: tensors are safetensors, the rest JSON.
+
+An exact resume needs the same number of processes and the same torch thread count (float sums differ
+otherwise); the configs and manifests are checked, and anything else that differs is refused with ConfigError.
+
+Processes: run under `accelerate launch --config_file configs/accelerate/multi-gpu.yaml -m acoustemo train ...`
+(or torchrun) for DDP; each process takes its own shard of every epoch's permutation (on a machine without CUDA
+the processes run on the CPU with gloo). Accelerate places tensors, autocasts (bf16 / fp16) and wraps DDP; the
+gradient accumulation is explicit here (no_sync on all but the last micro-batch of a group, loss / group size),
+so a short last group at an epoch's end is averaged correctly and never spills into the next epoch. FSDP and
+DeepSpeed launches are refused (see `_check_launch`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from acoustemo.config import ModelConfig
+from acoustemo.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("no", "bf16", "fp16")
+BEST_METRICS = ("val_loss", "val_avg")
+TRAIN_CONFIG_NAME = "train_config.json"
+RUN_FILE = "run.json"  # the manifests a run was started on, so `--resume` alone can continue it
+# TrainConfig fields that do not change the trajectory: a resumed run may use other values.
+OPERATIONAL_FIELDS = frozenset({"log_every_steps", "num_workers", "cache_dir", "progress", "save_every_steps"})
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of the training loop; saved as train_config.json in the run folder and beside each model."""
+
+    epochs: int = 3
+    batch_size: int = 1  # clips per micro-batch per process
+    grad_accum_steps: int = 1  # micro-batches per optimizer step
+    lr: float = 2e-5
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.05  # on matrices; biases, norms and other 1-d parameters get none (as LAVIS/BLIP-2)
+    eps: float = 1e-8
+    warmup_ratio: float = 0.05  # linear warm-up over this fraction of the optimizer steps, then cosine to 0
+    max_grad_norm: float = 1.0  # 0 = no clipping (the paper is silent; 1.0 is LAVIS' and HF's default)
+    max_steps: int = 0  # > 0: stop after this many optimizer steps (the schedule spans them); 0 = `epochs` decide
+    mixed_precision: str = "no"  # "no" | "bf16" | "fp16" (fp16 needs a GPU)
+    gradient_checkpointing: bool = False  # recompute the LLM's activations in backward (saves memory)
+    seed: int = 0
+    save_every_steps: int = 200  # checkpoint `last/` every N optimizer steps (0 = only at epoch ends)
+    eval_every_steps: int = 0  # validate every N optimizer steps (0 = only at epoch ends)
+    best_metric: str = "val_loss"  # "val_loss" (lower is better) or "val_avg" (set-level Avg of generated labels)
+    max_new_tokens: int = 64  # generation length for the val_avg metric
+    acoustic_encoder: str = "default"  # feature encoder (acoustemo.features); its streams must match the model
+    visual_encoder: str | None = None  # used when the model has a visual branch (ModelConfig.visual_dim)
+    cache_dir: str | None = None  # feature cache; None = <out_dir>/../features
+    num_workers: int = 0  # DataLoader workers reading the feature cache
+    log_every_steps: int = 1
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.betas = (float(self.betas[0]), float(self.betas[1]))
+        problems = []
+        for name in ("epochs", "batch_size", "grad_accum_steps", "log_every_steps", "max_new_tokens"):
+            if int(getattr(self, name)) < 1:
+                problems.append(f"{name}={getattr(self, name)} must be >= 1")
+        for name in ("max_steps", "save_every_steps", "eval_every_steps", "num_workers"):
+            if int(getattr(self, name)) < 0:
+                problems.append(f"{name}={getattr(self, name)} must be >= 0")
+        if not self.lr > 0:
+            problems.append(f"lr={self.lr} must be > 0")
+        if not all(0 <= b < 1 for b in self.betas):
+            problems.append(f"betas={self.betas} must lie in [0, 1)")
+        if self.weight_decay < 0 or self.max_grad_norm < 0 or self.eps <= 0:
+            problems.append("weight_decay and max_grad_norm must be >= 0 and eps > 0")
+        if not 0 <= self.warmup_ratio < 1:
+            problems.append(f"warmup_ratio={self.warmup_ratio} must lie in [0, 1)")
+        if self.mixed_precision not in PRECISIONS:
+            problems.append(f"mixed_precision={self.mixed_precision!r} must be one of {', '.join(PRECISIONS)}")
+        if self.best_metric not in BEST_METRICS:
+            problems.append(f"best_metric={self.best_metric!r} must be one of {', '.join(BEST_METRICS)}")
+        if problems:
+            raise ConfigError("invalid TrainConfig: " + "; ".join(problems))
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "TrainConfig":
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"train config has unknown field(s) {sorted(unknown)}; known: "
+                              f"{[f.name for f in dataclasses.fields(cls)]}")
+        return cls(**d)
+
+    def save(self, path: str | Path) -> None:
+        _write_text(Path(path), json.dumps(self.to_json(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        try:
+            return cls.from_json(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError) as e:
+            raise ConfigError(f"cannot read train config {path}: {e}") from e
+
+    def trajectory_diff(self, other: "TrainConfig") -> list[str]:
+        """Fields that change the training trajectory and differ, as 'name: self vs other'."""
+        a, b = self.to_json(), other.to_json()
+        return [f"{k}: {a[k]!r} vs {b[k]!r}" for k in a if k not in OPERATIONAL_FIELDS and a[k] != b[k]]
+
+
+def load_config_file(path: str | Path) -> tuple[dict, dict]:
+    """(model fields, train fields) from a JSON file `{"preset"?, "model": {...}, "train": {...}}`.
+
+    A flat JSON object is accepted too: each key goes to whichever config has a field of that name.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(f"cannot read config file {path}: {e}; it must be a JSON object "
+                          f"{{\"model\": {{...}}, \"train\": {{...}}}}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a JSON object {{\"model\": {{...}}, \"train\": {{...}}}}")
+    model_names = {f.name for f in dataclasses.fields(ModelConfig)}
+    train_names = {f.name for f in dataclasses.fields(TrainConfig)}
+    model, train_ = dict(data.pop("model", None) or {}), dict(data.pop("train", None) or {})
+    if "preset" in data:
+        model.setdefault("preset", data.pop("preset"))
+    for key, value in data.items():
+        if key in model_names:
+            model[key] = value
+        elif key in train_names:
+            train_[key] = value
+        else:
+            raise ConfigError(f"config file {path}: unknown key {key!r}; use \"model\" / \"train\" sections or "
+                              f"a field of ModelConfig or TrainConfig")
+    return model, train_
+
+
+# ------------------------------------------------------------------------------------------------ schedule
+def warmup_steps_for(total_steps: int, warmup_ratio: float) -> int:
+    return math.ceil(total_steps * warmup_ratio) if warmup_ratio > 0 else 0
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
+    """Multiplier of the base lr for optimizer update number `step` (0-based).
+
+    Linear warm-up (the first update already moves: (step+1)/warmup), then cosine from 1 towards 0 over the rest.
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters only; weight decay on matrices, none on 1-d parameters."""
+    decay, no_decay = [], []
+    for _, p in sorted(((n, p) for n, p in model.named_parameters() if p.requires_grad), key=lambda t: t[0]):
+        (decay if p.ndim >= 2 else no_decay).append(p)
+    if not decay and not no_decay:
+        raise ConfigError("the model has no trainable parameters; check the ModelConfig (LoRA targets, ablation)")
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+
+
+def build_scheduler(optimizer, total_steps: int, warmup_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total_steps, warmup_steps))
+
+
+# ------------------------------------------------------------------------------------------------ data order
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The permutation seed of one epoch (recorded in checkpoints so the order can be checked on resume)."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def epoch_batches(num_items: int, seed: int, batch_size: int, rank: int = 0, world_size: int = 1) -> list[list[int]]:
+    """This process's micro-batches (lists of item indices) for one epoch.
+
+    One permutation shared by all processes (seeded by `seed` alone), padded by wrapping around to a multiple of
+    `world_size` so every process gets the same number of batches (DDP needs that), then dealt out round-robin.
+    """
+    order = np.random.default_rng(seed).permutation(num_items).tolist()
+    pad = (-num_items) % world_size
+    order += (order * (pad // max(num_items, 1) + 1))[:pad]
+    shard = order[rank::world_size]
+    return [shard[i : i + batch_size] for i in range(0, len(shard), batch_size)]
+
+
+def steps_per_epoch(num_items: int, batch_size: int, grad_accum_steps: int, world_size: int = 1) -> int:
+    per_rank = math.ceil(num_items / world_size)
+    return math.ceil(math.ceil(per_rank / batch_size) / grad_accum_steps)
+
+
+# ------------------------------------------------------------------------------------------------ state files
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, metadata) capturing the python, numpy and torch (CPU + CUDA) generators."""
+    version, mt, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    tensors = {"torch_cpu": torch.get_rng_state(), "numpy_keys": torch.from_numpy(keys.astype(np.int64))}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"torch_cuda_{i}"] = s
+    meta = {"python": json.dumps([version, list(mt), gauss]),
+            "numpy": json.dumps([kind, int(pos), int(has_gauss), float(cached)])}
+    return tensors, meta
+
+
+def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
+    version, mt, gauss = json.loads(meta["python"])
+    random.setstate((version, tuple(mt), gauss))
+    kind, pos, has_gauss, cached = json.loads(meta["numpy"])
+    np.random.set_state((kind, tensors["numpy_keys"].numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(tensors["torch_cpu"])
+    cuda = [tensors[k] for k in sorted((k for k in tensors if k.startswith("torch_cuda_")), key=lambda k: int(k[11:]))]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def optimizer_tensors(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """An optimizer state_dict as flat safetensors tensors + JSON metadata (no pickle)."""
+    tensors, scalars = {}, {}
+    for pid, st in state_dict["state"].items():
+        for key, value in st.items():
+            if torch.is_tensor(value):
+                tensors[f"{pid}.{key}"] = value.detach().contiguous().cpu()
+            else:
+                scalars[f"{pid}.{key}"] = value
+    return tensors, {"param_groups": json.dumps(state_dict["param_groups"]), "scalars": json.dumps(scalars)}
+
+
+def optimizer_state_dict(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> dict:
+    groups = json.loads(meta["param_groups"])
+    for g in groups:
+        if "betas" in g:
+            g["betas"] = tuple(g["betas"])
+    state: dict[int, dict] = {}
+    for name, value in list(tensors.items()) + list(json.loads(meta["scalars"]).items()):
+        pid, key = name.split(".", 1)
+        state.setdefault(int(pid), {})[key] = value
+    return {"state": state, "param_groups": groups}
+
+
+def _swap_dir(tmp: Path, final: Path) -> None:
+    """Put the complete folder `tmp` at `final`: rename the old one aside, rename tmp in, delete the old.
+
+    Folders cannot be replaced atomically; a kill between the two renames leaves `final.old` and `tmp`, both
+    complete, and `_recover_dir` puts one back on the next start.
+    """
+    old = final.with_name(final.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.rename(final, old)
+    os.rename(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _recover_dir(final: Path, complete_marker: str) -> None:
+    """Undo a kill inside `_swap_dir`: prefer the new complete temp folder, else the old one."""
+    if final.exists():
+        return
+    candidates = sorted(final.parent.glob(final.name + ".tmp-*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for cand in candidates + [final.with_name(final.name + ".old")]:
+        if (cand / complete_marker).is_file():
+            log.warning("recovering %s from %s (a previous run was killed while saving)", final, cand)
+            os.rename(cand, final)
+            return
+
+
+def manifest_fingerprint(clips) -> str:
+    blob = json.dumps([[c.id, Path(c.media).name] for c in clips])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def params_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of the trainable parameters (name order): equal digests = processes in sync."""
+    h = hashlib.sha256()
+    for name, p in sorted(model.named_parameters(), key=lambda t: t[0]):
+        if p.requires_grad:
+            h.update(name.encode())
+            h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------ logging
+class RunLog:
+    """log.jsonl in the run folder (main process only); rows after a resumed step are dropped on resume."""
+
+    def __init__(self, path: Path, enabled: bool):
+        self.path, self.enabled = path, enabled
+
+    def truncate_after(self, step: int) -> None:
+        if not self.enabled or not self.path.exists():
+            return
+        keep = [row for row in self.rows() if row.get("step", 0) <= step and row.get("event") != "end"]
+        _write_text(self.path, "".join(json.dumps(r) + "\n" for r in keep))
+
+    def rows(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        rows = []
+        for line in self.path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut by a kill
+                continue
+        return rows
+
+    def write(self, row: dict) -> None:
+        if self.enabled:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+
+def plot_loss(rows: list[dict], out_png: Path) -> Path:
+    """Training loss per step (and validation loss) as a PNG, written atomically (matplotlib Agg, no pyplot)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    train_rows = [r for r in rows if "loss" in r and "step" in r]
+    val_rows = [r for r in rows if r.get("val_loss") is not None]
+    fig = Figure(figsize=(7, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    if train_rows:
+        ax.plot([r["step"] for r in train_rows], [r["loss"] for r in train_rows], lw=1, label="train loss")
+    if val_rows:
+        ax.plot([r["step"] for r in val_rows], [r["val_loss"] for r in val_rows], "o-", label="validation loss")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("cross-entropy (answer tokens)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    tmp = out_png.with_name(f"{out_png.stem}.tmp-{os.getpid()}.png")
+    fig.savefig(tmp)
+    os.replace(tmp, out_png)
+    return out_png
+
+
+# ------------------------------------------------------------------------------------------------ configs
+def resolve_configs(preset: str | None = None, config_file: str | Path | None = None,
+                    model_overrides: dict | None = None, train_overrides: dict | None = None,
+                    ) -> tuple[ModelConfig, TrainConfig]:
+    """The configs of a run: preset (default "cpu-default") <- config file <- explicit overrides.
+
+    The model's `acoustic_streams` follow the acoustic encoder (TrainConfig.acoustic_encoder) unless the config
+    file or the overrides set them: the streams are a property of the features, not a free choice.
+    """
+    model_fields, train_fields = load_config_file(config_file) if config_file else ({}, {})
+    preset = preset or model_fields.pop("preset", None) or "cpu-default"
+    model_fields.pop("preset", None)
+    model_fields.update(model_overrides or {})
+    train_cfg = TrainConfig.from_json({**train_fields, **(train_overrides or {})})
+    if "acoustic_streams" not in model_fields:
+        from acoustemo.features.base import get_acoustic_encoder
+
+        model_fields["acoustic_streams"] = list(get_acoustic_encoder(train_cfg.acoustic_encoder).streams)
+    return ModelConfig.preset(preset, **model_fields), train_cfg
+
+
+def load_run_configs(out_dir: str | Path) -> tuple[ModelConfig, TrainConfig]:
+    """The configs a run folder was started with (for `--resume` without repeating the options)."""
+    out_dir = Path(out_dir)
+    if not (out_dir / TRAIN_CONFIG_NAME).is_file() or not (out_dir / "config.json").is_file():
+        raise ConfigError(f"{out_dir} holds no training run (no {TRAIN_CONFIG_NAME} / config.json); "
+                          f"start one without --resume")
+    return ModelConfig.load(out_dir / "config.json"), TrainConfig.load(out_dir / TRAIN_CONFIG_NAME)
+
+
+def default_cache_dir(out_dir: str | Path) -> Path:
+    """Features shared by the runs of one folder: <out_dir>/../features."""
+    return Path(out_dir).resolve().parent / "features"
+
+
+# ------------------------------------------------------------------------------------------------ the loop
+@dataclass
+class TrainResult:
+    out_dir: Path
+    steps: int
+    final_loss: float | None  # the last optimizer step's training loss (mean over processes)
+    best_dir: Path | None
+    best_step: int | None
+    best_value: float | None  # of TrainConfig.best_metric
+    samples_per_s: float  # clips per second of time spent in optimizer steps (all processes)
+    params_sha256: list[str] = field(default_factory=list)  # one per process; all equal when in sync
+
+
+@dataclass
+class _State:
+    """What, besides tensors, a checkpoint must hold to continue exactly (trainer_state.json)."""
+
+    step: int = 0
+    epoch: int = 0
+    position: int = 0  # micro-batches of this epoch already consumed (by each process)
+    epoch_seed: int = 0
+    samples_seen: int = 0
+    best_value: float | None = None
+    best_step: int | None = None
+    last_loss: float | None = None
+    manifests: dict = field(default_factory=dict)  # fingerprints of the train / val manifests
+
+
+def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: str | Path,
+          model_config: ModelConfig, train_config: TrainConfig, resume: bool = False,
+          on_step: Callable[[int, float], None] | None = None) -> TrainResult:
+    """Train AcoustEmo on `train_manifest`, choose the best model on `val_manifest`; see the module docstring.
+
+    `on_step(step, loss)` is called after every optimizer step (and after its checkpoint, if one is due), on
+    every process; raising from it stops training there (tests use it to simulate a crash).
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs, set_seed
+
+    from acoustemo.data.manifest import read_manifest
+
+    cfg, mcfg, out_dir = train_config, model_config, Path(out_dir)
+    _check_hardware(cfg)
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision,
+        # a batch of clips without utterances leaves the utterance Q-Former unused; DDP must not wait for it
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+    _check_launch(accelerator, cfg)
+    main, rank, world = accelerator.is_main_process, accelerator.process_index, accelerator.num_processes
+    train_clips = read_manifest(train_manifest)
+    val_clips = read_manifest(val_manifest) if val_manifest else []
+    if not train_clips:
+        raise ConfigError(f"{train_manifest} holds no clips; give a training manifest with at least one line")
+    fingerprints = {"train": manifest_fingerprint(train_clips), "val": manifest_fingerprint(val_clips)}
+    train_clips, val_clips = _with_utterances(train_clips), _with_utterances(val_clips)
+    # the resolved cache folder is saved with the config, so `acoustemo predict` finds the same cache
+    cfg = dataclasses.replace(cfg, cache_dir=str(Path(cfg.cache_dir or default_cache_dir(out_dir)).resolve()))
+    cfg_cache = Path(cfg.cache_dir)
+
+    checkpoint = _prepare_run_dir(out_dir, mcfg, cfg, resume, world, fingerprints, accelerator)
+    if main:
+        from acoustemo import __version__
+
+        _write_text(out_dir / RUN_FILE, json.dumps({
+            "train_manifest": str(Path(train_manifest).resolve()),
+            "val_manifest": str(Path(val_manifest).resolve()) if val_manifest else None,
+            "acoustemo_version": __version__, "processes": world}, indent=2) + "\n")
+    set_seed(cfg.seed)
+    loaders = _feature_loaders(train_clips + val_clips, cfg, cfg_cache, accelerator)
+
+    from acoustemo.model.acoustemo import AcoustEmoModel
+
+    model = AcoustEmoModel.from_pretrained(checkpoint / "model", mcfg) if checkpoint else AcoustEmoModel(mcfg)
+    if cfg.gradient_checkpointing:
+        _enable_checkpointing(model.llm)
+    train_ds = _dataset(train_clips, loaders, model, mcfg, with_answers=True)
+    val_ds = _dataset(val_clips, loaders, model, mcfg, with_answers=True) if val_clips else None
+
+    per_epoch = steps_per_epoch(len(train_clips), cfg.batch_size, cfg.grad_accum_steps, world)
+    total_steps = per_epoch * cfg.epochs if not cfg.max_steps else min(cfg.max_steps, per_epoch * cfg.epochs)
+    warmup = warmup_steps_for(total_steps, cfg.warmup_ratio)
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, total_steps, warmup)
+    model, optimizer = accelerator.prepare(model, optimizer)
+
+    state = _State(epoch_seed=epoch_seed(cfg.seed, 0), manifests=fingerprints)
+    if checkpoint:
+        state = _load_checkpoint(checkpoint, optimizer, scheduler, accelerator)
+    elif main:
+        if val_ds is None:
+            log.warning("no validation manifest: DIR/best will not be written (predict falls back to DIR/last/model)")
+        log.info("training %s: %d train / %d val clips, %d processes, %d steps (%d per epoch, %d warm-up); %s",
+                 out_dir, len(train_clips), len(val_clips), world, total_steps, per_epoch, warmup,
+                 accelerator.unwrap_model(model).parameter_report())
+    runlog = RunLog(out_dir / "log.jsonl", main)
+    runlog.truncate_after(state.step)
+
+    progress = _progress(cfg.progress and main, total_steps, state.step)
+    params = [p for p in model.parameters() if p.requires_grad]
+    # samples/s counts the time in optimizer steps (data, forward, backward, update), not validation or saving
+    window_samples, window_s, busy_s, samples_start = 0, 0.0, 0.0, state.samples_seen
+    while state.step < total_steps and state.epoch < cfg.epochs:
+        batches = epoch_batches(len(train_ds), state.epoch_seed, cfg.batch_size, rank, world)
+        groups = [batches[i : i + cfg.grad_accum_steps] for i in range(0, len(batches), cfg.grad_accum_steps)]
+        first = state.position // cfg.grad_accum_steps
+        loader = _loader(train_ds, [b for g in groups[first:] for b in g], cfg, model, accelerator)
+        batch_iter = iter(loader)
+        for group in groups[first:]:
+            t0 = time.perf_counter()
+            loss, lr = _optimizer_step(model, optimizer, scheduler, batch_iter, len(group), params, cfg, accelerator)
+            window_s += time.perf_counter() - t0
+            n_samples = sum(len(b) for b in group) * world
+            state.step, state.position = state.step + 1, state.position + len(group)
+            state.samples_seen += n_samples
+            window_samples += n_samples
+            state.last_loss, row_epoch = loss, state.epoch + 1
+            epoch_done = state.position >= len(batches)
+            if epoch_done:
+                state.epoch, state.position = state.epoch + 1, 0
+                state.epoch_seed = epoch_seed(cfg.seed, state.epoch)
+            if state.step % cfg.log_every_steps == 0 or state.step == total_steps:
+                rate = window_samples / max(window_s, 1e-9)
+                runlog.write({"step": state.step, "epoch": row_epoch, "loss": loss, "lr": lr,
+                              "samples_per_s": round(rate, 3)})
+                progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.2f}")
+                busy_s, window_samples, window_s = busy_s + window_s, 0, 0.0
+            progress.update(1)
+            last = state.step >= total_steps
+            if val_ds is not None and (epoch_done or last or (cfg.eval_every_steps and
+                                                              state.step % cfg.eval_every_steps == 0)):
+                _validate(model, val_ds, cfg, accelerator, state, row_epoch, out_dir, runlog)
+            if epoch_done or last or (cfg.save_every_steps and state.step % cfg.save_every_steps == 0):
+                _save_checkpoint(out_dir, model, optimizer, scheduler, state, cfg, accelerator)
+            if main and (epoch_done or last):
+                plot_loss(runlog.rows(), out_dir / "loss.png")
+            if on_step is not None:
+                on_step(state.step, loss)
+            if last or epoch_done:
+                break
+    progress.close()
+    digests = _gather_digests(accelerator, model)
+    busy_s += window_s
+    rate = (state.samples_seen - samples_start) / busy_s if busy_s > 0 else 0.0
+    runlog.write({"step": state.step, "event": "end", "final_loss": state.last_loss, "best_step": state.best_step,
+                  "best_" + cfg.best_metric: state.best_value, "samples_per_s": round(rate, 3),
+                  "params_sha256": digests})
+    if main:
+        plot_loss(runlog.rows(), out_dir / "loss.png")
+    accelerator.wait_for_everyone()
+    best = out_dir / "best"
+    return TrainResult(out_dir, state.step, state.last_loss, best if best.exists() else None, state.best_step,
+                       state.best_value, rate, digests)
+
+
+# ------------------------------------------------------------------------------------------------ loop pieces
+def _optimizer_step(model, optimizer, scheduler, batch_iter, n_micro: int, params, cfg: TrainConfig,
+                    accelerator) -> tuple[float, float]:
+    """One update from `n_micro` micro-batches: (loss averaged over them and the processes, lr it used).
+
+    Gradients of all but the last micro-batch stay local (no_sync); each loss is divided by the group's real
+    size, so a short last group of an epoch is a plain mean too.
+    """
+    model.train()
+    loss_sum = torch.zeros((), device=accelerator.device)
+    for j in range(n_micro):
+        batch = _to_device(next(batch_iter), accelerator.device)
+        with contextlib.nullcontext() if j == n_micro - 1 else accelerator.no_sync(model):
+            out = model(**batch)
+            accelerator.backward(out.loss / n_micro)
+        loss_sum += out.loss.detach() / n_micro
+    if cfg.max_grad_norm:
+        accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+    lr = optimizer.param_groups[0]["lr"]
+    optimizer.step()
+    if not accelerator.optimizer_step_was_skipped:  # fp16 overflow: the schedule counts real updates only
+        scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(accelerator.reduce(loss_sum, reduction="mean")), lr
+
+
+def _check_hardware(cfg: TrainConfig) -> None:
+    if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise ConfigError("mixed_precision='fp16' needs a CUDA GPU (CPU autocast has no fp16 loss scaling); on CPU "
+                          "use 'bf16' (fast on CPUs with AVX512-BF16 / AMX) or 'no'")
+
+
+def _check_launch(accelerator, cfg: TrainConfig) -> None:
+    """Refuse launch modes this loop does not implement, instead of training wrongly or saving half a model."""
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        raise ConfigError(
+            f"acoustemo train runs single-process or DDP, not {accelerator.distributed_type.value}: only the "
+            f"Q-Formers, projections and LoRA train (a few % of the weights), so sharding buys little, and its "
+            f"exact-resume checkpoints need whole optimizer states; launch with a DDP config "
+            f"(configs/accelerate/multi-gpu.yaml) and use --gradient-checkpointing / --mixed-precision bf16 to fit "
+            f"a large LLM on each GPU"
+        )
+    launched = os.environ.get("ACCELERATE_MIXED_PRECISION")
+    if launched not in (None, "no", cfg.mixed_precision) and accelerator.is_main_process:
+        log.warning("the launcher asked for mixed precision %r but the run uses TrainConfig.mixed_precision=%r "
+                    "(saved with the run); pass --mixed-precision %s to change it", launched, cfg.mixed_precision,
+                    launched)
+
+
+def _prepare_run_dir(out_dir: Path, mcfg: ModelConfig, cfg: TrainConfig, resume: bool, world: int,
+                     fingerprints: dict, accelerator) -> Path | None:
+    """Check the folder against `resume`, write the configs; the checkpoint to resume from, or None."""
+    if accelerator.is_main_process:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _recover_dir(out_dir / "last", "trainer_state.json")
+        _recover_dir(out_dir / "best", "metrics.json")
+        for stale in [*out_dir.glob("last.tmp-*"), *out_dir.glob("best.tmp-*"), *out_dir.glob("*.old")]:
+            shutil.rmtree(stale, ignore_errors=True)  # saves cut short by a kill
+    accelerator.wait_for_everyone()
+    last = out_dir / "last"
+    has_checkpoint = (last / "trainer_state.json").is_file()
+    if not resume:
+        if has_checkpoint or (out_dir / "log.jsonl").exists():
+            raise ConfigError(f"{out_dir} already holds a training run; pass --resume to continue it "
+                              f"(resume=True) or choose another --out folder")
+    else:
+        saved_model, saved_train = load_run_configs(out_dir)
+        model_diff = [f"{k}: {v!r} vs {mcfg.to_json()[k]!r}" for k, v in saved_model.to_json().items()
+                      if v != mcfg.to_json()[k]]
+        diff = model_diff + saved_train.trajectory_diff(cfg)
+        if diff:
+            raise ConfigError(f"cannot resume {out_dir}: it was started with another config ({'; '.join(diff)}; "
+                              f"saved vs given); resume with the same options (or none: `acoustemo train --out "
+                              f"{out_dir} --resume` reloads them) or start a new --out folder")
+        if has_checkpoint:
+            saved = json.loads((last / "trainer_state.json").read_text())
+            if saved["world_size"] != world:
+                raise ConfigError(f"cannot resume {out_dir} exactly: it was trained with {saved['world_size']} "
+                                  f"process(es), now {world}; relaunch with --num_processes {saved['world_size']}")
+            for split, fp in fingerprints.items():
+                if saved["manifests"].get(split) != fp:
+                    raise ConfigError(f"cannot resume {out_dir}: the {split} manifest differs from the one it was "
+                                      f"trained on (other clip ids / media); give the same --{split} manifest")
+        elif accelerator.is_main_process:
+            log.warning("%s has no checkpoint yet; starting from step 0", out_dir)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        mcfg.save(out_dir / "config.json")
+        cfg.save(out_dir / TRAIN_CONFIG_NAME)
+        if not has_checkpoint:
+            (out_dir / "log.jsonl").unlink(missing_ok=True)  # rows of a run killed before its first checkpoint
+    accelerator.wait_for_everyone()
+    return last if has_checkpoint else None
+
+
+def _feature_loaders(clips, cfg: TrainConfig, cache_dir: Path, accelerator):
+    """(load_acoustic, load_visual) reading the feature cache; missing features are extracted first (sharded
+    over the processes), so a run on a fresh manifest works without a separate `acoustemo extract`."""
+    from acoustemo.errors import EncoderError
+    from acoustemo.features.base import get_acoustic_encoder, get_visual_encoder
+    from acoustemo.features.cache import FeatureCache
+    from acoustemo.features.extract import extract
+
+    cache = FeatureCache(cache_dir)
+    acoustic = get_acoustic_encoder(cfg.acoustic_encoder)
+    visual = get_visual_encoder(cfg.visual_encoder) if cfg.visual_encoder else None
+    missing = [c for c in clips if cache.load(c, acoustic) is None or (visual and cache.load(c, visual) is None)]
+    if missing:
+        if accelerator.is_main_process:
+            log.info("extracting features of %d clip(s) into %s", len(missing), cache_dir)
+        threads = torch.get_num_threads()
+        report = extract(missing, cache, acoustic, visual, shard=(accelerator.process_index, accelerator.num_processes),
+                         progress=cfg.progress and accelerator.is_main_process)
+        # CTranslate2 (the Whisper encoder) resets the process's OpenMP thread count; a resumed run that finds
+        # the features cached must train with the same count, or its float sums (and weights) differ
+        torch.set_num_threads(threads)
+        from accelerate.utils import gather_object
+
+        failed = [f for fs in gather_object([report.failed]) for f in fs]
+        accelerator.wait_for_everyone()
+        if failed:
+            listed = "; ".join(f"{cid}: {why}" for cid, why in failed[:5])
+            raise EncoderError(f"feature extraction failed for {len(failed)} clip(s) ({listed}); fix or drop those "
+                               f"clips from the manifest, or run `acoustemo extract` to see every failure")
+
+    def load_acoustic(clip):
+        found = cache.load(clip, acoustic)
+        if found is None:
+            raise EncoderError(f"clip {clip.id}: no cached '{acoustic.id}' features in {cache_dir}; run "
+                               f"`acoustemo extract` for this manifest")
+        return found
+
+    def load_visual(clip):
+        return cache.load(clip, visual) if visual is not None else None
+
+    return load_acoustic, load_visual
+
+
+def _enable_checkpointing(llm) -> None:
+    """Recompute the LLM's layer activations in backward (non-reentrant: the inputs come from the Q-Formers)."""
+    base = llm.get_base_model()
+    if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5.x name
+        base.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    base.config.use_cache = False
+
+
+def _with_utterances(clips):
+    """Clips without utterances get them from VAD + ASR (acoustemo.data.segmentation), as in prediction."""
+    if all(c.utterances for c in clips):
+        return clips
+    from acoustemo.data.segmentation import ensure_utterances
+
+    log.warning("%d clip(s) have no utterances; finding them with VAD + ASR", sum(not c.utterances for c in clips))
+    return [ensure_utterances(c) for c in clips]
+
+
+def _dataset(clips, loaders, model, mcfg: ModelConfig, with_answers: bool):
+    from acoustemo.data.dataset import AcoustEmoDataset
+
+    return AcoustEmoDataset(clips, loaders[0], loaders[1], model.tokenizer, mcfg, with_answers=with_answers)
+
+
+def _loader(ds, batches: list[list[int]], cfg: TrainConfig, model, accelerator):
+    """Batches in the given order; its own generator, so creating it never draws from the global RNG."""
+    import functools
+
+    from acoustemo.data.dataset import collate
+
+    pad_id = accelerator.unwrap_model(model).tokenizer.pad_token_id
+    return torch.utils.data.DataLoader(
+        ds, batch_sampler=batches, collate_fn=functools.partial(collate, pad_id=pad_id),
+        num_workers=cfg.num_workers, pin_memory=accelerator.device.type == "cuda", generator=torch.Generator(),
+    )
+
+
+def _to_device(batch: dict, device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def _progress(enabled: bool, total: int, initial: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", desc="train", disable=not enabled, dynamic_ncols=True)
+
+
+def _validate(model, val_ds, cfg: TrainConfig, accelerator, state: _State, epoch: int, out_dir: Path,
+              runlog: RunLog) -> None:
+    """Validation loss (token-weighted over every val clip, all processes) and optionally the set-level Avg of
+    generated labels; saves DIR/best when the chosen metric improves."""
+    from accelerate.utils import gather_object
+
+    from acoustemo.data.dataset import collate
+
+    net = accelerator.unwrap_model(model)
+    net.eval()
+    mine = list(range(accelerator.process_index, len(val_ds), accelerator.num_processes))
+    totals = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
+    preds: dict[str, list[str]] = {}
+    with torch.no_grad(), accelerator.autocast():
+        for i in range(0, len(mine), cfg.batch_size):
+            batch = _to_device(collate([val_ds[k] for k in mine[i : i + cfg.batch_size]], net.tokenizer.pad_token_id),
+                               accelerator.device)
+            n_tokens = (batch["labels"][:, 1:] != -100).sum()
+            totals += torch.stack([net(**batch).loss.double() * n_tokens, n_tokens.double()])
+            if cfg.best_metric == "val_avg":
+                for cid, (emotions, _) in zip(batch["ids"], net.predict_batch(batch, cfg.max_new_tokens)):
+                    preds[cid] = emotions
+    totals = accelerator.reduce(totals, reduction="sum")
+    row = {"step": state.step, "epoch": epoch, "val_loss": float(totals[0] / totals[1].clamp(min=1))}
+    if cfg.best_metric == "val_avg":
+        merged = {k: v for d in gather_object([preds]) for k, v in d.items()}
+        row["val_avg"] = _set_level_avg(val_ds.clips, merged)
+    value = row[cfg.best_metric]
+    better = state.best_value is None or (value < state.best_value if cfg.best_metric == "val_loss"
+                                          else value > state.best_value)
+    row["best"] = better
+    if better:
+        state.best_value, state.best_step = value, state.step
+        if accelerator.is_main_process:
+            _save_best(net, out_dir, cfg, row)
+    accelerator.wait_for_everyone()
+    runlog.write(row)
+
+
+def _set_level_avg(clips, preds: dict[str, list[str]]) -> float:
+    """Set-level Avg (Accuracy_S + Recall_S) / 2 with exact label matching (cheap, offline)."""
+    from acoustemo.evaluate.grouping import exact_groupings, pooled_labels
+    from acoustemo.evaluate.parsing import normalize_labels
+    from acoustemo.evaluate.setlevel import set_level_scores
+
+    gold = {c.id: normalize_labels(c.labels) for c in clips}
+    pred = {k: normalize_labels(v) for k, v in preds.items()}
+    groups = exact_groupings({k: pooled_labels(g, pred.get(k, [])) for k, g in gold.items()})
+    return float(set_level_scores(gold, pred, groups, without_grouping="exact").avg)
+
+
+def _save_best(net, out_dir: Path, cfg: TrainConfig, metrics: dict) -> None:
+    tmp = out_dir / f"best.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    net.save_pretrained(tmp)
+    cfg.save(tmp / TRAIN_CONFIG_NAME)
+    _write_text(tmp / "metrics.json", json.dumps(metrics, indent=2) + "\n")  # written last: marks it complete
+    _swap_dir(tmp, out_dir / "best")
+
+
+def _save_checkpoint(out_dir: Path, model, optimizer, scheduler, state: _State, cfg: TrainConfig,
+                     accelerator) -> None:
+    """DIR/last, complete or not at all: every process writes its RNG state, the main one the rest."""
+    from safetensors.torch import save_file
+
+    tmp = out_dir / f"last.tmp-{state.step}"  # same name on every process
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    tensors, meta = rng_state()
+    save_file(tensors, tmp / f"rng-rank{accelerator.process_index}.safetensors", metadata=meta)
+    if accelerator.is_main_process:
+        net = accelerator.unwrap_model(model)
+        net.save_pretrained(tmp / "model")
+        cfg.save(tmp / "model" / TRAIN_CONFIG_NAME)
+        tensors, meta = optimizer_tensors(optimizer.state_dict())
+        if accelerator.scaler is not None:
+            meta["scaler"] = json.dumps(accelerator.scaler.state_dict())
+        save_file(tensors, tmp / "optimizer.safetensors", metadata=meta)
+        _write_text(tmp / "scheduler.json", json.dumps(scheduler.state_dict()) + "\n")
+        blob = {**dataclasses.asdict(state), "world_size": accelerator.num_processes}
+        _write_text(tmp / "trainer_state.json", json.dumps(blob, indent=2) + "\n")  # last: marks it complete
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        _swap_dir(tmp, out_dir / "last")
+    accelerator.wait_for_everyone()
+
+
+def _load_checkpoint(checkpoint: Path, optimizer, scheduler, accelerator) -> _State:
+    from safetensors import safe_open
+
+    def read(path: Path) -> tuple[dict, dict]:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
+
+    tensors, meta = read(checkpoint / "optimizer.safetensors")
+    optimizer.load_state_dict(optimizer_state_dict(tensors, meta))
+    if "scaler" in meta and accelerator.scaler is not None:
+        accelerator.scaler.load_state_dict(json.loads(meta["scaler"]))
+    scheduler.load_state_dict(json.loads((checkpoint / "scheduler.json").read_text()))
+    set_rng_state(*read(checkpoint / f"rng-rank{accelerator.process_index}.safetensors"))
+    saved = json.loads((checkpoint / "trainer_state.json").read_text())
+    state = _State(**{f.name: saved[f.name] for f in dataclasses.fields(_State)})
+    if accelerator.is_main_process:
+        log.info("resuming from %s: step %d, epoch %d, position %d", checkpoint, state.step, state.epoch + 1,
+                 state.position)
+    return state
+
+
+def _gather_digests(accelerator, model) -> list[str]:
+    from accelerate.utils import gather_object
+
+    return list(gather_object([params_digest(accelerator.unwrap_model(model))]))

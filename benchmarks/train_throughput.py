@@ -1,0 +1,95 @@
+"""Training throughput (samples/s) of `acoustemo.train.train` for a preset, printed as JSON.
+
+    python benchmarks/train_throughput.py --preset debug --encoder whisper-tiny.en --steps 12
+    python benchmarks/train_throughput.py --preset cpu-default --steps 8 --mixed-precision bf16
+
+Without --train it speaks N two-speaker dialogues with espeak-ng (tests/conftest.py helpers) into --work and
+extracts their features first (not timed). The figure is the median of the per-step samples/s after the first
+step (which pays one-off costs); validation and checkpoints are switched off so they do not count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+LINES = [
+    ("I put the keys on the kitchen table this morning.", "Then they should still be there."),
+    ("We finally won the championship game!", "That is wonderful news."),
+    ("Please just leave me alone for a while.", "Fine, I will go."),
+    ("He told me he is not coming back.", "I am so sorry to hear that."),
+]
+
+
+def make_manifest(folder: Path, n: int) -> Path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from conftest import make_dialogue
+
+    rows = []
+    for i in range(n):
+        a, b = LINES[i % len(LINES)]
+        _, utts = make_dialogue(folder / f"d{i}", [("Anna", "en-us", a), ("Ben", "en-us+m3", b)])
+        rows.append({"id": f"d{i}", "media": f"d{i}/dialogue.wav", "utterances": utts, "target_speaker": "Anna",
+                     "labels": ["neutral"], "description": "Anna speaks calmly."})
+    path = folder / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--preset", default="debug")
+    p.add_argument("--encoder", default="default")
+    p.add_argument("--train", help="manifest to train on (default: N spoken dialogues)")
+    p.add_argument("--clips", type=int, default=4)
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--mixed-precision", default="no")
+    p.add_argument("--gradient-checkpointing", action="store_true")
+    p.add_argument("--work", help="folder for data, features and the run (default: a temporary one)")
+    args = p.parse_args()
+
+    import torch
+
+    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.cache import FeatureCache
+    from acoustemo.features.extract import extract
+    from acoustemo.data.manifest import read_manifest
+    from acoustemo.train import resolve_configs, train
+
+    work = Path(args.work or tempfile.mkdtemp(prefix="acoustemo-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    manifest = Path(args.train) if args.train else make_manifest(work / "data", args.clips)
+    t0 = time.perf_counter()
+    clips = read_manifest(manifest)
+    extract(clips, FeatureCache(work / "features"), get_acoustic_encoder(args.encoder), progress=False)
+    extract_s = time.perf_counter() - t0
+    model_cfg, train_cfg = resolve_configs(args.preset, train_overrides=dict(
+        acoustic_encoder=args.encoder, cache_dir=str(work / "features"), max_steps=args.steps, epochs=10**6,
+        batch_size=args.batch_size, mixed_precision=args.mixed_precision,
+        gradient_checkpointing=args.gradient_checkpointing, save_every_steps=0, progress=False))
+    run = work / "run"
+    shutil.rmtree(run, ignore_errors=True)
+    t0 = time.perf_counter()
+    result = train(manifest, None, run, model_cfg, train_cfg)
+    wall_s = time.perf_counter() - t0
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    rates = [r["samples_per_s"] for r in rows if "loss" in r][1:]
+    print(json.dumps({
+        "preset": args.preset, "encoder": args.encoder, "steps": result.steps, "batch_size": args.batch_size,
+        "mixed_precision": args.mixed_precision, "gradient_checkpointing": args.gradient_checkpointing,
+        "samples_per_s_median": round(statistics.median(rates), 3) if rates else None,
+        "samples_per_s_overall": round(result.samples_per_s, 3), "train_wall_s": round(wall_s, 1),
+        "feature_extraction_s": round(extract_s, 1), "torch_threads": torch.get_num_threads(),
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+    }))
+
+
+if __name__ == "__main__":
+    main()

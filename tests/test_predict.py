@@ -1,0 +1,106 @@
+"""Prediction on real spoken clips with a (briefly) trained debug model: the manifest form writes one line per
+clip, resumes after an interruption, and the single-media form takes subtitles or falls back to VAD + ASR."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from acoustemo.cli import main
+from acoustemo.infer import OUTPUT_KEYS, load_predictor, predict_clip, predict_manifest
+from test_train import configs, one_thread, write_corpus  # noqa: F401  (one_thread: autouse fixture)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from acoustemo.train import train
+
+    root = tmp_path_factory.mktemp("predict")
+    corpus = write_corpus(root)
+    model_cfg, train_cfg = configs(corpus, max_steps=2)
+    train(corpus["train"], corpus["val"], root / "run", model_cfg, train_cfg)
+    lines = corpus["train"].read_text() + corpus["val"].read_text()
+    (root / "all.jsonl").write_text(lines)  # five clips: batches of 2 + a last one of 1
+    predictor = load_predictor(root / "run", max_new_tokens=8)  # the run folder -> its best/
+    return root, predictor
+
+
+def test_manifest_gives_one_line_per_clip_and_resumes(setup):
+    root, predictor = setup
+    out = root / "preds.jsonl"
+    report = predict_manifest(root / "all.jsonl", predictor, out, batch_size=2, progress=False)
+    assert (report.total, report.predicted, report.skipped, report.failed) == (5, 5, 0, [])
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [d["id"] for d in lines] == ["c0", "c1", "c2", "c3", "c4"]  # manifest order
+    assert all(tuple(d) == OUTPUT_KEYS for d in lines)
+    assert all(isinstance(d["emotions"], list) and isinstance(d["explanation"], str) for d in lines)
+
+    # an interrupted run: the final file never written, two lines in .partial, the second cut by the kill
+    out.unlink()
+    partial = root / "preds.jsonl.partial"
+    partial.write_text(json.dumps(lines[0]) + "\n" + json.dumps(lines[3]) + "\n" + json.dumps(lines[4])[:20])
+    report = predict_manifest(root / "all.jsonl", predictor, out, batch_size=2, progress=False)
+    assert (report.predicted, report.skipped) == (3, 2)
+    again = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [d["id"] for d in again] == ["c0", "c1", "c2", "c3", "c4"] and not partial.exists()
+    assert again == lines  # greedy decoding: the same answers
+
+    report = predict_manifest(root / "all.jsonl", predictor, out, progress=False)  # nothing left to do
+    assert (report.predicted, report.skipped) == (0, 5)
+
+
+def test_cli_manifest_form(setup, capsys):
+    root, _ = setup
+    out = root / "cli_preds.jsonl"
+    rc = main(["predict", "--manifest", str(root / "all.jsonl"), "--model", str(root / "run"), "--out", str(out),
+               "--batch-size", "3", "--max-new-tokens", "4", "--no-progress"])
+    assert rc == 0
+    assert len(out.read_text().splitlines()) == 5
+    assert "5 predicted" in capsys.readouterr().err
+
+
+def test_single_media_with_subtitles(setup, tmp_path):
+    root, predictor = setup
+    media = root / "c0" / "dialogue.wav"
+    utts = json.loads((root / "train.jsonl").read_text().splitlines()[0])["utterances"]
+    srt = tmp_path / "c0.srt"
+    srt.write_text("".join(f"{i + 1}\n{_t(u['start'])} --> {_t(u['end'])}\n{u['speaker']}: {u['text']}\n\n"
+                           for i, u in enumerate(utts)))
+    pred = predict_clip(media, subtitles=srt, speaker="Anna", model=predictor)
+    assert pred.timestamps_source == "subtitles"
+    assert [(u.speaker, u.text) for u in pred.utterances] == [(u["speaker"], u["text"]) for u in utts]
+    assert pred.utterances[0].start_s == pytest.approx(utts[0]["start"], abs=1e-3)
+    assert pred.model == str(root / "run" / "best") and isinstance(pred.emotions, list)
+
+    out = tmp_path / "answer.json"
+    rc = main(["predict", str(media), "--subtitles", str(srt), "--speaker", "Anna", "--model", str(root / "run"),
+               "--json", str(out), "--max-new-tokens", "4"])
+    assert rc == 0
+    saved = json.loads(out.read_text())
+    assert {"id", "emotions", "explanation", "utterances", "timestamps_source", "model"} <= set(saved)
+
+
+def test_single_media_without_subtitles_uses_vad_and_asr(setup):
+    root, predictor = setup
+    pred = predict_clip(root / "c1" / "dialogue.wav", model=predictor)
+    assert pred.timestamps_source == "vad"
+    assert len(pred.utterances) >= 1 and "game" in " ".join(u.text.lower() for u in pred.utterances)
+
+
+def test_cli_rejects_ambiguous_or_incomplete_requests(setup, capsys):
+    root, _ = setup
+    media, manifest = str(root / "c0" / "dialogue.wav"), str(root / "all.jsonl")
+    assert main(["predict", media, "--manifest", manifest, "--model", str(root / "run")]) == 2
+    assert "either one MEDIA" in capsys.readouterr().err
+    assert main(["predict", "--manifest", manifest, "--model", str(root / "run")]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert main(["predict", media]) == 2
+    assert "--model" in capsys.readouterr().err
+    assert main(["predict", media, "--model", str(root)]) == 2  # a folder without a model
+    assert "no trained AcoustEmo model" in capsys.readouterr().err
+
+
+def _t(seconds: float) -> str:
+    ms = round(seconds * 1000)
+    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"

@@ -1,0 +1,395 @@
+"""The web demo's server: limits, type checks, temp-folder hygiene, concurrency, and the multipart parser.
+
+The server runs for real on 127.0.0.1 (port 0) in a thread with the real predictor (predict_clip + the timeline)
+on an untrained debug model; requests are raw HTTP so that filenames can be hostile.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from acoustemo.serve import UploadError, make_server, model_predictor, parse_multipart, safe_filename
+
+
+# ------------------------------------------------------------------------------------------------- helpers
+
+
+def multipart(parts: list[tuple[str, str | None, bytes]], boundary: str | None = None) -> tuple[bytes, str]:
+    """(field, filename or None, content) -> (body, content type), with filenames sent verbatim."""
+    boundary = boundary or f"----acoustemo{uuid.uuid4().hex}"
+    out = io.BytesIO()
+    for name, filename, content in parts:
+        out.write(f"--{boundary}\r\n".encode())
+        disp = f'Content-Disposition: form-data; name="{name}"'
+        if filename is not None:
+            disp += f'; filename="{filename}"'
+        out.write(disp.encode() + b"\r\n")
+        if filename is not None:
+            out.write(b"Content-Type: application/octet-stream\r\n")
+        out.write(b"\r\n" + content + b"\r\n")
+    out.write(f"--{boundary}--\r\n".encode())
+    return out.getvalue(), f"multipart/form-data; boundary={boundary}"
+
+
+def post(server, parts, headers=None, timeout=120) -> tuple[int, dict]:
+    body, ctype = multipart(parts)
+    conn = http.client.HTTPConnection(*server.server_address[:2], timeout=timeout)
+    try:
+        conn.request("POST", "/api/predict", body=body, headers={"Content-Type": ctype, **(headers or {})})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+def get(server, path) -> tuple[int, str, bytes]:
+    conn = http.client.HTTPConnection(*server.server_address[:2], timeout=30)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.getheader("Content-Type"), resp.read()
+    finally:
+        conn.close()
+
+
+class Recorder:
+    """Wraps the real predictor to record what it was given and whether two calls ever overlapped."""
+
+    def __init__(self, predictor):
+        self.predictor, self.calls, self.active, self.max_active = predictor, [], 0, 0
+        self.entered = threading.Event()
+        self._lock = threading.Lock()
+
+    def __call__(self, media, subtitles, speaker, plot):
+        with self._lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+            self.calls.append({"media": media, "subtitles": subtitles, "speaker": speaker, "plot": plot,
+                               "media_exists": media.is_file()})
+        self.entered.set()
+        try:
+            return self.predictor(media, subtitles, speaker, plot)
+        finally:
+            with self._lock:
+                self.active -= 1
+
+
+@pytest.fixture(scope="module")
+def debug_model(tmp_path_factory):
+    """The real prediction stack (default encoders, feature cache, predict_clip) on an untrained debug model:
+    its answers are noise, the plumbing is real."""
+    import torch
+
+    from acoustemo.config import ModelConfig
+    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.cache import FeatureCache
+    from acoustemo.infer import Predictor
+    from acoustemo.model.acoustemo import AcoustEmoModel
+
+    torch.manual_seed(0)
+    encoder = get_acoustic_encoder("default")
+    model = AcoustEmoModel(ModelConfig.preset("debug", acoustic_streams=[tuple(s) for s in encoder.streams])).eval()
+    cache = FeatureCache(tmp_path_factory.mktemp("features"))
+    return Predictor(model, Path("debug-untrained"), cache, encoder, None, max_new_tokens=24)
+
+
+@pytest.fixture(scope="module")
+def demo_predictor(debug_model):
+    return model_predictor(debug_model)
+
+
+@pytest.fixture()
+def temp_root(tmp_path, monkeypatch):
+    """Point tempfile at an empty folder so the test can see every file the server creates (and that it's gone)."""
+    root = tmp_path / "tmp"
+    root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    return root
+
+
+@pytest.fixture()
+def running(demo_predictor, temp_root):
+    """Start a server on a free loopback port; yields a function making one (several allowed per test)."""
+    servers = []
+
+    def start(max_upload_mb=200, predictor=None):
+        recorder = Recorder(predictor or demo_predictor)
+        server = make_server(recorder, "127.0.0.1", 0, max_upload_mb=max_upload_mb, model_name="debug")
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server, recorder
+
+    yield start
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+# ---------------------------------------------------------------------------------------------------- tests
+
+
+def test_page_static_and_health(running):
+    server, _ = running()
+    assert server.server_address[0] == "127.0.0.1"
+    status, ctype, body = get(server, "/")
+    assert status == 200 and ctype.startswith("text/html") and b'id="upload"' in body
+    status, ctype, body = get(server, "/static/app.js")
+    assert status == 200 and "javascript" in ctype and b"/api/predict" in body
+    status, _, body = get(server, "/healthz")
+    health = json.loads(body)
+    assert status == 200 and health["status"] == "ok" and health["max_upload_bytes"] == 200 * 2**20
+    for path in ("/static/../serve.py", "/static/%2e%2e/serve.py", "/static/.hidden", "/nope"):
+        assert get(server, path)[0] == 404
+
+
+def test_prediction_end_to_end_and_upload_deleted(running, dialogue, temp_root, tmp_path, write_json):
+    server, rec = running()
+    wav, utts = dialogue
+    subs = write_json(tmp_path / "subs.json", utts)
+    status, data = post(server, [("media", "dialogue.wav", wav.read_bytes()),
+                                 ("subtitles", "subs.json", subs.read_bytes()), ("speaker", None, b"Anna")])
+    assert status == 200, data
+    assert isinstance(data["emotions"], list) and isinstance(data["explanation"], str)
+    assert [u["text"] for u in data["utterances"]] == [u["text"] for u in utts]
+    assert data["plot"].startswith("data:image/png;base64,")
+    from PIL import Image
+
+    with Image.open(io.BytesIO(base64.b64decode(data["plot"].split(",", 1)[1]))) as im:
+        assert im.height > 850  # the three-panel figure: waveform, pitch and the attention strip
+    assert data["upload"] == {"media": "dialogue.wav", "subtitles": "subs.json", "speaker": "Anna"}
+    call = rec.calls[0]
+    assert call["speaker"] == "Anna" and call["media_exists"]
+    assert call["media"].name == "dialogue.wav" and call["media"].parent.name == "media"
+    assert call["media"].parents[1].parent == temp_root and call["media"].parents[1].name.startswith("acoustemo-upload-")
+    assert str(temp_root) not in json.dumps(data)  # no server paths leak into the answer
+    assert list(temp_root.iterdir()) == []  # the upload folder is deleted after the response
+
+
+def test_too_big_upload_gets_413_with_a_clear_message(running, dialogue, temp_root):
+    server, rec = running(max_upload_mb=0.1)
+    wav, _ = dialogue
+    assert wav.stat().st_size > 0.2 * 2**20
+    status, data = post(server, [("media", "dialogue.wav", wav.read_bytes())])
+    assert status == 413
+    assert "accepts at most 0.1 MB" in data["error"] and "--max-upload-mb" in data["error"]
+    # a body just inside the multipart slack but with a file over the limit is cut off while streaming
+    status, data = post(server, [("media", "big.wav", b"RIFF" + bytes(int(0.1 * 2**20) + 1000))])
+    assert status == 413 and "larger than" in data["error"]
+    assert rec.calls == [] and list(temp_root.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "parts, status, message",
+    [
+        ([("media", "photo.png", b"\x89PNG\r\n\x1a\n" + bytes(100))], 415, "not a supported media file"),
+        ([("media", "clip.wav", b"hello, I am a text file\n" * 20)], 415, "content is not audio or video (it looks like text)"),
+        ([("media", "clip.mp4", b"\x89PNG\r\n\x1a\n" + bytes(100))], 415, "it is a PNG image"),
+        ([("media", "clip.wav", b"RIFF\x00\x00\x00\x00WAVEjunkjunk" + bytes(64))], 415, "clip.wav"),
+        ([("media", "clip.wav", b"")], 415, "empty"),
+        ([("speaker", None, b"Anna")], 400, "no media file"),
+    ],
+    ids=["png-extension", "text-named-wav", "png-named-mp4", "corrupt-wav", "empty", "no-media"],
+)
+def test_wrong_media_is_rejected_with_a_clear_message(running, temp_root, parts, status, message):
+    server, rec = running()
+    got, data = post(server, parts)
+    assert got == status and message in data["error"], data
+    assert str(temp_root) not in data["error"]
+    assert rec.calls == [] and list(temp_root.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("subs.docx", b"PK\x03\x04", "not a subtitle file"),
+        ("subs.srt", b"\xff\xfe\x00\x00binary", "not UTF-8 text"),
+        ("subs.vtt", b"1\n00:00:01.000 --> 00:00:02.000\nhi\n", "must start with 'WEBVTT'"),
+        ("subs.json", b"[{\"start\": 1,", "invalid JSON"),
+    ],
+)
+def test_wrong_subtitles_are_rejected(running, dialogue, name, content, message):
+    server, rec = running()
+    wav, _ = dialogue
+    status, data = post(server, [("media", "dialogue.wav", wav.read_bytes()), ("subtitles", name, content)])
+    assert status == 415 and message in data["error"], data
+    assert rec.calls == []
+
+
+def test_subtitle_errors_from_the_pipeline_come_back_as_422_naming_the_file(running, dialogue):
+    server, _ = running()
+    wav, _ = dialogue
+    bad = b"1\n00:00:02,000 --> 00:00:01,000\nAnna: ends before it starts\n"
+    status, data = post(server, [("media", "dialogue.wav", wav.read_bytes()), ("subtitles", "broken.srt", bad)])
+    assert status == 422 and "broken.srt" in data["error"], data
+    assert "acoustemo-upload-" not in data["error"]
+
+
+@pytest.mark.parametrize("name", ["../../evil.wav", "..\\..\\evil.wav", "/etc/evil.wav", "....//evil.wav",
+                                  "%2e%2e%2fevil.wav", ".evil.wav", "ev\x00il.wav"])
+def test_hostile_filenames_stay_inside_the_temp_folder(running, dialogue, temp_root, tmp_path, name):
+    server, rec = running()
+    wav, utts = dialogue
+    subs = json.dumps(utts).encode()
+    status, data = post(server, [("media", name, wav.read_bytes()), ("subtitles", "../" + name + ".json", subs)])
+    assert status == 200, data
+    assert rec.calls[0]["subtitles"].parents[2] == temp_root
+    media = rec.calls[0]["media"]
+    assert media.parents[2] == temp_root and ".." not in media.parts and media.name.endswith(".wav")
+    assert list(temp_root.iterdir()) == []
+    assert not any(p.name.endswith("evil.wav") for p in tmp_path.rglob("*"))
+    assert "/" not in data["upload"]["media"] and "\\" not in data["upload"]["media"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_safe_filename_is_one_harmless_component(name):
+    safe = safe_filename(name)
+    assert safe and "/" not in safe and "\\" not in safe and "\x00" not in safe
+    assert not safe.startswith(".") and len(safe) <= 101
+    folder = Path("/srv/uploads")
+    assert os.path.normpath(folder / safe).startswith("/srv/uploads/")
+
+
+def test_concurrent_requests_all_succeed_one_model_call_at_a_time(running, dialogue, temp_root):
+    server, rec = running()
+    wav, utts = dialogue
+    payload = wav.read_bytes()
+    results: list = [None] * 3
+
+    def worker(i):
+        subs = json.dumps([{**u, "speaker": f"P{i}"} for u in utts]).encode()  # the same audio, own subtitles
+        results[i] = post(server, [("media", f"clip{i}.wav", payload), ("subtitles", f"s{i}.json", subs),
+                                   ("speaker", None, f"S{i}".encode())])
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    # while predictions run, the page and the health check still answer at once
+    assert rec.entered.wait(60)
+    t0 = time.monotonic()
+    assert get(server, "/healthz")[0] == 200 and get(server, "/")[0] == 200
+    assert time.monotonic() - t0 < 2.0
+    for t in threads:
+        t.join(180)
+    assert [r[0] for r in results] == [200, 200, 200], results
+    assert [r[1]["upload"]["media"] for r in results] == ["clip0.wav", "clip1.wav", "clip2.wav"]
+    for i, (_, data) in enumerate(results):  # each answer belongs to its own request
+        assert {u["speaker"] for u in data["utterances"]} == {f"P{i}"}
+        assert data["upload"]["speaker"] == f"S{i}"
+    assert all(r[1]["plot"] for r in results)
+    assert rec.max_active == 1 and len(rec.calls) == 3
+    assert len({c["media"].parents[1] for c in rec.calls}) == 3  # one private folder per request
+    assert list(temp_root.iterdir()) == []
+
+
+def test_cross_site_posts_are_refused(running, dialogue):
+    server, rec = running()
+    wav, _ = dialogue
+    status, data = post(server, [("media", "d.wav", wav.read_bytes())], headers={"Origin": "http://evil.example"})
+    assert status == 403 and "not allowed" in data["error"]
+    status, data = post(server, [("media", "d.wav", wav.read_bytes())], headers={"Host": "attacker.example:80"})
+    assert status == 403 and "not this machine" in data["error"]
+    assert rec.calls == []
+
+
+def test_multipart_parser_streams_files_exactly(tmp_path):
+    rng = np.random.default_rng(7)
+    boundary = "XyZ-boundary"
+    # binary content full of near-boundaries, larger than the parser's read chunk so markers straddle reads
+    blob = bytearray(rng.integers(0, 256, 3 * 2**20 + 17, dtype=np.uint8).tobytes())
+    for i in range(0, len(blob) - 20, 99_991):
+        blob[i : i + 16] = b"\r\n--XyZ-boundar!"  # one byte short of a delimiter
+    body, _ = multipart([("speaker", None, "Zoë".encode()), ("media", "a b.wav", bytes(blob)),
+                         ("subtitles", "", b"")], boundary=boundary)
+    form = parse_multipart(io.BytesIO(body + b"NEXT REQUEST"), len(body), boundary.encode(), tmp_path, 4 * 2**20)
+    assert form.fields == {"speaker": "Zoë"}
+    assert list(form.files) == ["media"]  # an unused file input (empty filename, no bytes) is no upload
+    up = form.files["media"]
+    assert up.filename == "a b.wav" and up.size == len(blob) and up.path.read_bytes() == bytes(blob)
+    assert up.path == tmp_path / "media" / "a b.wav"
+
+    other = tmp_path / "other"
+    other.mkdir()
+    with pytest.raises(UploadError, match="'media' is larger than") as e:
+        parse_multipart(io.BytesIO(body), len(body), boundary.encode(), other, 2**20)
+    assert e.value.status == 413
+    shutil.rmtree(other)
+    other.mkdir()
+    with pytest.raises(UploadError, match="incomplete|before the whole upload"):
+        parse_multipart(io.BytesIO(body[: len(body) // 2]), len(body), boundary.encode(), other, 4 * 2**20)
+
+
+def test_model_timeline_inputs_are_the_qformer_attention_on_the_utterance_windows(debug_model, dialogue):
+    from acoustemo.data.segments import Clip, Utterance
+    from acoustemo.data.windows import frame_range
+    from acoustemo.plot import model_timeline_inputs
+
+    wav, utts = dialogue
+    clip = Clip("dialogue", str(wav), [Utterance.from_json(u) for u in utts])
+    got = model_timeline_inputs(debug_model, clip)
+    assert got["attention_rate_hz"] == 50.0 and got["pitch_rate_hz"] == 50.0
+    n_frames = len(got["pitch_hz"])
+    assert len(got["attention"]) == len(utts)
+    for u, att in zip(utts, got["attention"]):
+        a, b = frame_range(u["start"], u["end"], 50.0, n_frames)
+        assert att.shape == (debug_model.model.cfg.num_queries, b - a)  # (K, F_i): padding cut off
+        assert np.allclose(att.sum(axis=1), 1.0, atol=1e-4)  # each query's softmax over its window's frames
+    voiced = got["pitch_hz"][np.isfinite(got["pitch_hz"])]
+    assert voiced.size > 100 and 70 < np.median(voiced) < 200  # espeak's male voices, from the prosody stream
+
+
+def test_serve_command_loads_a_saved_model_and_leaves_nothing_behind(debug_model, dialogue, tmp_path):
+    """`acoustemo serve` as a user runs it: a saved model, a free port, one upload, Ctrl+C, a clean temp folder."""
+    import signal
+    import subprocess
+    import sys
+
+    model_dir = tmp_path / "model"
+    debug_model.model.save_pretrained(model_dir)
+    tmp_root = tmp_path / "tmp"
+    tmp_root.mkdir()
+    log = tmp_path / "serve.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "acoustemo", "serve", "--model", str(model_dir), "--port", "0",
+                                 "--max-upload-mb", "1.5"], stdout=subprocess.PIPE, stderr=err, text=True,
+                                env={**os.environ, "TMPDIR": str(tmp_root)})
+    watchdog = threading.Timer(150, proc.kill)  # a server that never comes up must not hang the suite
+    watchdog.start()
+    try:
+        line = proc.stdout.readline()  # blocks until the model is loaded and the port is bound
+        assert line.startswith("AcoustEmo demo at http://127.0.0.1:"), line + log.read_text()
+        host, port = line.split("http://", 1)[1].split("/", 1)[0].split(":")
+
+        class Addr:
+            server_address = (host, int(port))
+
+        status, _, body = get(Addr, "/healthz")
+        health = json.loads(body)
+        assert status == 200 and health["max_upload_bytes"] == int(1.5 * 2**20)
+        assert health["model"] == str(model_dir)
+        wav, utts = dialogue
+        status, data = post(Addr, [("media", "d.wav", wav.read_bytes()),
+                                   ("subtitles", "d.json", json.dumps(utts).encode())])
+        assert status == 200 and len(data["utterances"]) == 3 and data["plot"], data
+        assert any(tmp_root.iterdir())  # the server's feature cache lives in TMPDIR while it runs
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+        watchdog.cancel()
+    assert code == 0, log.read_text()
+    assert list(tmp_root.iterdir()) == []  # uploads and the features derived from them are gone

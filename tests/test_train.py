@@ -1,0 +1,283 @@
+"""The training loop end to end on the debug preset with real spoken clips (espeak-ng) and real Whisper
+features: the loss falls, DIR/best is chosen on the validation split, a run killed with SIGKILL and resumed ends
+bit-for-bit where an uninterrupted run ends, and two DDP processes stay in sync."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from acoustemo.errors import ConfigError
+from acoustemo.train import (
+    TrainConfig, epoch_batches, load_config_file, lr_factor, optimizer_state_dict, optimizer_tensors,
+    resolve_configs, rng_state, set_rng_state, steps_per_epoch, train,
+)
+from conftest import make_dialogue
+
+ENCODER = "whisper-tiny.en"  # the cheapest real encoder shipped offline (384-d, 50 Hz)
+REPO = Path(__file__).resolve().parents[1]
+CLIPS = [  # (id, target speaker's line, other line, labels, description)
+    ("c0", "I lost my keys again.", "Check the table.", ["worried"], "Anna sounds worried."),
+    ("c1", "We won the game!", "Amazing.", ["happy", "excited"], "Anna is excited."),
+    ("c2", "Leave me alone.", "Fine.", ["angry"], "Anna is angry."),
+    ("c3", "He is not coming back.", "I am sorry.", ["sad"], "Anna is sad."),
+    ("c4", "Is that a spider?", "Yes.", ["scared"], "Anna is scared."),
+]
+
+
+def write_corpus(root: Path) -> dict:
+    """Five two-speaker clips: c0-c2 train, c3-c4 val; features extracted once into root/features."""
+    import torch
+
+    from acoustemo.data.manifest import read_manifest
+    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.cache import FeatureCache
+    from acoustemo.features.extract import extract
+
+    lines = []
+    for cid, mine, other, labels, desc in CLIPS:
+        _, utts = make_dialogue(root / cid, [("Anna", "en-us", mine), ("Ben", "en-us+m3", other)], gap_s=0.2)
+        lines.append({"id": cid, "media": f"{cid}/dialogue.wav", "utterances": utts, "target_speaker": "Anna",
+                      "labels": labels, "description": desc})
+    (root / "train.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines[:3]))
+    (root / "val.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines[3:]))
+    clips = read_manifest(root / "train.jsonl") + read_manifest(root / "val.jsonl")
+    threads = torch.get_num_threads()
+    report = extract(clips, FeatureCache(root / "features"), get_acoustic_encoder(ENCODER), progress=False)
+    torch.set_num_threads(threads)  # CTranslate2 resets the OpenMP thread count; keep the tests' single thread
+    assert report.ok, report.summary()
+    return {"train": root / "train.jsonl", "val": root / "val.jsonl", "cache": root / "features"}
+
+
+def configs(corpus: dict, **train_fields):
+    fields = dict(acoustic_encoder=ENCODER, cache_dir=str(corpus["cache"]), lr=1e-2, warmup_ratio=0.1,
+                  save_every_steps=0, progress=False)
+    return resolve_configs("debug", train_overrides={**fields, **train_fields})
+
+
+def read_log(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The debug model's ops are tiny: one intra-op thread beats two fighting over shared cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return write_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="module")
+def trained(corpus, tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "run"
+    model_cfg, train_cfg = configs(corpus, epochs=4)
+    result = train(corpus["train"], corpus["val"], run, model_cfg, train_cfg)
+    return run, result
+
+
+# --------------------------------------------------------------------------------------------- pure pieces
+def test_schedule_warms_up_linearly_then_decays_by_cosine():
+    total, warmup = 105, 5
+    factors = [lr_factor(s, total, warmup) for s in range(total)]
+    assert factors[:5] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+    assert factors[5] == 1.0 and factors[-1] < 0.001
+    assert all(a >= b for a, b in zip(factors[5:], factors[6:]))
+    assert lr_factor(55, total, warmup) == pytest.approx(0.5)  # half-way through the decay
+
+
+def test_epoch_batches_shard_one_permutation_evenly():
+    seed = 7
+    one = [i for b in epoch_batches(7, seed, 2) for i in b]
+    assert sorted(one) == list(range(7)) and one != list(range(7))
+    shards = [epoch_batches(7, seed, 2, rank, 2) for rank in range(2)]
+    assert len(shards[0]) == len(shards[1]) == 2  # DDP needs equal batch counts
+    assert sorted(i for s in shards for b in s for i in b) == sorted(list(range(7)) + [one[0]])  # wrapped pad
+    assert epoch_batches(7, seed, 2) == epoch_batches(7, seed, 2)
+    assert steps_per_epoch(7, 2, 2, world_size=2) == 1 and steps_per_epoch(3, 1, 2) == 2
+
+
+def test_rng_and_optimizer_state_round_trip_without_pickle():
+    import random
+
+    import numpy as np
+    import torch
+
+    tensors, meta = rng_state()
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+    set_rng_state(tensors, meta)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+    p = torch.nn.Parameter(torch.randn(3, 2))
+    opt = torch.optim.AdamW([p], lr=0.1, betas=(0.8, 0.9))
+    p.sum().backward()
+    opt.step()
+    restored = torch.optim.AdamW([torch.nn.Parameter(p.detach().clone())], lr=0.1)
+    restored.load_state_dict(optimizer_state_dict(*optimizer_tensors(opt.state_dict())))
+    a, b = opt.state_dict(), restored.state_dict()
+    assert a["param_groups"] == b["param_groups"]
+    assert all(torch.equal(a["state"][0][k], b["state"][0][k]) for k in ("step", "exp_avg", "exp_avg_sq"))
+
+
+def test_a_kill_between_the_checkpoint_renames_is_recovered(tmp_path):
+    from acoustemo.train import _recover_dir, _swap_dir
+
+    def folder(name: str, step: int) -> Path:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "trainer_state.json").write_text(json.dumps({"step": step}))
+        return tmp_path / name
+
+    _swap_dir(folder("last.tmp-3", 3), tmp_path / "last")
+    _swap_dir(folder("last.tmp-6", 6), tmp_path / "last")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last"]
+    # killed after `last` was renamed aside, before the new one was renamed in
+    folder("last.tmp-9", 9)
+    (tmp_path / "last").rename(tmp_path / "last.old")
+    _recover_dir(tmp_path / "last", "trainer_state.json")
+    assert json.loads((tmp_path / "last" / "trainer_state.json").read_text())["step"] == 9
+    shutil.rmtree(tmp_path / "last.old")  # as the next start does with leftovers
+    # killed while writing the new one (no completion marker): the old one comes back
+    (tmp_path / "last").rename(tmp_path / "last.old")
+    (tmp_path / "last.tmp-12").mkdir()
+    _recover_dir(tmp_path / "last", "trainer_state.json")
+    assert json.loads((tmp_path / "last" / "trainer_state.json").read_text())["step"] == 9
+
+
+def test_config_file_splits_model_and_train_fields(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"preset": "debug", "model": {"ablation": "no-global"}, "train": {"lr": 1e-3},
+                                "epochs": 2, "lora_r": 2}))
+    model, train_ = load_config_file(path)
+    assert model == {"preset": "debug", "ablation": "no-global", "lora_r": 2} and train_ == {"lr": 1e-3, "epochs": 2}
+    path.write_text(json.dumps({"learning_rate": 1}))
+    with pytest.raises(ConfigError, match="learning_rate"):
+        load_config_file(path)
+    with pytest.raises(ConfigError, match="mixed_precision"):
+        TrainConfig(mixed_precision="fp8")
+
+
+# --------------------------------------------------------------------------------------------- training
+def test_loss_falls_and_run_folder_is_complete(trained):
+    run, result = trained
+    rows = read_log(run)
+    losses = [r["loss"] for r in rows if "loss" in r]
+    assert len(losses) == result.steps == 12  # 3 clips x 4 epochs, batch 1
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.5, losses
+    assert all({"step", "epoch", "loss", "lr", "samples_per_s"} <= set(r) for r in rows if "loss" in r)
+    assert rows[-1]["event"] == "end" and rows[-1]["final_loss"] == losses[-1] == result.final_loss
+    assert (run / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert TrainConfig.load(run / "train_config.json").epochs == 4
+    assert json.loads((run / "last" / "trainer_state.json").read_text())["step"] == 12
+    assert not list(run.glob("*.tmp-*")) and not list(run.glob("*.old"))
+
+
+def test_best_is_chosen_on_validation_loss(trained):
+    from acoustemo.model.acoustemo import AcoustEmoModel
+
+    run, result = trained
+    val = [r for r in read_log(run) if "val_loss" in r]
+    assert [r["step"] for r in val] == [3, 6, 9, 12]  # once per epoch
+    best = min(val, key=lambda r: r["val_loss"])
+    metrics = json.loads((run / "best" / "metrics.json").read_text())
+    assert metrics["step"] == best["step"] == result.best_step and metrics["val_loss"] == best["val_loss"]
+    assert (run / "best" / "train_config.json").is_file()
+    model = AcoustEmoModel.from_pretrained(run / "best")
+    assert model.parameter_report()["trainable"] > 0
+
+
+def test_resume_refuses_another_config_and_fresh_start_refuses_a_used_folder(trained, corpus):
+    run, _ = trained
+    model_cfg, train_cfg = configs(corpus, epochs=4)
+    with pytest.raises(ConfigError, match="--resume"):
+        train(corpus["train"], corpus["val"], run, model_cfg, train_cfg)
+    _, other = configs(corpus, epochs=4, lr=5e-3)
+    with pytest.raises(ConfigError, match="lr: 0.01 vs 0.005"):
+        train(corpus["train"], corpus["val"], run, model_cfg, other, resume=True)
+    with pytest.raises(ConfigError, match="fp16"):
+        train(corpus["train"], corpus["val"], run, model_cfg, TrainConfig(mixed_precision="fp16"))
+
+
+def test_best_can_be_chosen_by_generated_labels(corpus, tmp_path):
+    model_cfg, train_cfg = configs(corpus, max_steps=1, best_metric="val_avg", max_new_tokens=8)
+    result = train(corpus["train"], corpus["val"], tmp_path / "run", model_cfg, train_cfg)
+    val = [r for r in read_log(tmp_path / "run") if "val_loss" in r]
+    assert len(val) == 1 and 0.0 <= val[0]["val_avg"] <= 1.0 and val[0]["best"]
+    assert result.best_value == val[0]["val_avg"]
+    assert json.loads((tmp_path / "run" / "best" / "metrics.json").read_text())["val_avg"] == val[0]["val_avg"]
+
+
+def test_sigkilled_cli_run_resumes_to_the_same_final_loss(corpus, tmp_path):
+    """The training CLI is killed (SIGKILL) once a checkpoint exists; `--resume` must then finish with
+    the loss and weights of an uninterrupted run. Dropout is on, so RNG restore matters; grad-accum 2 over 3
+    clips gives a short last group each epoch."""
+    from acoustemo.cli import main
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"preset": "debug", "model": {"lora_dropout": 0.1, "qformer_dropout": 0.1}}))
+    args = ["train", "--train", str(corpus["train"]), "--val", str(corpus["val"]), "--config", str(config),
+            "--encoder", ENCODER, "--cache-dir", str(corpus["cache"]), "--lr", "1e-2", "--epochs", "12",
+            "--grad-accum", "2", "--save-every", "3", "--no-progress"]
+
+    killed = tmp_path / "killed"
+    # `python -m acoustemo train ...`, with torch on one thread set the same way as in this process (the
+    # reference and the resumed run): OMP_NUM_THREADS=1 at start-up picks other GEMM kernels, other roundings
+    launch = "import sys, torch; torch.set_num_threads(1); from acoustemo.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", launch, *args, "--out", str(killed)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state = killed / "last" / "trainer_state.json"
+    deadline = time.monotonic() + 120
+    while not state.is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    _, err = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, f"the run ended before the kill: {err.decode()[-2000:]}"
+    stopped_at = json.loads(state.read_text())["step"]
+    assert 0 < stopped_at < 24
+
+    reference = tmp_path / "reference"
+    assert main([*args, "--out", str(reference)]) == 0
+    assert main(["train", "--out", str(killed), "--resume", "--no-progress"]) == 0  # configs + manifests reloaded
+
+    ref_rows, res_rows = read_log(reference), read_log(killed)
+    assert ref_rows[-1]["final_loss"] == pytest.approx(res_rows[-1]["final_loss"], abs=1e-6)
+    assert ref_rows[-1]["params_sha256"] == res_rows[-1]["params_sha256"]
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "samples_per_s"} for r in rows if "event" not in r]
+    assert strip(res_rows) == strip(ref_rows)  # every step's loss and lr, every validation, no duplicates
+    assert json.loads((killed / "best" / "metrics.json").read_text()) == json.loads(
+        (reference / "best" / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_two_ddp_processes_stay_in_sync(corpus, tmp_path):
+    """`accelerate launch` with the shipped 2-process CPU config (gloo): both ranks must end with identical
+    trainable weights (they saw different clips, so only the gradient all-reduce can make them equal)."""
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file",
+           str(REPO / "configs" / "accelerate" / "cpu-ddp.yaml"), "-m", "acoustemo",
+           "train", "--train", str(corpus["train"]), "--val", str(corpus["val"]), "--out", str(out),
+           "--preset", "debug", "--encoder", ENCODER, "--cache-dir", str(corpus["cache"]), "--lr", "1e-2",
+           "--max-steps", "4", "--no-progress"]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    end = read_log(out)[-1]
+    assert end["step"] == 4 and len(end["params_sha256"]) == 2
+    assert end["params_sha256"][0] == end["params_sha256"][1]
+    assert json.loads((out / "run.json").read_text())["processes"] == 2
+    assert json.loads((out / "last" / "trainer_state.json").read_text())["world_size"] == 2
+    assert (out / "last" / "rng-rank1.safetensors").is_file()
