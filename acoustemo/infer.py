@@ -50,8 +50,19 @@ class Prediction:
                 "model": self.model, "warnings": self.warnings}
 
 
-def resolve_model_dir(path: str | os.PathLike) -> Path:
-    """A saved model folder: `path` itself, else its best/, else its last/model/ (a run killed early)."""
+# The checkpoint shipped inside the package (trained on the acoustic-cue benchmark; see its README.md).
+DEFAULT_MODEL_DIR = Path(__file__).parent / "assets" / "default"
+
+
+def resolve_model_dir(path: str | os.PathLike | None) -> Path:
+    """A saved model folder: `path` itself, else its best/, else its last/model/ (a run killed early).
+
+    None means the shipped default checkpoint."""
+    if path is None:
+        if not (DEFAULT_MODEL_DIR / "config.json").is_file():
+            raise ConfigError(f"the shipped default checkpoint is missing from {DEFAULT_MODEL_DIR}; reinstall acoustemo "
+                              f"or pass --model DIR (a training run folder or its best/ folder)")
+        return DEFAULT_MODEL_DIR
     path = Path(path)
     for cand in (path, path / "best", path / "last" / "model"):
         if (cand / "config.json").is_file() and (cand / "acoustemo.safetensors").is_file():
@@ -96,7 +107,7 @@ class Predictor:
         return out
 
 
-def load_predictor(model_dir: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
+def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.PathLike | None = None,
                    device: str | None = None, acoustic_encoder: str | None = None,
                    max_new_tokens: int = 64) -> Predictor:
     """Load a trained model for prediction, with the encoder it was trained on (from its train_config.json).
@@ -136,9 +147,7 @@ def _default_device() -> torch.device:
 def _as_predictor(model, cache_dir=None) -> Predictor:
     if isinstance(model, Predictor):
         return model
-    if model is None:
-        raise ConfigError("no model given: pass --model DIR (a training run folder or its best/ folder)")
-    return load_predictor(model, cache_dir)
+    return load_predictor(model, cache_dir)  # None -> the shipped default checkpoint
 
 
 def predict_clip(media: str | os.PathLike, subtitles: str | os.PathLike | None = None, speaker: str | None = None,

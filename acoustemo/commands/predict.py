@@ -21,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("media", nargs="?", metavar="MEDIA", help="one audio / video file (or use --manifest)")
     p.add_argument("--manifest", metavar="M.jsonl", help="predict every clip of this manifest (needs --out)")
     p.add_argument("--out", metavar="PREDS.jsonl", help="with --manifest: one {id, emotions, explanation} per line")
-    p.add_argument("--model", metavar="DIR", help="training run folder (uses DIR/best) or a saved model folder")
+    p.add_argument("--model", metavar="DIR", help="training run folder (uses DIR/best) or a saved model folder "
+                   "(default: the checkpoint shipped with acoustemo)")
     p.add_argument("--subtitles", metavar="FILE", help="with MEDIA: SRT / WebVTT / JSON, or untimed .txt lines")
     p.add_argument("--speaker", metavar="NAME", help="with MEDIA: the target speaker to ask about")
     p.add_argument("--json", metavar="OUT", help="with MEDIA: write the full prediction as JSON ('-' = stdout)")
@@ -38,8 +39,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if (args.media is None) == (args.manifest is None):
         raise ConfigError("give either one MEDIA file or --manifest M.jsonl (with --out), not both / neither")
-    if args.model is None:
-        raise ConfigError("--model DIR is required: a training run folder (acoustemo train --out DIR) or its best/")
     if args.manifest is not None:
         return _run_manifest(args)
     return _run_media(args)

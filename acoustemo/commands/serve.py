@@ -14,7 +14,8 @@ from acoustemo.errors import ConfigError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", metavar="DIR", help="training run folder (uses DIR/best) or a saved model folder")
+    p.add_argument("--model", metavar="DIR", help="training run folder (uses DIR/best) or a saved model folder "
+                   "(default: the checkpoint shipped with acoustemo)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free port)")
     p.add_argument("--max-upload-mb", type=float, default=200, help="largest accepted upload in MB (default 200)")
@@ -26,8 +27,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from acoustemo.serve import serve
 
-    if args.model is None:
-        raise ConfigError("--model DIR is required: a training run folder (acoustemo train --out DIR) or its best/")
     if args.max_upload_mb <= 0:
         raise ConfigError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
     if not 0 <= args.port <= 65535:
