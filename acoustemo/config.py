@@ -127,7 +127,7 @@ class ModelConfig:
         if name == "paper" and not overrides.get("llm"):
             raise ConfigError(
                 "the 'paper' preset needs a LLaMA-2-7B-class LLM from a local folder (none installs offline): "
-                "ModelConfig.preset('paper', llm='/path/to/Llama-2-7b-hf')"
+                "--llm /path/to/Llama-2-7b-hf on the command line, or ModelConfig.preset('paper', llm='/path/to/Llama-2-7b-hf')"
             )
         unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
         if unknown:

@@ -33,6 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help='JSON {"preset"?, "model": {...}, "train": {...}} (or flat fields)')
     p.add_argument("--preset", choices=sorted(PRESETS), help="model preset (default cpu-default)")
     p.add_argument("--ablation", choices=ABLATIONS, help="paper Table 2 variant (default full)")
+    p.add_argument("--llm", metavar="NAME|DIR", help="the LLM: 'smollm2-135m' (bundled) or a local Hugging Face "
+                   "model folder, e.g. /models/Llama-2-7b-hf (needed by --preset paper)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly (configs reloaded from it)")
     g = p.add_argument_group("training (TrainConfig; defaults = paper §4.1)")
     g.add_argument("--epochs", type=int)
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
                        if getattr(args, flag) is not None}
     if args.no_progress:
         train_overrides["progress"] = False
-    model_overrides = {"ablation": args.ablation} if args.ablation else {}
+    model_overrides = {k: v for k, v in (("ablation", args.ablation), ("llm", args.llm)) if v}
     if args.resume and not (args.preset or args.config):
         model_cfg, train_cfg = load_run_configs(args.out)  # the run's own configs; flags may still change them
         model_cfg = type(model_cfg).from_json({**model_cfg.to_json(), **model_overrides})
