@@ -494,6 +494,8 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
     from acoustemo.model.acoustemo import AcoustEmoModel
 
     model = AcoustEmoModel.from_pretrained(checkpoint / "model", mcfg) if checkpoint else AcoustEmoModel(mcfg)
+    if not checkpoint:  # a resumed model already carries the statistics of its first start
+        model.set_acoustic_stats(*acoustic_stats(train_clips, loaders[0]))
     if cfg.gradient_checkpointing:
         _enable_checkpointing(model.llm)
     train_ds = _dataset(train_clips, loaders, model, mcfg, with_answers=True)
@@ -723,6 +725,19 @@ def _enable_checkpointing(llm) -> None:
     else:
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     base.config.use_cache = False
+
+
+def acoustic_stats(clips, load_acoustic) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std (D,) over every frame of the training clips (float64 sums, so order-proof)."""
+    total = sq = None
+    n = 0
+    for clip in clips:
+        x = torch.from_numpy(load_acoustic(clip).data).double()
+        total = x.sum(0) if total is None else total + x.sum(0)
+        sq = (x * x).sum(0) if sq is None else sq + (x * x).sum(0)
+        n += x.shape[0]
+    mean = total / n
+    return mean.float(), (sq / n - mean * mean).clamp(min=0).sqrt().float()
 
 
 def _with_utterances(clips):

@@ -93,3 +93,21 @@ def test_gradients_reach_queries_and_input_projection():
 def test_pad_windows_rejects_nothing():
     with pytest.raises(ValueError):
         pad_windows([])
+
+
+def test_corpus_feature_stats_are_applied_and_saved_with_the_weights():
+    """Global CMVN: inputs are standardised with the training split's per-channel mean/std (buffers)."""
+    import torch
+
+    from acoustemo.model.qformer import QFormer
+
+    torch.manual_seed(0)
+    qf = QFormer([("a", 5), ("b", 3)], num_queries=2, d_model=12, num_layers=1, num_heads=3, ffn_dim=7,
+                 max_frames=16).eval()
+    x = torch.randn(2, 6, 8)
+    mean, std = torch.linspace(-3, 3, 8), torch.linspace(0.5, 4, 8)
+    qf.input.set_feature_stats(mean, std)
+    shifted = qf(x * std + mean)
+    qf.input.set_feature_stats(torch.zeros(8), torch.ones(8))
+    assert torch.allclose(shifted, qf(x), atol=1e-5)  # standardising undoes the corpus shift and scale
+    assert {"input.feature_mean", "input.feature_std"} <= set(qf.state_dict())

@@ -207,6 +207,12 @@ class AcoustEmoModel(nn.Module):
             raise ConfigError(f"{directory / ADAPTER} holds LoRA weights this model lacks: {result.unexpected_keys[:5]}")
         return model
 
+    def set_acoustic_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Corpus per-channel mean / std (D,) of the acoustic frames, used by both acoustic Q-Formers' inputs."""
+        for qf in (self.utt_qformer, self.global_qformer):
+            if qf is not None:
+                qf.input.set_feature_stats(mean, std)
+
     def parameter_report(self) -> dict:
         """{"trainable", "total"} parameter counts, plus the trainable ones split by part."""
         parts = {"lora": 0, "qformers": 0, "projections": 0}

@@ -17,19 +17,32 @@ from torch import nn
 
 
 class StreamInput(nn.Module):
-    """LayerNorm each input stream on its own, then one projection to d_model.
+    """Standardise each input channel with corpus statistics, LayerNorm each stream on its own, then project.
 
-    A 512-d Whisper stream and a 6-d prosody stream have very different scales and sizes; normalising them
-    separately keeps the small one from being drowned out before the projection learns to weigh them.
+    Frozen-encoder frames share a large clip-independent component (Whisper's outlier dimensions, a speaker's
+    typical pitch); what tells clips apart is a small deviation from it. Without the corpus mean/std removed,
+    the Q-Former's outputs start out nearly identical for every clip and the LLM learns to ignore them (seen on
+    the acoustic-cue benchmark: token std across clips ~1% of their size). The statistics are buffers, set once
+    from the training split (`set_feature_stats`, done by train.py) and saved with the checkpoint, like global
+    CMVN in speech recognition. The per-stream LayerNorm then keeps a 512-d Whisper stream from drowning a
+    10-d prosody stream.
     """
 
     def __init__(self, streams: list[tuple[str, int]], d_model: int):
         super().__init__()
         self.widths = [int(w) for _, w in streams]
+        self.register_buffer("feature_mean", torch.zeros(sum(self.widths)))
+        self.register_buffer("feature_std", torch.ones(sum(self.widths)))
         self.norms = nn.ModuleList(nn.LayerNorm(w) for w in self.widths)
         self.proj = nn.Linear(sum(self.widths), d_model)
 
+    def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Per-channel mean and std (D,) of the training frames; std is floored to keep silent channels finite."""
+        self.feature_mean.copy_(mean.to(self.feature_mean))
+        self.feature_std.copy_(std.to(self.feature_std).clamp(min=1e-3))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (W, F, D) -> (W, F, d)
+        x = (x - self.feature_mean.to(x.dtype)) / self.feature_std.to(x.dtype)
         parts = torch.split(x, self.widths, dim=-1)
         return self.proj(torch.cat([norm(p) for norm, p in zip(self.norms, parts)], dim=-1))
 
