@@ -77,6 +77,9 @@ class TrainConfig:
     batch_size: int = 1  # clips per micro-batch per process
     grad_accum_steps: int = 1  # micro-batches per optimizer step
     lr: float = 2e-5
+    # LoRA's learning rate = lr * lora_lr_scale (1.0 = the paper's single rate). Randomly initialised Q-Formers
+    # on a small corpus may need a higher rate than the LLM's adapter, or the adapter learns the label prior first.
+    lora_lr_scale: float = 1.0
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.05  # on matrices; biases, norms and other 1-d parameters get none (as LAVIS/BLIP-2)
     eps: float = 1e-8
@@ -197,13 +200,15 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW over the trainable parameters only; weight decay on matrices, none on 1-d parameters."""
-    decay, no_decay = [], []
-    for _, p in sorted(((n, p) for n, p in model.named_parameters() if p.requires_grad), key=lambda t: t[0]):
-        (decay if p.ndim >= 2 else no_decay).append(p)
-    if not decay and not no_decay:
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, p in sorted(((n, p) for n, p in model.named_parameters() if p.requires_grad), key=lambda t: t[0]):
+        groups.setdefault(("lora_" in name, p.ndim >= 2), []).append(p)
+    if not groups:
         raise ConfigError("the model has no trainable parameters; check the ModelConfig (LoRA targets, ablation)")
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+    return torch.optim.AdamW(
+        [{"params": ps, "weight_decay": cfg.weight_decay if matrix else 0.0,
+          "lr": cfg.lr * (cfg.lora_lr_scale if lora else 1.0)} for (lora, matrix), ps in sorted(groups.items())],
+        lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
 
 
 def build_scheduler(optimizer, total_steps: int, warmup_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
