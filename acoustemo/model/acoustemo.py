@@ -201,7 +201,11 @@ class AcoustEmoModel(nn.Module):
         model = cls(config or saved)
         if (directory / BASE_WEIGHTS).is_file():
             _load_exact(model.llm, load_file(directory / BASE_WEIGHTS), directory / BASE_WEIGHTS, allow_missing="lora_")
-        _load_exact(model, load_file(directory / WEIGHTS), directory / WEIGHTS, allow_missing="llm.")
+        state = load_file(directory / WEIGHTS)
+        for key, value in model.state_dict().items():  # checkpoints from before the corpus statistics: identity
+            if key.endswith((".feature_mean", ".feature_std")) and key not in state:
+                state[key] = value
+        _load_exact(model, state, directory / WEIGHTS, allow_missing="llm.")
         result = set_peft_model_state_dict(model.llm, load_peft_weights(str(directory / ADAPTER)))
         if getattr(result, "unexpected_keys", None):
             raise ConfigError(f"{directory / ADAPTER} holds LoRA weights this model lacks: {result.unexpected_keys[:5]}")
