@@ -4,6 +4,7 @@ clip, resumes after an interruption, and the single-media form takes subtitles o
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -95,8 +96,6 @@ def test_cli_rejects_ambiguous_or_incomplete_requests(setup, capsys):
     assert "either one MEDIA" in capsys.readouterr().err
     assert main(["predict", "--manifest", manifest, "--model", str(root / "run")]) == 2
     assert "--out" in capsys.readouterr().err
-    assert main(["predict", media]) == 2
-    assert "--model" in capsys.readouterr().err
     assert main(["predict", media, "--model", str(root)]) == 2  # a folder without a model
     assert "no trained AcoustEmo model" in capsys.readouterr().err
 
@@ -104,3 +103,21 @@ def test_cli_rejects_ambiguous_or_incomplete_requests(setup, capsys):
 def _t(seconds: float) -> str:
     ms = round(seconds * 1000)
     return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+
+@pytest.mark.slow
+def test_predict_without_model_uses_the_shipped_checkpoint(tmp_path, capsys):
+    """The offline default end to end: the checkpoint inside the package, the default encoders, SmolLM2."""
+    import json as _json
+
+    from acoustemo.infer import DEFAULT_MODEL_DIR
+
+    example = Path(__file__).resolve().parents[1] / "examples"
+    out = tmp_path / "answer.json"
+    assert main(["predict", str(example / "sample.wav"), "--subtitles", str(example / "sample.srt"),
+                 "--speaker", "Leo", "--json", str(out), "--cache-dir", str(tmp_path / "cache")]) == 0
+    answer = _json.loads(out.read_text())
+    assert set(answer) >= {"emotions", "explanation", "utterances", "timestamps_source", "model"}
+    assert answer["model"].endswith(str(Path("assets") / "default")) or str(DEFAULT_MODEL_DIR) in answer["model"]
+    assert answer["timestamps_source"] == "subtitles" and len(answer["utterances"]) == 3
+    assert answer["explanation"]  # the shipped model always explains; its quality is tracked in BENCHMARKS.md
