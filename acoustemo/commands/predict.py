@@ -92,4 +92,5 @@ def _run_media(args) -> int:
         print(f"  [{u.start_s:.2f}-{u.end_s:.2f} s] {u.speaker or '?'}: {u.text}")
     print(f"Emotions: {', '.join(pred.emotions) or '(none)'}")
     print(f"Explanation: {pred.explanation}")
+    print(f"Model: {pred.model}")
     return 0
