@@ -98,3 +98,15 @@ def test_sanitised_ids_stay_distinct():
     a, b = sanitise_id("a/b"), sanitise_id("a_b")
     assert a != b and "/" not in a
     assert sanitise_id("../../etc") not in ("", "..") and "/" not in sanitise_id("../../etc")
+
+
+def test_non_finite_features_are_refused_not_cached(tmp_path, clip_wav):
+    from acoustemo.errors import EncoderError
+
+    path, _ = clip_wav
+    cache, enc = FeatureCache(tmp_path / "cache"), get_acoustic_encoder("prosody")
+    data = np.zeros((40, 10), np.float32)
+    data[25, 3] = np.nan
+    with pytest.raises(EncoderError, match=r"NaN/inf features for a at 1 frame\(s\) \(first at 0.50 s\)"):
+        cache.save(path, enc, data, 0.8, "a")
+    assert cache.load(path, enc, "a") is None and not cache.path("a", enc).exists()

@@ -78,6 +78,12 @@ def test_prosody_shows_loudness_burst_at_the_right_time(sentence):
     assert (burst["loud_local"] - plain["loud_local"])[inside].mean() * 10 > 3  # stands out of its local baseline
 
 
+def test_prosody_is_finite_over_long_silence(sentence):
+    _, wav = sentence  # speech then 20 s of digital silence, like a padded 30 s clip (once gave NaN in *_mod)
+    _, x = _prosody(np.concatenate([wav, np.zeros(20 * SR, np.float32)]))
+    assert np.isfinite(x).all()
+
+
 def test_prosody_shows_pitch_jump_at_the_right_time(sentence):
     import librosa
 

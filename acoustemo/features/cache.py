@@ -129,6 +129,11 @@ class FeatureCache:
         media, clip_id = _media_and_id(clip_or_media, clip_id)
         if data.ndim != 2 or data.shape[1] != encoder.dim:
             raise EncoderError(f"encoder '{encoder.id}' returned shape {data.shape}, expected (L, {encoder.dim}); this is a bug in the encoder")
+        if not np.isfinite(data).all():
+            bad = np.flatnonzero(~np.isfinite(data).all(axis=1))
+            raise EncoderError(f"encoder '{encoder.id}' returned NaN/inf features for {clip_id} at {len(bad)} frame(s) "
+                               f"(first at {bad[0] / encoder.frame_rate_hz:.2f} s); not cached. This is a bug in the "
+                               f"encoder: report it with the media file")
         meta = {"encoder_version": encoder.version, "settings": encoder.settings(), "encoder_key": encoder_key(encoder),
                 "media_sha256": media_sha256(media), "media_path": str(Path(media).resolve()), "clip_id": clip_id}
         features = Features(data=data.astype(np.float32, copy=False), frame_rate_hz=float(encoder.frame_rate_hz),

@@ -157,7 +157,8 @@ def _band_rms(x: np.ndarray, low_hz: float, high_hz: float, fs: float = 50.0, wi
         return np.zeros_like(x)
     sos = butter(2, [low_hz, high_hz], btype="band", fs=fs, output="sos")
     band = sosfiltfilt(sos, x - x.mean(), padlen=min(len(x) - 1, 15))
-    return np.sqrt(uniform_filter1d(band**2, size=window, mode="nearest"))
+    # the running mean of a square can come out a hair below 0 in float arithmetic (long silences): clamp first
+    return np.sqrt(np.maximum(uniform_filter1d(band**2, size=window, mode="nearest"), 0.0))
 
 
 def _weighted_argmax(probs: np.ndarray, fmin_hz: float, fmax_hz: float) -> tuple[np.ndarray, np.ndarray]:

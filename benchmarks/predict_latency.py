@@ -1,0 +1,124 @@
+"""Prediction latency of the shipped default checkpoint on a 30 s, 4-utterance clip; prints JSON (issue #7).
+
+    python benchmarks/predict_latency.py [--repeats 3]
+
+- "warm": `predict_clip` with the model already loaded and an empty feature cache each time (the clip is new to
+  the model: decoding, both encoders, the Q-Formers and greedy generation), split into its parts;
+- "cold_cli_s": the whole `acoustemo predict` command in a fresh process (imports, model load, features, answer),
+  with the user cache holding only the converted SmolLM2 (as after the first run following install).
+The clip: four espeak-ng utterances by two speakers, padded with silence to 30 s, and an SRT with their times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from conftest import SR, make_dialogue  # noqa: E402  (the same real-media helper the tests use)
+
+LINES = [
+    ("Ana", "en-us", "I looked everywhere for the spare keys this morning and under the sofa, but they were "
+                     "nowhere to be found."),
+    ("Ben", "en-us+m3", "Did you check the pocket of the blue coat you wore on Sunday by the door?"),
+    ("Ana", "en-us", "Not yet, although I am fairly sure I emptied every pocket when we came back from the market "
+                     "in the afternoon."),
+    ("Ben", "en-us+m3", "Then let us look in the car before we call the landlord, because a new set of keys "
+                        "would take at least a week to arrive."),
+]
+
+
+def make_clip(folder: Path, length_s: float = 30.0) -> tuple[Path, Path]:
+    wav_path, utts = make_dialogue(folder, LINES, gap_s=1.2, lead_s=0.5)
+    wav, _ = sf.read(wav_path, dtype="float32")
+    if len(wav) > length_s * SR:
+        raise SystemExit(f"the dialogue is {len(wav) / SR:.1f} s, longer than {length_s} s; shorten LINES")
+    sf.write(wav_path, np.concatenate([wav, np.zeros(int(length_s * SR) - len(wav), np.float32)]), SR)
+
+    def ts(t: float) -> str:
+        ms = round(t * 1000)
+        return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+    srt = folder / "dialogue.srt"
+    srt.write_text("".join(f"{i + 1}\n{ts(u['start'])} --> {ts(u['end'])}\n{u['speaker']}: {u['text']}\n\n"
+                           for i, u in enumerate(utts)))
+    return wav_path, srt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+
+    import torch
+
+    from acoustemo.data.media import load_audio
+    from acoustemo.features.cache import FeatureCache
+    from acoustemo.infer import load_predictor, predict_clip
+
+    work = Path(tempfile.mkdtemp(prefix="acoustemo-latency-"))
+    try:
+        media, srt = make_clip(work / "clip")
+        t = time.perf_counter()
+        predictor = load_predictor(None, cache_dir=work / "features-0")
+        load_s = time.perf_counter() - t
+        predict_clip(media, srt, "Ana", model=predictor)  # warm-up: first-call allocations and lazy imports
+
+        rows = []
+        for r in range(args.repeats):
+            predictor.cache = FeatureCache(work / f"features-{r + 1}")  # the clip is new each time
+            t0 = time.perf_counter()
+            pred = predict_clip(media, srt, "Ana", model=predictor)
+            total = time.perf_counter() - t0
+            # the parts, measured separately on the same clip
+            t1 = time.perf_counter()
+            audio = load_audio(media)
+            t2 = time.perf_counter()
+            predictor.acoustic.encode(audio)
+            t3 = time.perf_counter()
+            predict_clip(media, srt, "Ana", model=predictor)  # features now cached: Q-Formers + LLM only
+            t4 = time.perf_counter()
+            rows.append({"total_s": total, "decode_s": t2 - t1, "encoders_s": t3 - t2, "model_and_generate_s": t4 - t3})
+
+        env = dict(os.environ, ACOUSTEMO_CACHE=str(work / "user-cache"))
+        from acoustemo.offline import cache_dir
+
+        (work / "user-cache").mkdir()
+        llm = cache_dir() / "llm"
+        if llm.is_dir():  # the one-time GGUF conversion is not part of a start-up
+            shutil.copytree(llm, work / "user-cache" / "llm")
+        exe = Path(sys.executable).with_name("acoustemo")
+        colds = []
+        for r in range(args.repeats):
+            shutil.rmtree(work / "user-cache" / "features", ignore_errors=True)
+            t = time.perf_counter()
+            subprocess.run([str(exe), "predict", str(media), "--subtitles", str(srt), "--speaker", "Ana"], env=env,
+                           check=True, capture_output=True)
+            colds.append(time.perf_counter() - t)
+
+        med = {k: round(statistics.median(r[k] for r in rows), 3) for k in rows[0]}
+        print(json.dumps({
+            "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+            "clip": {"duration_s": 30.0, "utterances": len(LINES)},
+            "model": str(predictor.model_dir), "model_load_s": round(load_s, 2),
+            "warm_predict_median": med, "warm_predict_all_total_s": [round(r["total_s"], 3) for r in rows],
+            "answer_tokens": len(predictor.model.tokenizer(pred.answer)["input_ids"]), "answer": pred.answer,
+            "cold_cli_s": [round(c, 2) for c in colds], "cold_cli_median_s": round(statistics.median(colds), 2),
+        }, indent=1))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
