@@ -122,6 +122,8 @@ class FeatureCache:
         meta = features.metadata
         if meta.get("encoder_key") != encoder_key(encoder) or meta.get("media_sha256") != media_sha256(media):
             return None
+        if not np.isfinite(features.data).all():  # written by an older encoder with the NaN-over-silence bug
+            return None
         return features
 
     def save(self, clip_or_media, encoder, data: np.ndarray, duration_s: float, clip_id: str | None = None) -> Features:
