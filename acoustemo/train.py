@@ -80,6 +80,13 @@ class TrainConfig:
     # LoRA's learning rate = lr * lora_lr_scale (1.0 = the paper's single rate). Randomly initialised Q-Formers
     # on a small corpus may need a higher rate than the LLM's adapter, or the adapter learns the label prior first.
     lora_lr_scale: float = 1.0
+    # Stage-1 alignment (acoustemo/align.py): epochs in which only the Q-Formers and projections learn, without
+    # the LLM, to regress the text embedding of each clip's gold answer; 0 = the paper's single stage. On a small
+    # corpus trained from scratch it keeps the Q-Formers from collapsing into a constant soft prompt.
+    align_epochs: int = 0
+    align_lr: float = 1e-3
+    align_batch_size: int = 16
+    align_gain: float = 4.0  # scale of each answer's deviation from the corpus-mean answer in the target
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.05  # on matrices; biases, norms and other 1-d parameters get none (as LAVIS/BLIP-2)
     eps: float = 1e-8
@@ -103,12 +110,14 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.betas = (float(self.betas[0]), float(self.betas[1]))
         problems = []
-        for name in ("epochs", "batch_size", "grad_accum_steps", "log_every_steps", "max_new_tokens"):
+        for name in ("epochs", "batch_size", "grad_accum_steps", "log_every_steps", "max_new_tokens", "align_batch_size"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name}={getattr(self, name)} must be >= 1")
-        for name in ("max_steps", "save_every_steps", "eval_every_steps", "num_workers"):
+        for name in ("max_steps", "save_every_steps", "eval_every_steps", "num_workers", "align_epochs"):
             if int(getattr(self, name)) < 0:
                 problems.append(f"{name}={getattr(self, name)} must be >= 0")
+        if not self.align_lr > 0 or not self.align_gain > 0:
+            problems.append(f"align_lr={self.align_lr} and align_gain={self.align_gain} must be > 0")
         if not self.lr > 0:
             problems.append(f"lr={self.lr} must be > 0")
         if not all(0 <= b < 1 for b in self.betas):
@@ -505,6 +514,12 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
         _enable_checkpointing(model.llm)
     train_ds = _dataset(train_clips, loaders, model, mcfg, with_answers=True)
     val_ds = _dataset(val_clips, loaders, model, mcfg, with_answers=True) if val_clips else None
+    align_losses = []
+    if not checkpoint and cfg.align_epochs:  # a resumed run's checkpoint already holds the aligned weights
+        from acoustemo.align import align_acoustic
+
+        align_losses = align_acoustic(model, train_ds, train_clips, cfg.align_epochs, cfg.align_lr,
+                                      cfg.align_batch_size, cfg.align_gain, cfg.weight_decay, cfg.seed)
 
     per_epoch = steps_per_epoch(len(train_clips), cfg.batch_size, cfg.grad_accum_steps, world)
     total_steps = per_epoch * cfg.epochs if not cfg.max_steps else min(cfg.max_steps, per_epoch * cfg.epochs)
@@ -524,6 +539,8 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
                  accelerator.unwrap_model(model).parameter_report())
     runlog = RunLog(out_dir / "log.jsonl", main)
     runlog.truncate_after(state.step)
+    for epoch, value in enumerate(align_losses, 1):
+        runlog.write({"step": 0, "event": "align", "align_epoch": epoch, "align_loss": value})
 
     progress = _progress(cfg.progress and main, total_steps, state.step)
     params = [p for p in model.parameters() if p.requires_grad]

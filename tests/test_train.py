@@ -221,6 +221,41 @@ def test_best_can_be_chosen_by_generated_labels(corpus, tmp_path):
     assert json.loads((tmp_path / "run" / "best" / "metrics.json").read_text())["val_avg"] == val[0]["val_avg"]
 
 
+def test_stage1_alignment_fits_answer_embeddings_and_leaves_the_llm_alone(corpus, tmp_path):
+    import torch
+
+    from acoustemo.align import align_acoustic, selected_windows
+    from acoustemo.data.dataset import AcoustEmoDataset
+    from acoustemo.data.manifest import read_manifest
+    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.cache import FeatureCache
+    from acoustemo.model.acoustemo import AcoustEmoModel
+
+    model_cfg, _ = configs(corpus)
+    clips = read_manifest(corpus["train"]) + read_manifest(corpus["val"])
+    cache, enc = FeatureCache(corpus["cache"]), get_acoustic_encoder(ENCODER)
+    model = AcoustEmoModel(model_cfg)
+    ds = AcoustEmoDataset(clips, lambda c: cache.load(c, enc), None, model.tokenizer, model_cfg)
+    llm_before = {k: v.clone() for k, v in model.llm.state_dict().items()}
+    qf_before = model.utt_qformer.queries.detach().clone()
+    losses = align_acoustic(model, ds, clips, epochs=30, lr=1e-2, batch_size=2, gain=4.0, weight_decay=0.0, seed=0)
+    assert len(losses) == 30 and losses[-1] < 0.3 * losses[0], losses  # the five answers are fitted
+    assert all(torch.equal(v, llm_before[k]) for k, v in model.llm.state_dict().items())  # LLM and LoRA untouched
+    assert not torch.equal(model.utt_qformer.queries, qf_before)
+    assert selected_windows(clips[0], model_cfg, 2) == [0]  # Anna's utterance only: the question is about her
+
+
+def test_training_with_alignment_logs_it_and_trains(corpus, tmp_path):
+    model_cfg, train_cfg = configs(corpus, max_steps=2, align_epochs=3, align_batch_size=2)
+    result = train(corpus["train"], corpus["val"], tmp_path / "run", model_cfg, train_cfg)
+    rows = read_log(tmp_path / "run")
+    align = [r for r in rows if r.get("event") == "align"]
+    assert [r["align_epoch"] for r in align] == [1, 2, 3] and all(r["align_loss"] > 0 for r in align)
+    assert result.steps == 2
+    with pytest.raises(ConfigError, match="align_batch_size=0"):
+        TrainConfig(align_batch_size=0)
+
+
 def test_sigkilled_cli_run_resumes_to_the_same_final_loss(corpus, tmp_path):
     """The training CLI is killed (SIGKILL) once a checkpoint exists; `--resume` must then finish with
     the loss and weights of an uninterrupted run. Dropout is on, so RNG restore matters; grad-accum 2 over 3

@@ -1,0 +1,106 @@
+"""Stage-1 alignment of the acoustic Q-Formers, before the LLM is trained (TrainConfig.align_epochs).
+
+Trained end to end from random weights on a small corpus, the Q-Formers collapse into a constant "soft prompt":
+the LM loss rewards the label prior first, the tokens stop depending on the audio (their std across clips fell
+from 62 % to 2 % of their norm within 70 steps on the acoustic-cue benchmark), and the input path never gets a
+useful gradient again (BENCHMARKS.md, issue #6). BLIP-2 avoids this with a first stage that trains the Q-Former
+without the LLM; this is the same idea with the data we have, gold answers:
+
+    target_c = e_mean + gain * (e_c - e_mean)      e_c = mean LLM input embedding of clip c's gold answer
+    pool_c   = mean of clip c's acoustic tokens     the global tokens + the target speaker's utterance tokens
+                                                    (all windows when no target or fixed windows)
+    loss     = mean_c ||pool_c - target_c||^2 / (dim * mean per-dim variance of target)   (1.0 = predict e_mean)
+
+Only the Q-Formers and projections train (the LLM and LoRA are untouched), with AdamW at `align_lr`, in batches
+of `align_batch_size` clips shuffled by the run's seed. Afterwards the tokens live near the text embeddings of
+what the answer says, so the LLM reads them the way it reads words.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from acoustemo.data.dataset import collate
+from acoustemo.data.prompt import format_answer
+
+log = logging.getLogger(__name__)
+
+
+def answer_targets(model, clips, gain: float) -> tuple[torch.Tensor, float]:
+    """(N, hidden) float32 targets and the loss normaliser (dim x mean per-dim variance of the targets)."""
+    emb = model.llm.get_input_embeddings().weight
+    rows = []
+    with torch.no_grad():
+        for clip in clips:
+            ids = model.tokenizer(format_answer(clip.labels, clip.description), add_special_tokens=False)["input_ids"]
+            rows.append(emb[torch.tensor(ids, device=emb.device)].float().mean(0).cpu())
+    e = torch.stack(rows)
+    mean = e.mean(0)
+    target = mean + gain * (e - mean)
+    var = target.var(0, unbiased=False).mean().item() if len(clips) > 1 else 1.0
+    return target, max(var, 1e-12) * target.shape[1]
+
+
+def selected_windows(clip, cfg, num_windows: int) -> list[int]:
+    """Indices of the clip's windows whose tokens are pooled: the target speaker's utterances when the windows are
+    utterances and a target is named (and speaks), else all `num_windows`."""
+    if cfg.ablation != "fixed-window" and clip.target_speaker:
+        mine = [i for i, u in enumerate(clip.utterances) if u.speaker == clip.target_speaker]
+        if mine and len(clip.utterances) == num_windows:
+            return mine
+    return list(range(num_windows))
+
+
+def pooled_tokens(model, batch: dict, clips, window_counts: list[int]) -> torch.Tensor:
+    """(B, hidden) float32: per clip, the mean of its global tokens and its selected utterance-window tokens."""
+    dev = model.device
+    parts: list[list[torch.Tensor]] = [[] for _ in clips]
+    if model.global_qformer is not None:
+        g = model.global_tokens(batch["audio"].to(dev), batch["audio_mask"].to(dev), batch["global_tokens"].to(dev))
+        for i, t in enumerate(torch.split(g, batch["global_tokens"].tolist())):
+            parts[i].append(t)
+    if model.utt_qformer is not None and sum(window_counts):
+        u = model.utterance_tokens(batch["windows"].to(dev), batch["window_mask"].to(dev),
+                                   batch["window_tokens"].to(dev))
+        per_window = torch.split(u, batch["window_tokens"].tolist())
+        start = 0
+        for i, (clip, n) in enumerate(zip(clips, window_counts)):
+            parts[i].extend(per_window[start + j] for j in selected_windows(clip, model.cfg, n))
+            start += n
+    return torch.stack([torch.cat(p).float().mean(0) for p in parts])
+
+
+def align_acoustic(model, dataset, clips, epochs: int, lr: float, batch_size: int, gain: float, weight_decay: float,
+                   seed: int) -> list[float]:
+    """Run stage 1 on `dataset` (an AcoustEmoDataset over `clips`); returns the mean loss of each epoch."""
+    targets, norm = answer_targets(model, clips, gain)
+    params = [p for n, p in model.named_parameters() if p.requires_grad and "lora_" not in n and not n.startswith("llm.")]
+    lora = [p for n, p in model.named_parameters() if p.requires_grad and (n.startswith("llm."))]
+    before = [p.detach().clone() for p in lora]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    generator = torch.Generator().manual_seed(seed)
+    pad = model.tokenizer.pad_token_id
+    was_training = model.training
+    model.train()
+    losses = []
+    for epoch in range(epochs):
+        order = torch.randperm(len(clips), generator=generator).tolist()
+        total = 0.0
+        for i in range(0, len(order), batch_size):
+            idx = order[i : i + batch_size]
+            examples = [dataset[j] for j in idx]
+            batch = collate(examples, pad)
+            pooled = pooled_tokens(model, batch, [clips[j] for j in idx], [len(e["windows"]) for e in examples])
+            loss = ((pooled - targets[idx].to(pooled.device)) ** 2).sum(-1).mean() / norm
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+        losses.append(total / len(order))
+        log.info("stage-1 alignment epoch %d/%d: loss %.4f (1.0 = the corpus-mean answer)", epoch + 1, epochs,
+                 losses[-1])
+    model.train(was_training)
+    assert all(torch.equal(a, b.detach()) for a, b in zip(before, lora)), "stage 1 must not touch the LLM or LoRA"
+    return losses
