@@ -87,6 +87,9 @@ class TrainConfig:
     align_lr: float = 1e-3
     align_batch_size: int = 16
     align_gain: float = 4.0  # scale of each answer's deviation from the corpus-mean answer in the target
+    # Weight of the answer's "Emotions: ..." tokens in the training loss relative to the explanation's (1.0 = the
+    # paper's plain mean, Eq. 4). The explanation's ~35 tokens otherwise swamp the ~5 that carry the labels.
+    label_loss_weight: float = 1.0
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.05  # on matrices; biases, norms and other 1-d parameters get none (as LAVIS/BLIP-2)
     eps: float = 1e-8
@@ -116,6 +119,8 @@ class TrainConfig:
         for name in ("max_steps", "save_every_steps", "eval_every_steps", "num_workers", "align_epochs"):
             if int(getattr(self, name)) < 0:
                 problems.append(f"{name}={getattr(self, name)} must be >= 0")
+        if not self.label_loss_weight > 0:
+            problems.append(f"label_loss_weight={self.label_loss_weight} must be > 0")
         if not self.align_lr > 0 or not self.align_gain > 0:
             problems.append(f"align_lr={self.align_lr} and align_gain={self.align_gain} must be > 0")
         if not self.lr > 0:
@@ -612,7 +617,7 @@ def _optimizer_step(model, optimizer, scheduler, batch_iter, n_micro: int, param
     for j in range(n_micro):
         batch = _to_device(next(batch_iter), accelerator.device)
         with contextlib.nullcontext() if j == n_micro - 1 else accelerator.no_sync(model):
-            out = model(**batch)
+            out = model(**batch, emotion_weight=cfg.label_loss_weight)
             accelerator.backward(out.loss / n_micro)
         loss_sum += out.loss.detach() / n_micro
     if cfg.max_grad_norm:

@@ -106,6 +106,25 @@ def test_collate_matches_the_design_batch(model, cfg):
     assert (batch["labels"][batch["attention_mask"] == 0] == IGNORE).all()
 
 
+def test_emotion_line_weight_in_the_loss(model, cfg):
+    """emotion_mask marks exactly the answer's "Emotions: ..." tokens; weight 1 is Eq. (4); W counts them W times."""
+    _, batch = build(model, cfg)
+    for row in range(len(CLIPS)):
+        marked = batch["input_ids"][row][batch["emotion_mask"][row]]
+        assert model.tokenizer.decode(marked) == "Emotions: " + ", ".join(CLIPS[row].labels)
+    assert not (batch["emotion_mask"] & (batch["labels"] == IGNORE)).any()
+    args = {k: v for k, v in batch.items() if k != "ids"}
+    with torch.no_grad():
+        plain, one, ten = model(**args), model(**args, emotion_weight=1.0), model(**args, emotion_weight=10.0)
+        target, emo = batch["labels"][:, 1:], batch["emotion_mask"][:, 1:]
+        ce = torch.nn.functional.cross_entropy(plain.logits[:, :-1].float().transpose(1, 2), target.clamp(min=0),
+                                               reduction="none")
+    w = (target != IGNORE).float() * (1 + 9 * emo.float())
+    assert one.loss == plain.loss
+    assert ten.loss.item() == pytest.approx(((ce * w).sum() / w.sum()).item(), rel=1e-5)
+    assert ten.loss.item() != pytest.approx(plain.loss.item(), rel=1e-3)
+
+
 def test_eq3_tokens_land_at_their_placeholders(model, cfg):
     """Paper layout: T_A = [T_global; T_1 ... T_N] sits contiguously, each at the right embedding rows."""
     pcfg = ModelConfig.preset("debug", layout="paper")
@@ -114,7 +133,7 @@ def test_eq3_tokens_land_at_their_placeholders(model, cfg):
     g, u = (ids == model.placeholder_ids[GLOBAL_AUDIO]).nonzero()[:, 0], (ids == model.placeholder_ids[UTT_AUDIO]).nonzero()[:, 0]
     assert g.max() < u.min() and (torch.cat([g, u]).diff() == 1).all()  # [T_global; T_1; ...; T_N] in one block
     with torch.no_grad():
-        embeds = model.embed(**{k: v for k, v in batch.items() if k not in ("ids", "labels", "attention_mask")})
+        embeds = model.embed(**{k: v for k, v in batch.items() if k not in ("ids", "labels", "attention_mask", "emotion_mask")})
         t_global = model.global_tokens(batch["audio"], batch["audio_mask"])
         t_utts = model.utterance_tokens(batch["windows"], batch["window_mask"])
     assert torch.allclose(embeds[0, g], t_global, atol=1e-6)

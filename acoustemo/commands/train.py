@@ -17,7 +17,7 @@ from acoustemo.errors import ConfigError
 
 # CLI flag -> TrainConfig field (flags left out keep the config file's / default value)
 _TRAIN_FLAGS = {
-    "epochs": "epochs", "batch_size": "batch_size", "grad_accum": "grad_accum_steps", "lr": "lr", "lora_lr_scale": "lora_lr_scale", "align_epochs": "align_epochs", "align_lr": "align_lr",
+    "epochs": "epochs", "batch_size": "batch_size", "grad_accum": "grad_accum_steps", "lr": "lr", "lora_lr_scale": "lora_lr_scale", "align_epochs": "align_epochs", "label_loss_weight": "label_loss_weight", "align_lr": "align_lr",
     "weight_decay": "weight_decay", "warmup_ratio": "warmup_ratio", "max_steps": "max_steps",
     "mixed_precision": "mixed_precision", "gradient_checkpointing": "gradient_checkpointing", "seed": "seed",
     "save_every": "save_every_steps", "eval_every": "eval_every_steps", "best_metric": "best_metric",
@@ -45,6 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--align-epochs", type=int, metavar="N", help="stage-1 alignment epochs before the LLM trains: "
                    "Q-Formers regress each answer's text embedding, without the LLM (default 0; see acoustemo/align.py)")
     g.add_argument("--align-lr", type=float, help="learning rate of the stage-1 alignment (default 1e-3)")
+    g.add_argument("--label-loss-weight", type=float, metavar="W", help="weight of the answer's 'Emotions:' tokens "
+                   "in the training loss relative to the explanation's (default 1.0 = the paper's plain mean)")
     g.add_argument("--weight-decay", type=float)
     g.add_argument("--warmup-ratio", type=float)
     g.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimizer steps (quick runs)")

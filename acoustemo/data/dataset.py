@@ -59,10 +59,13 @@ class AcoustEmoDataset(torch.utils.data.Dataset):
 
         user = build_prompt(clip, times, cfg.layout, cfg.ablation, cfg.uses_global, video is not None)
         prompt_ids = self._tokenize_prompt(chat_prompt(self.tokenizer, user))
-        answer_ids = []
+        answer_ids, n_emotion = [], 0
         if self.with_answers:
             answer = format_answer(clip.labels, clip.description)
             answer_ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
+            # the "Emotions: ..." line's tokens (TrainConfig.label_loss_weight can weight them)
+            line = self.tokenizer(answer.split("\n", 1)[0], add_special_tokens=False)["input_ids"]
+            n_emotion = next((i for i, (a, b) in enumerate(zip(line, answer_ids)) if a != b), len(line))
         reserve = len(answer_ids) if self.with_answers else cfg.answer_budget_tokens
         k, g = self._budget(clip, prompt_ids, len(windows), reserve, video is not None)
 
@@ -70,7 +73,9 @@ class AcoustEmoDataset(torch.utils.data.Dataset):
         expanded = [t for tok in prompt_ids for t in [tok] * counts.get(tok, 1)]
         input_ids = torch.tensor(expanded + answer_ids, dtype=torch.long)
         labels = torch.tensor([IGNORE] * len(expanded) + answer_ids, dtype=torch.long)
-        return {"id": clip.id, "input_ids": input_ids, "labels": labels, "audio": audio, "windows": windows,
+        emotion_mask = torch.zeros(len(input_ids), dtype=torch.bool)
+        emotion_mask[len(expanded) : len(expanded) + n_emotion] = True
+        return {"id": clip.id, "input_ids": input_ids, "labels": labels, "emotion_mask": emotion_mask, "audio": audio, "windows": windows,
                 "window_tokens": torch.full((len(windows),), k, dtype=torch.long), "global_tokens": g, "video": video}
 
     # pieces -----------------------------------------------------------------------------------------------
@@ -149,9 +154,12 @@ def collate(examples: list[dict], pad_id: int) -> dict:
     input_ids = torch.full((B, S), pad_id, dtype=torch.long)
     labels = torch.full((B, S), IGNORE, dtype=torch.long)
     attention_mask = torch.zeros(B, S, dtype=torch.long)
+    emotion_mask = torch.zeros(B, S, dtype=torch.bool)
     for i, e in enumerate(examples):
         n = len(e["input_ids"])
         input_ids[i, :n], labels[i, :n], attention_mask[i, :n] = e["input_ids"], e["labels"], 1
+        if "emotion_mask" in e:
+            emotion_mask[i, :n] = e["emotion_mask"]
     audio, audio_mask = _pad([e["audio"] for e in examples])
     windows = [w for e in examples for w in e["windows"]]
     if windows:
@@ -164,6 +172,7 @@ def collate(examples: list[dict], pad_id: int) -> dict:
     video, video_mask = _pad(videos) if videos[0] is not None else (None, None)
     return {
         "ids": [e["id"] for e in examples], "input_ids": input_ids, "attention_mask": attention_mask, "labels": labels,
+        "emotion_mask": emotion_mask,
         "audio": audio, "audio_mask": audio_mask, "windows": win, "window_mask": win_mask,
         "window_tokens": torch.cat([e["window_tokens"] for e in examples]),
         "global_tokens": torch.tensor([e["global_tokens"] for e in examples], dtype=torch.long),

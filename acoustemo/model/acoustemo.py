@@ -112,12 +112,24 @@ class AcoustEmoModel(nn.Module):
 
     # LLM ------------------------------------------------------------------------------------------------------
     def forward(self, input_ids, attention_mask, labels=None, audio=None, audio_mask=None, windows=None,
-                window_mask=None, window_tokens=None, global_tokens=None, video=None, video_mask=None, ids=None):
-        """The model batch of DESIGN.md -> transformers' CausalLMOutput (out.loss = Eq. (4), out.logits)."""
+                window_mask=None, window_tokens=None, global_tokens=None, video=None, video_mask=None, ids=None,
+                emotion_mask=None, emotion_weight: float = 1.0):
+        """The model batch of DESIGN.md -> transformers' CausalLMOutput (out.loss = Eq. (4), out.logits).
+
+        With emotion_weight != 1 and the batch's emotion_mask, the answer's "Emotions: ..." tokens count
+        emotion_weight times in the mean (TrainConfig.label_loss_weight); 1.0 is Eq. (4) exactly.
+        """
         embeds = self.embed(input_ids, audio, audio_mask, windows, window_mask, window_tokens, global_tokens,
                             video, video_mask)
-        return self.llm(inputs_embeds=embeds, attention_mask=attention_mask.to(self.device),
-                        labels=None if labels is None else labels.to(self.device))
+        weighted = labels is not None and emotion_mask is not None and emotion_weight != 1.0
+        out = self.llm(inputs_embeds=embeds, attention_mask=attention_mask.to(self.device),
+                       labels=None if labels is None or weighted else labels.to(self.device))
+        if weighted:
+            target = labels[:, 1:].to(self.device)
+            weights = (target != -100).float() * (1.0 + (emotion_weight - 1.0) * emotion_mask[:, 1:].to(self.device).float())
+            ce = F.cross_entropy(out.logits[:, :-1].float().transpose(1, 2), target.clamp(min=0), reduction="none")
+            out.loss = (ce * weights).sum() / weights.sum().clamp(min=1e-9)
+        return out
 
     @torch.no_grad()
     def generate(self, batch: dict, max_new_tokens: int = 64, **generate_kwargs) -> list[str]:
