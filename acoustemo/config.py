@@ -148,12 +148,9 @@ class ModelConfig:
         return cls(**d)
 
     def save(self, path: str | Path) -> None:
-        import os
+        from acoustemo.data.manifest import write_text_atomic
 
-        path = Path(path)
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(self.to_json(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> "ModelConfig":

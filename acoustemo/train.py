@@ -57,6 +57,7 @@ import numpy as np
 import torch
 
 from acoustemo.config import ModelConfig
+from acoustemo.data.manifest import write_text_atomic
 from acoustemo.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ class TrainConfig:
         return cls(**d)
 
     def save(self, path: str | Path) -> None:
-        _write_text(Path(path), json.dumps(self.to_json(), indent=2) + "\n")
+        write_text_atomic(Path(path), json.dumps(self.to_json(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
@@ -254,11 +255,6 @@ def steps_per_epoch(num_items: int, batch_size: int, grad_accum_steps: int, worl
 
 
 # ------------------------------------------------------------------------------------------------ state files
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
 
 def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors, metadata) capturing the python, numpy and torch (CPU + CUDA) generators."""
@@ -360,7 +356,7 @@ class RunLog:
         if not self.enabled or not self.path.exists():
             return
         keep = [row for row in self.rows() if row.get("step", 0) <= step and row.get("event") != "end"]
-        _write_text(self.path, "".join(json.dumps(r) + "\n" for r in keep))
+        write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in keep))
 
     def rows(self) -> list[dict]:
         if not self.path.exists():
@@ -503,7 +499,7 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
     if main:
         from acoustemo import __version__
 
-        _write_text(out_dir / RUN_FILE, json.dumps({
+        write_text_atomic(out_dir / RUN_FILE, json.dumps({
             "train_manifest": str(Path(train_manifest).resolve()),
             "val_manifest": str(Path(val_manifest).resolve()) if val_manifest else None,
             "acoustemo_version": __version__, "processes": world}, indent=2) + "\n")
@@ -862,7 +858,7 @@ def _save_best(net, out_dir: Path, cfg: TrainConfig, metrics: dict) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     net.save_pretrained(tmp)
     cfg.save(tmp / TRAIN_CONFIG_NAME)
-    _write_text(tmp / "metrics.json", json.dumps(metrics, indent=2) + "\n")  # written last: marks it complete
+    write_text_atomic(tmp / "metrics.json", json.dumps(metrics, indent=2) + "\n")  # written last: marks it complete
     _swap_dir(tmp, out_dir / "best")
 
 
@@ -886,9 +882,9 @@ def _save_checkpoint(out_dir: Path, model, optimizer, scheduler, state: _State, 
         if accelerator.scaler is not None:
             meta["scaler"] = json.dumps(accelerator.scaler.state_dict())
         save_file(tensors, tmp / "optimizer.safetensors", metadata=meta)
-        _write_text(tmp / "scheduler.json", json.dumps(scheduler.state_dict()) + "\n")
+        write_text_atomic(tmp / "scheduler.json", json.dumps(scheduler.state_dict()) + "\n")
         blob = {**dataclasses.asdict(state), "world_size": accelerator.num_processes}
-        _write_text(tmp / "trainer_state.json", json.dumps(blob, indent=2) + "\n")  # last: marks it complete
+        write_text_atomic(tmp / "trainer_state.json", json.dumps(blob, indent=2) + "\n")  # last: marks it complete
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         _swap_dir(tmp, out_dir / "last")

@@ -85,3 +85,32 @@ def write_json():
         return path
 
     return _write
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: one thread is fastest, and on a busy shared CPU several threads spin against each other.
+    Modules opt in with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def untrained_predictor(features_dir: Path):
+    """The real prediction stack (default encoders, feature cache, predict_clip) on an untrained debug model:
+    its answers are noise, the plumbing is real."""
+    import torch
+
+    from acoustemo.config import ModelConfig
+    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.cache import FeatureCache
+    from acoustemo.infer import Predictor
+    from acoustemo.model.acoustemo import AcoustEmoModel
+
+    torch.manual_seed(0)
+    encoder = get_acoustic_encoder("default")
+    model = AcoustEmoModel(ModelConfig.preset("debug", acoustic_streams=[tuple(s) for s in encoder.streams])).eval()
+    return Predictor(model, Path("debug-untrained"), FeatureCache(features_dir), encoder, None, max_new_tokens=24)

@@ -19,6 +19,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from acoustemo.serve import make_server, model_predictor  # noqa: E402
+from conftest import untrained_predictor  # noqa: E402
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -28,19 +29,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 @pytest.fixture(scope="module")
 def debug_model(tmp_path_factory):
     """The real prediction stack on an untrained debug model (as in test_serve.py)."""
-    import torch
-
-    from acoustemo.config import ModelConfig
-    from acoustemo.features.base import get_acoustic_encoder
-    from acoustemo.features.cache import FeatureCache
-    from acoustemo.infer import Predictor
-    from acoustemo.model.acoustemo import AcoustEmoModel
-
-    torch.manual_seed(0)
-    encoder = get_acoustic_encoder("default")
-    model = AcoustEmoModel(ModelConfig.preset("debug", acoustic_streams=[tuple(s) for s in encoder.streams])).eval()
-    cache = FeatureCache(tmp_path_factory.mktemp("features"))
-    return Predictor(model, Path("debug-untrained"), cache, encoder, None, max_new_tokens=24)
+    return untrained_predictor(tmp_path_factory.mktemp("features"))
 
 
 @pytest.fixture(scope="module")

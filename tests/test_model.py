@@ -45,13 +45,7 @@ CLIPS = [make_clip(0, [(0.3, 1.2), (1.5, 1.52), (1.9, 3.9)], ["happy", "excited"
          make_clip(2, [(0.2, 1.0), (1.3, 2.2)], ["angry"], "He shouts.")]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is fastest, and on a busy shared CPU several threads spin against each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

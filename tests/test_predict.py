@@ -10,7 +10,9 @@ import pytest
 
 from acoustemo.cli import main
 from acoustemo.infer import OUTPUT_KEYS, load_predictor, predict_clip, predict_manifest
-from test_train import configs, one_thread, write_corpus  # noqa: F401  (one_thread: autouse fixture)
+from test_train import configs, write_corpus
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

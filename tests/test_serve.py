@@ -24,6 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from acoustemo.serve import UploadError, make_server, model_predictor, parse_multipart, safe_filename
+from conftest import untrained_predictor
 
 
 # ------------------------------------------------------------------------------------------------- helpers
@@ -93,19 +94,7 @@ class Recorder:
 def debug_model(tmp_path_factory):
     """The real prediction stack (default encoders, feature cache, predict_clip) on an untrained debug model:
     its answers are noise, the plumbing is real."""
-    import torch
-
-    from acoustemo.config import ModelConfig
-    from acoustemo.features.base import get_acoustic_encoder
-    from acoustemo.features.cache import FeatureCache
-    from acoustemo.infer import Predictor
-    from acoustemo.model.acoustemo import AcoustEmoModel
-
-    torch.manual_seed(0)
-    encoder = get_acoustic_encoder("default")
-    model = AcoustEmoModel(ModelConfig.preset("debug", acoustic_streams=[tuple(s) for s in encoder.streams])).eval()
-    cache = FeatureCache(tmp_path_factory.mktemp("features"))
-    return Predictor(model, Path("debug-untrained"), cache, encoder, None, max_new_tokens=24)
+    return untrained_predictor(tmp_path_factory.mktemp("features"))
 
 
 @pytest.fixture(scope="module")

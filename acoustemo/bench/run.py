@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from acoustemo.config import ABLATIONS
+from acoustemo.data.manifest import write_text_atomic
 from acoustemo.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -107,9 +108,9 @@ def run_benchmark(bench_dir: str | os.PathLike, cfg: RunConfig, out_dir: str | o
         rows[ablation] = _run_isolated(bench_dir, out, cfg, ablation, settings) if cfg.isolate else \
             run_ablation(str(bench_dir), str(out), dataclasses.asdict(cfg), ablation, settings)
     table = build_table(rows, cfg, extract_s)
-    _write_text(out / "table.json", json.dumps(table, indent=2) + "\n")
+    write_text_atomic(out / "table.json", json.dumps(table, indent=2) + "\n")
     md = render_markdown(table)
-    _write_text(out / "table.md", md)
+    write_text_atomic(out / "table.md", md)
     return RunSummary(out, rows, md, skipped)
 
 
@@ -139,7 +140,7 @@ def _extract_all(bench_dir: Path, cache_dir: Path, cfg: RunConfig) -> float:
     saved = json.loads(record.read_text()) if record.is_file() else {"wall_s": 0.0, "computed": 0}
     if report.computed:
         saved = {"wall_s": saved["wall_s"] + report.wall_s, "computed": saved["computed"] + len(report.computed)}
-        _write_text(record, json.dumps(saved) + "\n")
+        write_text_atomic(record, json.dumps(saved) + "\n")
     return float(saved["wall_s"])
 
 
@@ -225,7 +226,7 @@ def run_ablation(bench_dir: str, out: str, cfg_dict: dict, ablation: str, settin
         "wall_s": round(t2 - t0, 1), "resumed": resume, "peak_rss_mb": round(peak_rss_mb(), 1),
         "parameters": _parameter_report(model_dir),
     }
-    _write_text(run_dir / SCORES, json.dumps(row, indent=2) + "\n")  # last: marks the row finished
+    write_text_atomic(run_dir / SCORES, json.dumps(row, indent=2) + "\n")  # last: marks the row finished
     print(f"bench run: {ablation}: Avg {row['avg']:.2f} (Accuracy_S {row['accuracy_s']:.2f}, Recall_S "
           f"{row['recall_s']:.2f}) in {row['wall_s']:.0f} s, peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
     return row
@@ -330,9 +331,3 @@ def render_markdown(table: dict) -> str:
                                 for p in per) + " |")
     lines += ["", f"Feature extraction (shared by the rows, computed once): {table['feature_extraction_s']:.0f} s."]
     return "\n".join(lines) + "\n"
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from acoustemo.commands.train import RECIPE_FLAGS, add_recipe_arguments
+
 
 def _add_make(p: argparse.ArgumentParser) -> None:
     from acoustemo.bench.make import BenchConfig
@@ -50,12 +52,7 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=int)
     g.add_argument("--max-steps", type=int, metavar="N", help="stop each row after N optimizer steps")
     g.add_argument("--lr", type=float, help="peak learning rate")
-    g.add_argument("--lora-lr-scale", type=float, metavar="X", help="LoRA's rate = --lr × X (default 1.0)")
-    g.add_argument("--align-epochs", type=int, metavar="N", help="stage-1 alignment epochs before the LLM trains: "
-                   "Q-Formers regress each answer's text embedding, without the LLM (default 0; see acoustemo/align.py)")
-    g.add_argument("--align-lr", type=float, help="learning rate of the stage-1 alignment (default 1e-3)")
-    g.add_argument("--label-loss-weight", type=float, metavar="W", help="weight of the answer's 'Emotions:' tokens "
-                   "in the training loss relative to the explanation's (default 1.0 = the paper's plain mean)")
+    add_recipe_arguments(g)
     g.add_argument("--batch-size", type=int)
     g.add_argument("--grad-accum", type=int, metavar="N")
     g.add_argument("--warmup-ratio", type=float)
@@ -66,10 +63,10 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", action="store_true")
 
 
-_RUN_TRAIN_FLAGS = {"epochs": "epochs", "max_steps": "max_steps", "lr": "lr", "lora_lr_scale": "lora_lr_scale", "align_epochs": "align_epochs", "label_loss_weight": "label_loss_weight", "align_lr": "align_lr", "batch_size": "batch_size",
+_RUN_TRAIN_FLAGS = {"epochs": "epochs", "max_steps": "max_steps", "lr": "lr", "batch_size": "batch_size",
                     "grad_accum": "grad_accum_steps", "warmup_ratio": "warmup_ratio",
                     "mixed_precision": "mixed_precision", "eval_every": "eval_every_steps",
-                    "save_every": "save_every_steps"}
+                    "save_every": "save_every_steps", **RECIPE_FLAGS}
 
 
 def _run_run(args: argparse.Namespace) -> int:

@@ -15,15 +15,30 @@ from pathlib import Path
 from acoustemo.config import ABLATIONS, PRESETS
 from acoustemo.errors import ConfigError
 
+# recipe flag (argparse dest) -> TrainConfig field, for add_recipe_arguments
+RECIPE_FLAGS = {"lora_lr_scale": "lora_lr_scale", "align_epochs": "align_epochs", "align_lr": "align_lr",
+                "label_loss_weight": "label_loss_weight"}
+
 # CLI flag -> TrainConfig field (flags left out keep the config file's / default value)
 _TRAIN_FLAGS = {
-    "epochs": "epochs", "batch_size": "batch_size", "grad_accum": "grad_accum_steps", "lr": "lr", "lora_lr_scale": "lora_lr_scale", "align_epochs": "align_epochs", "label_loss_weight": "label_loss_weight", "align_lr": "align_lr",
+    "epochs": "epochs", "batch_size": "batch_size", "grad_accum": "grad_accum_steps", "lr": "lr",
     "weight_decay": "weight_decay", "warmup_ratio": "warmup_ratio", "max_steps": "max_steps",
     "mixed_precision": "mixed_precision", "gradient_checkpointing": "gradient_checkpointing", "seed": "seed",
     "save_every": "save_every_steps", "eval_every": "eval_every_steps", "best_metric": "best_metric",
     "encoder": "acoustic_encoder", "visual_encoder": "visual_encoder", "cache_dir": "cache_dir",
-    "num_workers": "num_workers", "log_every": "log_every_steps",
+    "num_workers": "num_workers", "log_every": "log_every_steps", **RECIPE_FLAGS,
 }
+
+
+def add_recipe_arguments(g) -> None:
+    """The recipe flags `train` and `bench run` share (argparse group g); names follow RECIPE_FLAGS."""
+    g.add_argument("--lora-lr-scale", type=float, metavar="X", help="LoRA's rate = --lr × X (default 1.0)")
+    g.add_argument("--align-epochs", type=int, metavar="N", help="stage-1 alignment epochs before the LLM trains: "
+                   "Q-Formers regress each answer's text embedding, without the LLM (default 0; see acoustemo/align.py)")
+    g.add_argument("--align-lr", type=float, help="learning rate of the stage-1 alignment (default 1e-3)")
+    g.add_argument("--label-loss-weight", type=float, metavar="W", help="weight of the answer's 'Emotions:' tokens "
+                   "in the training loss relative to the explanation's (default 1.0 = the paper's plain mean)")
+
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,12 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int, help="clips per micro-batch per process (default 1)")
     g.add_argument("--grad-accum", type=int, metavar="N", help="micro-batches per optimizer step (default 1)")
     g.add_argument("--lr", type=float, help="peak learning rate (default 2e-5)")
-    g.add_argument("--lora-lr-scale", type=float, metavar="X", help="LoRA's rate = --lr × X (default 1.0)")
-    g.add_argument("--align-epochs", type=int, metavar="N", help="stage-1 alignment epochs before the LLM trains: "
-                   "Q-Formers regress each answer's text embedding, without the LLM (default 0; see acoustemo/align.py)")
-    g.add_argument("--align-lr", type=float, help="learning rate of the stage-1 alignment (default 1e-3)")
-    g.add_argument("--label-loss-weight", type=float, metavar="W", help="weight of the answer's 'Emotions:' tokens "
-                   "in the training loss relative to the explanation's (default 1.0 = the paper's plain mean)")
+    add_recipe_arguments(g)
     g.add_argument("--weight-decay", type=float)
     g.add_argument("--warmup-ratio", type=float)
     g.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimizer steps (quick runs)")
