@@ -3,6 +3,7 @@
     ANS=labels STEPS=140 EVAL=70 python benchmarks/diag_learning.py        # the collapse (baseline)
     TXTORACLE=1 ANS=labels STEPS=140 python benchmarks/diag_learning.py     # label words as global tokens
     S1=30 LR=1e-4 LORA=10 ANS=labels STEPS=280 EVAL=140 python benchmarks/diag_learning.py  # stage-1 alignment
+    S1=30 LR=1e-4 LORA=10 LW=10 STEPS=280 EVAL=140 python benchmarks/diag_learning.py   # + label weight, full answers
 
 Expects bench_data/n400 (acoustemo bench make --out bench_data/n400 --n 400 --seed 0) and its feature cache in
 runs/features. Prints, every EVAL steps: mean train loss, val exact label-set accuracy and manner accuracy from
@@ -15,6 +16,7 @@ Environment options:
   TXTORACLE=1     replace the global tokens with the mean text embedding of the gold labels (bypasses the Q-Former)
   S1=N            first N epochs of LLM-free alignment: the pooled [global; target-utterance] tokens regress the
                   mean text embedding of the gold answer (its deviation from the corpus mean scaled by GAIN=4)
+  LW=W            count the answer's "Emotions:" tokens W times in the loss (TrainConfig.label_loss_weight)
   BS, STEPS, EVAL, NVAL, T (threads), SEED
 """
 import functools, glob, json, os, sys, time, random
@@ -131,7 +133,7 @@ while step < STEPS:
     perm = torch.randperm(len(ds)).tolist()
     for i in range(0, len(perm) - BS + 1, BS):
         CUR_LABELS = [tr[j].labels for j in perm[i:i + BS]]; b = collate([ds[j] for j in perm[i:i + BS]], pad)
-        out = model(**{k: v for k, v in b.items() if k != "ids"})
+        out = model(**{k: v for k, v in b.items() if k != "ids"}, emotion_weight=float(E("LW", "1")))
         # label-token loss: first answer tokens up to the newline
         opt.zero_grad(); out.loss.backward()
         torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)
