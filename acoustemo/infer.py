@@ -83,7 +83,11 @@ class Predictor:
     max_new_tokens: int = 64
 
     def load_acoustic(self, clip: Clip):
-        return self.cache.get_or_compute(clip.media, self.acoustic, clip.id)
+        features = self.cache.get_or_compute(clip.media, self.acoustic, clip.id)
+        release = getattr(self.acoustic, "release", None)
+        if release is not None:  # e.g. the Whisper runtime, which slows the LLM's decoding while it is loaded
+            release()
+        return features
 
     def load_visual(self, clip: Clip):
         return self.cache.get_or_compute(clip.media, self.visual, clip.id) if self.visual is not None else None
@@ -109,8 +113,11 @@ class Predictor:
 
 def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.PathLike | None = None,
                    device: str | None = None, acoustic_encoder: str | None = None,
-                   max_new_tokens: int = 64) -> Predictor:
+                   max_new_tokens: int = 64, int8: bool | None = None) -> Predictor:
     """Load a trained model for prediction, with the encoder it was trained on (from its train_config.json).
+
+    LoRA is merged into the LLM. `int8` (default: on CPU) also gives the LLM's linear layers int8 weights, which
+    decodes about 2.5x faster on CPU (AcoustEmoModel.quantize_int8); False keeps the checkpoint's own dtype.
 
     Features go to `cache_dir`, by default the training run's feature cache if it still exists, else
     $ACOUSTEMO_CACHE/features (~/.cache/acoustemo/features).
@@ -131,7 +138,9 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
 
             cache_dir = user_cache() / "features"
     model = AcoustEmoModel.from_pretrained(folder)
-    model.to(torch.device(device) if device else _default_device()).eval()
+    model.merge_lora().to(torch.device(device) if device else _default_device()).eval()
+    if int8 or (int8 is None and model.device.type == "cpu"):
+        model.quantize_int8()
     acoustic = get_acoustic_encoder(acoustic_encoder or (train_cfg.acoustic_encoder if train_cfg else "default"))
     visual_name = train_cfg.visual_encoder if train_cfg else None
     if model.cfg.visual_dim is not None and visual_name is None:
@@ -144,10 +153,10 @@ def _default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _as_predictor(model, cache_dir=None) -> Predictor:
+def _as_predictor(model, cache_dir=None, int8: bool | None = None) -> Predictor:
     if isinstance(model, Predictor):
         return model
-    return load_predictor(model, cache_dir)  # None -> the shipped default checkpoint
+    return load_predictor(model, cache_dir, int8=int8)  # None -> the shipped default checkpoint
 
 
 def predict_clip(media: str | os.PathLike, subtitles: str | os.PathLike | None = None, speaker: str | None = None,
@@ -190,8 +199,9 @@ class PredictReport:
 
 def predict_manifest(manifest: str | os.PathLike, model_dir: Predictor | str | os.PathLike, out: str | os.PathLike,
                      cache_dir: str | os.PathLike | None = None, batch_size: int = 8,
-                     progress: bool = True) -> PredictReport:
-    """Predict every clip of `manifest` into `out` (JSONL, one {"id", "emotions", "explanation"} per clip)."""
+                     progress: bool = True, int8: bool | None = None) -> PredictReport:
+    """Predict every clip of `manifest` into `out` (JSONL, one {"id", "emotions", "explanation"} per clip).
+    `int8` is load_predictor's (ignored when `model_dir` is a Predictor already)."""
     import time
 
     from acoustemo.data.manifest import read_manifest
@@ -206,7 +216,7 @@ def predict_manifest(manifest: str | os.PathLike, model_dir: Predictor | str | o
     report = PredictReport(out, len(clips), len(clips) - len(todo), 0)
     partial = out.with_name(out.name + ".partial")
     if todo:
-        predictor = _as_predictor(model_dir, cache_dir)
+        predictor = _as_predictor(model_dir, cache_dir, int8)
         out.parent.mkdir(parents=True, exist_ok=True)
         _write_lines(partial, list(done.values()))  # the ids kept so far, whichever file they came from
         bar = _progress(len(clips), len(clips) - len(todo), progress)

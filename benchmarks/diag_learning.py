@@ -16,6 +16,8 @@ Environment options:
   TXTORACLE=1     replace the global tokens with the mean text embedding of the gold labels (bypasses the Q-Former)
   S1=N            first N epochs of LLM-free alignment: the pooled [global; target-utterance] tokens regress the
                   mean text embedding of the gold answer (its deviation from the corpus mean scaled by GAIN=4)
+  S1T=labels      stage-1 target from the "Emotions: ..." line only (default: the whole gold answer)
+  FREEZE=1        after stage 1, freeze the Q-Formers and projections; stage 2 trains LoRA only
   LW=W            count the answer's "Emotions:" tokens W times in the loss (TrainConfig.label_loss_weight)
   BS, STEPS, EVAL, NVAL, T (threads), SEED
 """
@@ -103,7 +105,8 @@ if S1:
     with torch.no_grad():
         tv = []
         for c in full:
-            ids = model.tokenizer(format_answer(c.labels, c.description), add_special_tokens=False)["input_ids"]
+            text = format_answer(c.labels, "" if E("S1T", "answer") == "labels" else c.description)
+            ids = model.tokenizer(text, add_special_tokens=False)["input_ids"]
             tv.append(emb[ids].float().mean(0))
         tv = torch.stack(tv); tmean = tv.mean(0); g = float(E('GAIN', '4')); tv = tmean + (tv - tmean) * g; tvar = (tv.var(0).mean() + 1e-8).expand(tv.shape[1])
     qparams = [p for n, p in model.named_parameters() if p.requires_grad and "lora_" not in n]
@@ -126,6 +129,12 @@ if S1:
             loss = (((torch.stack(pools) - tv[idx]) ** 2) / tvar).mean()
             o1.zero_grad(); loss.backward(); o1.step(); tot += loss.item()
         print("stage1 epoch", ep, round(tot / (len(perm) / 16), 3), f"{time.time()-t1:.0f}s", flush=True)
+    if E("FREEZE", ""):  # stage 2 trains LoRA only: the aligned acoustic path stays as stage 1 left it
+        for p in qparams:
+            p.requires_grad_(False)
+        opt = torch.optim.AdamW([{"params": lora, "lr": lr * lora_scale}], weight_decay=0.05)
+        groups = opt.param_groups
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1, (s + 1) / 14))
 print("text rms", text_rms, "token var", token_var(), flush=True)
 t0 = time.time(); step = 0; losses = []
 model.train()

@@ -4,7 +4,8 @@
 
 A 220-token prompt (about what a 30 s, 4-utterance clip gives) and exactly 43 new tokens (the length of the
 shipped checkpoint's answer on that clip), batch 1, best of 2 after a warm-up, for: the checkpoint as predict
-runs it (peft LoRA, bf16, all threads), LoRA merged into the weights, one thread, and the LLM in float32.
+ran it before session 3 (peft LoRA, bf16, all threads), LoRA merged into the weights, one thread, the LLM in
+float32, and LoRA merged + int8 weights (what predict loads on CPU since session 3: AcoustEmoModel.quantize_int8).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def main() -> None:
     model.llm.merge_adapter()
     out["bf16_lora_merged_s"] = seconds(model.llm)
     model.llm.unmerge_adapter()
+    out["int8_merged_s"] = seconds(AcoustEmoModel.from_pretrained(DEFAULT_MODEL_DIR).quantize_int8().eval().llm)
     fp32 = AcoustEmoModel.from_pretrained(DEFAULT_MODEL_DIR, model.cfg.__class__(**{**model.cfg.to_json(), "llm_dtype": "float32"}))
     out["float32_lora_s"] = seconds(fp32.eval().llm)
     out["ms_per_token_bf16_lora"] = round(out["bf16_lora_s"] / NEW * 1000, 1)

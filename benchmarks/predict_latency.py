@@ -1,11 +1,12 @@
 """Prediction latency of the shipped default checkpoint on a 30 s, 4-utterance clip; prints JSON (issue #7).
 
-    python benchmarks/predict_latency.py [--repeats 3]
+    python benchmarks/predict_latency.py [--repeats 3] [--no-int8]
 
 - "warm": `predict_clip` with the model already loaded and an empty feature cache each time (the clip is new to
   the model: decoding, both encoders, the Q-Formers and greedy generation), split into its parts;
 - "cold_cli_s": the whole `acoustemo predict` command in a fresh process (imports, model load, features, answer),
   with the user cache holding only the converted SmolLM2 (as after the first run following install).
+Both use predict's CPU default, LoRA merged and int8 LLM weights; --no-int8 keeps the LLM's own dtype (bf16).
 The clip: four espeak-ng utterances by two speakers, padded with silence to 30 s, and an SRT with their times.
 """
 
@@ -59,6 +60,7 @@ def make_clip(folder: Path, length_s: float = 30.0) -> tuple[Path, Path]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-int8", action="store_true", help="decode with the checkpoint's own LLM dtype")
     args = ap.parse_args()
 
     import torch
@@ -71,7 +73,7 @@ def main() -> None:
     try:
         media, srt = make_clip(work / "clip")
         t = time.perf_counter()
-        predictor = load_predictor(None, cache_dir=work / "features-0")
+        predictor = load_predictor(None, cache_dir=work / "features-0", int8=False if args.no_int8 else None)
         load_s = time.perf_counter() - t
         predict_clip(media, srt, "Ana", model=predictor)  # warm-up: first-call allocations and lazy imports
 
@@ -103,15 +105,15 @@ def main() -> None:
         for r in range(args.repeats):
             shutil.rmtree(work / "user-cache" / "features", ignore_errors=True)
             t = time.perf_counter()
-            subprocess.run([str(exe), "predict", str(media), "--subtitles", str(srt), "--speaker", "Ana"], env=env,
-                           check=True, capture_output=True)
+            subprocess.run([str(exe), "predict", str(media), "--subtitles", str(srt), "--speaker", "Ana"]
+                           + ["--no-int8"] * args.no_int8, env=env, check=True, capture_output=True)
             colds.append(time.perf_counter() - t)
 
         med = {k: round(statistics.median(r[k] for r in rows), 3) for k in rows[0]}
         print(json.dumps({
             "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
             "clip": {"duration_s": 30.0, "utterances": len(LINES)},
-            "model": str(predictor.model_dir), "model_load_s": round(load_s, 2),
+            "model": str(predictor.model_dir), "int8": not args.no_int8, "model_load_s": round(load_s, 2),
             "warm_predict_median": med, "warm_predict_all_total_s": [round(r["total_s"], 3) for r in rows],
             "answer_tokens": len(predictor.model.tokenizer(pred.answer)["input_ids"]), "answer": pred.answer,
             "cold_cli_s": [round(c, 2) for c in colds], "cold_cli_median_s": round(statistics.median(colds), 2),

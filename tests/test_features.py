@@ -133,6 +133,9 @@ def test_default_stack_streams_and_shape(dialogue):
     assert x.shape == (math.ceil(len(wav) / SR * 50), 522)
     f = Features(x, enc.frame_rate_hz, enc.id, enc.streams, len(wav) / SR)
     assert f.stream("prosody").shape[1] == 10
+    enc.release()  # prediction frees the Whisper runtime after each clip; the next encode reloads it
+    assert enc.whisper._model is None
+    np.testing.assert_array_equal(enc.encode(wav), x)
 
 
 def _tiny_wav2vec2(folder, strides):

@@ -14,7 +14,7 @@ from acoustemo.data.windows import frame_range
 from acoustemo.errors import ConfigError
 from acoustemo.features.base import Features
 from acoustemo.model.acoustemo import AcoustEmoModel
-from acoustemo.model.llm import GLOBAL_AUDIO, UTT_AUDIO, VIDEO
+from acoustemo.model.llm import GLOBAL_AUDIO, UTT_AUDIO, VIDEO, Int8Linear
 
 RATE_HZ = 50.0
 
@@ -202,6 +202,22 @@ def test_save_load_identical_and_other_config_fails(model, cfg, tmp_path):
         AcoustEmoModel.from_pretrained(tmp_path / "ckpt", ModelConfig.preset("debug", num_queries=6))
     with pytest.raises(ConfigError, match="not an AcoustEmo checkpoint"):
         AcoustEmoModel.from_pretrained(tmp_path / "nothing")
+
+    merged = AcoustEmoModel.from_pretrained(tmp_path / "ckpt").merge_lora().eval()  # what prediction loads
+    assert not any("lora_" in n for n, _ in merged.named_parameters())
+    with torch.no_grad():
+        torch.testing.assert_close(merged(**batch).logits, loaded(**batch).logits, rtol=1e-4, atol=1e-4)
+    assert merged.generate(batch, max_new_tokens=6) == loaded.generate(batch, max_new_tokens=6)
+    with pytest.raises(ConfigError, match="merged"):
+        merged.save_pretrained(tmp_path / "again")
+    assert not (tmp_path / "again").exists()
+
+    q = AcoustEmoModel.from_pretrained(tmp_path / "ckpt").quantize_int8().eval()  # predict's default on CPU
+    assert any(isinstance(m, Int8Linear) for m in q.llm.modules())
+    assert not any(type(m) is torch.nn.Linear for m in q.llm.modules())
+    with torch.no_grad():
+        a, b = q(**batch).logits.flatten(), loaded(**batch).logits.flatten()
+    assert torch.corrcoef(torch.stack([a, b]))[0, 1] > 0.999 and not torch.equal(a, b)
 
 
 def test_generate_is_deterministic_and_ignores_answers(model, cfg):

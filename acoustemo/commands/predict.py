@@ -33,6 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                        "$ACOUSTEMO_CACHE/features)")
     p.add_argument("--max-new-tokens", type=int, default=64, help="answer length limit in tokens")
     p.add_argument("--device", help="torch device (default cuda if available, else cpu)")
+    p.add_argument("--no-int8", action="store_true", help="on CPU, decode with the checkpoint's own LLM dtype "
+                   "instead of int8 weights (about 2.5x slower; answers may differ in rare near-ties)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -47,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
 def _predictor(args):
     from acoustemo.infer import load_predictor
 
-    return load_predictor(args.model, args.cache_dir, args.device, max_new_tokens=args.max_new_tokens)
+    return load_predictor(args.model, args.cache_dir, args.device, max_new_tokens=args.max_new_tokens,
+                          int8=False if args.no_int8 else None)
 
 
 def _run_manifest(args) -> int:

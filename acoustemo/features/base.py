@@ -66,6 +66,8 @@ class AcousticEncoder(Protocol):
     def encode(self, waveform: np.ndarray) -> np.ndarray:
         """(n,) float32 16 kHz -> (L, dim) float32, L = ceil(n / 16000 * frame_rate_hz)."""
 
+    # Optional: `release()` frees runtime resources between encodes (prediction calls it after each clip).
+
 
 @runtime_checkable
 class VisualEncoder(Protocol):

@@ -41,3 +41,7 @@ class DefaultAcousticStack:
         length = num_frames(len(waveform), self.frame_rate_hz)
         parts = [fit_length(self.whisper.encode(waveform), length), fit_length(self.prosody.encode(waveform), length)]
         return np.concatenate(parts, axis=1).astype(np.float32, copy=False)
+
+    def release(self) -> None:
+        """Free the Whisper runtime until the next encode (see WhisperEncoder.release)."""
+        self.whisper.release()

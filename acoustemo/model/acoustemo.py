@@ -27,7 +27,8 @@ from torch import nn
 from acoustemo.config import ModelConfig
 from acoustemo.data.prompt import parse_answer
 from acoustemo.errors import ConfigError
-from acoustemo.model.llm import GLOBAL_AUDIO, TINY_RANDOM, UTT_AUDIO, VIDEO, add_lora, load_llm
+from acoustemo.model.llm import (GLOBAL_AUDIO, TINY_RANDOM, UTT_AUDIO, VIDEO, add_lora, load_llm,
+                                 quantize_linears_int8)
 from acoustemo.model.qformer import QFormer
 
 WEIGHTS = "acoustemo.safetensors"  # Q-Formers + projections (the trainable non-LoRA weights)
@@ -163,6 +164,28 @@ class AcoustEmoModel(nn.Module):
         """(emotions, explanation) per clip, parsed from generate(); malformed answers give [] and a warning."""
         return [parse_answer(t) for t in self.generate(batch, max_new_tokens, **generate_kwargs)]
 
+    def merge_lora(self) -> "AcoustEmoModel":
+        """Fold LoRA into the LLM's weights for inference: greedy decoding on CPU is bound by per-op overhead, and
+        the adapters' extra matmuls cost about a third of it (benchmarks/generate_speed.py). A merged model can
+        no longer be trained or saved; load the checkpoint again for that."""
+        from peft import PeftModel
+
+        if isinstance(self.llm, PeftModel):
+            self.llm = self.llm.merge_and_unload()
+        return self
+
+    def quantize_int8(self) -> "AcoustEmoModel":
+        """Merge LoRA, then give the LLM's linear layers int8 weights (per output channel; activations keep their
+        dtype). CPU only, inference only: greedy decoding reads every weight once per token, and int8 weights
+        read faster (benchmarks/generate_speed.py). Answers can differ from the unquantised model's in
+        near-ties; benchmarks/int8_agreement.py compares both on a bench split."""
+        if self.device.type != "cpu":
+            raise ConfigError(f"int8 decoding runs on CPU only; this model is on {self.device}: leave it in its "
+                              f"own dtype on a GPU")
+        self.merge_lora()
+        quantize_linears_int8(self.llm)
+        return self
+
     # checkpoints ----------------------------------------------------------------------------------------------
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """The Q-Formers and projections (LoRA lives in the adapter folder)."""
@@ -170,8 +193,12 @@ class AcoustEmoModel(nn.Module):
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """config.json + acoustemo.safetensors + adapter/ (peft format); written to a temp dir, then renamed."""
+        from peft import PeftModel
         from safetensors.torch import save_file
 
+        if not isinstance(self.llm, PeftModel):
+            raise ConfigError("this model's LoRA was merged into the LLM for inference (merge_lora); load the "
+                              "checkpoint again with from_pretrained to save or train it")
         directory = Path(directory)
         tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
