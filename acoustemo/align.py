@@ -4,16 +4,22 @@ Trained end to end from random weights on a small corpus, the Q-Formers collapse
 the LM loss rewards the label prior first, the tokens stop depending on the audio (their std across clips fell
 from 62 % to 2 % of their norm within 70 steps on the acoustic-cue benchmark), and the input path never gets a
 useful gradient again (BENCHMARKS.md, issue #6). BLIP-2 avoids this with a first stage that trains the Q-Former
-without the LLM; this is the same idea with the data we have, gold answers:
+without the LLM; this is the same idea with the data we have, gold answers. Per clip c, pool_c is the mean of its
+acoustic tokens: the global tokens + the target speaker's utterance tokens (all windows when no target or fixed
+windows). Two objectives (TrainConfig.align_mode):
 
-    target_c = e_mean + gain * (e_c - e_mean)      e_c = mean LLM input embedding of clip c's gold answer
-    pool_c   = mean of clip c's acoustic tokens     the global tokens + the target speaker's utterance tokens
-                                                    (all windows when no target or fixed windows)
-    loss     = mean_c ||pool_c - target_c||^2 / (dim * mean per-dim variance of target)   (1.0 = predict e_mean)
+  "answer"  regress the text embedding of the gold answer:
+                target_c = e_mean + gain * (e_c - e_mean)     e_c = mean LLM input embedding of c's gold answer
+                loss     = mean_c ||pool_c - target_c||^2 / (dim * mean per-dim variance of target)  (1.0 = e_mean)
+  "labels"  multi-label logistic regression of the clip's label words, the heads' weights being the words' own
+            text embeddings (fixed) plus a learned bias per word:
+                logit_c,w = pool_c . e_w + b_w                e_w = mean LLM input embedding of " w"
+                loss      = binary cross-entropy against the gold label set, mean over clips and words
+            so the tokens point at the words the answer will name.
 
 Only the Q-Formers and projections train (the LLM and LoRA are untouched), with AdamW at `align_lr`, in batches
-of `align_batch_size` clips shuffled by the run's seed. Afterwards the tokens live near the text embeddings of
-what the answer says, so the LLM reads them the way it reads words.
+of `align_batch_size` clips shuffled by the run's seed. With TrainConfig.freeze_acoustic the LLM stage then
+trains LoRA only, so it has to learn to read the aligned tokens instead of collapsing them.
 """
 
 from __future__ import annotations
@@ -21,26 +27,39 @@ from __future__ import annotations
 import logging
 
 import torch
+import torch.nn.functional as F
 
 from acoustemo.data.dataset import collate
 from acoustemo.data.prompt import format_answer
+from acoustemo.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
 def answer_targets(model, clips, gain: float) -> tuple[torch.Tensor, float]:
     """(N, hidden) float32 targets and the loss normaliser (dim x mean per-dim variance of the targets)."""
-    emb = model.llm.get_input_embeddings().weight
-    rows = []
-    with torch.no_grad():
-        for clip in clips:
-            ids = model.tokenizer(format_answer(clip.labels, clip.description), add_special_tokens=False)["input_ids"]
-            rows.append(emb[torch.tensor(ids, device=emb.device)].float().mean(0).cpu())
-    e = torch.stack(rows)
+    e = torch.stack([_text_embedding(model, format_answer(clip.labels, clip.description)) for clip in clips])
     mean = e.mean(0)
     target = mean + gain * (e - mean)
     var = target.var(0, unbiased=False).mean().item() if len(clips) > 1 else 1.0
     return target, max(var, 1e-12) * target.shape[1]
+
+
+def label_heads(model, clips) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    """(the corpus' label words, sorted; (V, hidden) their text embeddings; (N, V) float32 multi-hot gold)."""
+    words = sorted({w for clip in clips for w in clip.labels})
+    if not words:
+        raise ConfigError("align_mode='labels' needs labels in the training manifest; none of its clips has any")
+    heads = torch.stack([_text_embedding(model, " " + w) for w in words])
+    gold = torch.tensor([[w in clip.labels for w in words] for clip in clips], dtype=torch.float32)
+    return words, heads, gold
+
+
+def _text_embedding(model, text: str) -> torch.Tensor:
+    emb = model.llm.get_input_embeddings().weight
+    ids = model.tokenizer(text, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        return emb[torch.tensor(ids, device=emb.device)].float().mean(0).cpu()
 
 
 def selected_windows(clip, cfg, num_windows: int) -> list[int]:
@@ -53,8 +72,8 @@ def selected_windows(clip, cfg, num_windows: int) -> list[int]:
     return list(range(num_windows))
 
 
-def pooled_tokens(model, batch: dict, clips, window_counts: list[int]) -> torch.Tensor:
-    """(B, hidden) float32: per clip, the mean of its global tokens and its selected utterance-window tokens."""
+def clip_tokens(model, batch: dict, clips, window_counts: list[int]) -> list[torch.Tensor]:
+    """Per clip, (n, hidden) float32: its global tokens and its selected utterance-window tokens."""
     dev = model.device
     parts: list[list[torch.Tensor]] = [[] for _ in clips]
     if model.global_qformer is not None:
@@ -69,15 +88,19 @@ def pooled_tokens(model, batch: dict, clips, window_counts: list[int]) -> torch.
         for i, (clip, n) in enumerate(zip(clips, window_counts)):
             parts[i].extend(per_window[start + j] for j in selected_windows(clip, model.cfg, n))
             start += n
-    return torch.stack([torch.cat(p).float().mean(0) for p in parts])
+    return [torch.cat(p).float() for p in parts]
 
 
 def align_acoustic(model, dataset, clips, epochs: int, lr: float, batch_size: int, gain: float, weight_decay: float,
-                   seed: int) -> list[float]:
+                   seed: int, mode: str = "answer") -> list[float]:
     """Run stage 1 on `dataset` (an AcoustEmoDataset over `clips`); returns the mean loss of each epoch."""
-    targets, norm = answer_targets(model, clips, gain)
+    if mode == "answer":
+        targets, norm = answer_targets(model, clips, gain)
+    else:
+        words, heads, gold = label_heads(model, clips)
+        bias = torch.zeros(len(words), requires_grad=True)
     params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("llm.")]  # not LoRA
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.AdamW(params + ([] if mode == "answer" else [bias]), lr=lr, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)
     pad = model.tokenizer.pad_token_id
     was_training = model.training
@@ -89,15 +112,19 @@ def align_acoustic(model, dataset, clips, epochs: int, lr: float, batch_size: in
         for i in range(0, len(order), batch_size):
             idx = order[i : i + batch_size]
             examples = [dataset[j] for j in idx]
-            batch = collate(examples, pad)
-            pooled = pooled_tokens(model, batch, [clips[j] for j in idx], [len(e["windows"]) for e in examples])
-            loss = ((pooled - targets[idx].to(pooled.device)) ** 2).sum(-1).mean() / norm
+            tokens = clip_tokens(model, collate(examples, pad), [clips[j] for j in idx],
+                                 [len(e["windows"]) for e in examples])
+            pooled = torch.stack([t.mean(0) for t in tokens])
+            if mode == "answer":
+                loss = ((pooled - targets[idx].to(pooled.device)) ** 2).sum(-1).mean() / norm
+            else:
+                logits = pooled @ heads.to(pooled.device).T + bias.to(pooled.device)
+                loss = F.binary_cross_entropy_with_logits(logits, gold[idx].to(pooled.device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total += loss.item() * len(idx)
         losses.append(total / len(order))
-        log.info("stage-1 alignment epoch %d/%d: loss %.4f (1.0 = the corpus-mean answer)", epoch + 1, epochs,
-                 losses[-1])
+        log.info("stage-1 alignment (%s) epoch %d/%d: loss %.4f", mode, epoch + 1, epochs, losses[-1])
     model.train(was_training)
     return losses

@@ -88,6 +88,11 @@ class TrainConfig:
     align_lr: float = 1e-3
     align_batch_size: int = 16
     align_gain: float = 4.0  # scale of each answer's deviation from the corpus-mean answer in the target
+    # "answer": regress the gold answer's text embedding; "labels": classify the label words with heads tied to
+    # their text embeddings (acoustemo/align.py)
+    align_mode: str = "answer"
+    # Stage 2 trains LoRA only: the Q-Formers and projections stay as stage 1 (or the checkpoint) left them.
+    freeze_acoustic: bool = False
     # Weight of the answer's "Emotions: ..." tokens in the training loss relative to the explanation's (1.0 = the
     # paper's plain mean, Eq. 4). The explanation's ~35 tokens otherwise swamp the ~5 that carry the labels.
     label_loss_weight: float = 1.0
@@ -122,6 +127,8 @@ class TrainConfig:
                 problems.append(f"{name}={getattr(self, name)} must be >= 0")
         if not self.label_loss_weight > 0:
             problems.append(f"label_loss_weight={self.label_loss_weight} must be > 0")
+        if self.align_mode not in ("answer", "labels"):
+            problems.append(f"align_mode={self.align_mode!r} must be 'answer' or 'labels'")
         if not self.align_lr > 0 or not self.align_gain > 0:
             problems.append(f"align_lr={self.align_lr} and align_gain={self.align_gain} must be > 0")
         if not self.lr > 0:
@@ -211,6 +218,13 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
         return (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def freeze_acoustic(model) -> None:
+    """TrainConfig.freeze_acoustic: everything outside the LLM (Q-Formers, projections) stops training."""
+    for name, p in model.named_parameters():
+        if not name.startswith("llm."):
+            p.requires_grad_(False)
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
@@ -520,7 +534,10 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
         from acoustemo.align import align_acoustic
 
         align_losses = align_acoustic(model, train_ds, train_clips, cfg.align_epochs, cfg.align_lr,
-                                      cfg.align_batch_size, cfg.align_gain, cfg.weight_decay, cfg.seed)
+                                      cfg.align_batch_size, cfg.align_gain, cfg.weight_decay, cfg.seed,
+                                      cfg.align_mode)
+    if cfg.freeze_acoustic:
+        freeze_acoustic(model)
 
     per_epoch = steps_per_epoch(len(train_clips), cfg.batch_size, cfg.grad_accum_steps, world)
     total_steps = per_epoch * cfg.epochs if not cfg.max_steps else min(cfg.max_steps, per_epoch * cfg.epochs)

@@ -14,9 +14,13 @@ Environment options:
   DTYPE           LLM dtype (bfloat16); PROJ=scaled puts an RMSNorm at the text-embedding scale after projections
   ORACLE=1        add +3 * (excited - sad) to the prosody channels of every frame (a trivially audible manner)
   TXTORACLE=1     replace the global tokens with the mean text embedding of the gold labels (bypasses the Q-Former)
+  STREAMS=prosody the prosody stream alone (slices the cached default-stack features; no Whisper)
   S1=N            first N epochs of LLM-free alignment: the pooled [global; target-utterance] tokens regress the
                   mean text embedding of the gold answer (its deviation from the corpus mean scaled by GAIN=4)
   S1T=labels      stage-1 target from the "Emotions: ..." line only (default: the whole gold answer)
+  S1MODE=token   every pooled token (not only their mean) regresses the stage-1 target
+  S1MODE=cls     stage 1 is multi-label logistic regression of the labels from the pooled tokens, the heads'
+                 weights being the label words' text embeddings (xCLSSCALE), so tokens point at the words
   FREEZE=1        after stage 1, freeze the Q-Formers and projections; stage 2 trains LoRA only
   LW=W            count the answer's "Emotions:" tokens W times in the loss (TrainConfig.label_loss_weight)
   BS, STEPS, EVAL, NVAL, T (threads), SEED
@@ -36,6 +40,9 @@ ROOT = E("ROOT", "bench_data/n400")
 files = {os.path.basename(f).split('.')[0]: f for f in glob.glob(f'{ROOT}/runs/features/*.safetensors')}
 def load(c):
     f = load_features(files[c.id])
+    if E("STREAMS", "") == "prosody":  # the prosody stream alone (the last 10 channels of the default stack)
+        import dataclasses
+        f = dataclasses.replace(f, data=f.data[:, 512:], streams=[("prosody", 10)])
     if E("ORACLE", ""):
         import dataclasses, numpy as np
         d = np.array(f.data, copy=True)
@@ -47,7 +54,8 @@ if E("ANS", "full") == "labels":
     import dataclasses
     tr = [dataclasses.replace(c, description="") for c in tr]
 cfg = ModelConfig.preset("cpu-default", llm_dtype=E("DTYPE", "bfloat16"), ablation=E("ABL", "full"),
-                         qformer_dropout=float(E("QDROP", "0.1")))
+                         qformer_dropout=float(E("QDROP", "0.1")),
+                         **({"acoustic_streams": [("prosody", 10)]} if E("STREAMS", "") == "prosody" else {}))
 model = AcoustEmoModel(cfg)
 model.set_acoustic_stats(*acoustic_stats(tr, load))
 emb = model.llm.get_input_embeddings().weight
@@ -110,7 +118,12 @@ if S1:
             tv.append(emb[ids].float().mean(0))
         tv = torch.stack(tv); tmean = tv.mean(0); g = float(E('GAIN', '4')); tv = tmean + (tv - tmean) * g; tvar = (tv.var(0).mean() + 1e-8).expand(tv.shape[1])
     qparams = [p for n, p in model.named_parameters() if p.requires_grad and "lora_" not in n]
-    o1 = torch.optim.AdamW(qparams, lr=float(E("S1LR", "1e-3")), weight_decay=0.05)
+    LABELS = sorted({w for c in full for w in c.labels})
+    with torch.no_grad():
+        LABEL_E = torch.stack([emb[model.tokenizer(" " + w, add_special_tokens=False)["input_ids"]].float().mean(0)
+                               for w in LABELS])
+    label_bias = torch.zeros(len(LABELS), requires_grad=True)
+    o1 = torch.optim.AdamW(qparams + [label_bias], lr=float(E("S1LR", "1e-3")), weight_decay=0.05)
     t1 = time.time()
     for ep in range(S1):
         perm = torch.randperm(len(ds)).tolist(); tot = 0
@@ -125,8 +138,16 @@ if S1:
             for bi, j in enumerate(idx):
                 c = full[j]; n = len(c.utterances)
                 tgt = [k for k, u in enumerate(c.utterances) if u.speaker == c.target_speaker] or list(range(n))
-                pools.append(torch.cat([gt[bi], ut[w + torch.tensor(tgt)].flatten(0, 1)]).mean(0)); w += n
-            loss = (((torch.stack(pools) - tv[idx]) ** 2) / tvar).mean()
+                toks = torch.cat([gt[bi], ut[w + torch.tensor(tgt)].flatten(0, 1)]); w += n
+                if E("S1MODE", "pool") == "cls":  # logistic heads whose weights are the label words' embeddings
+                    logits = toks.mean(0) @ LABEL_E.T * float(E("CLSSCALE", "1")) + label_bias
+                    gold = torch.tensor([w in c.labels for w in LABELS], dtype=torch.float32)
+                    pools.append(torch.nn.functional.binary_cross_entropy_with_logits(logits, gold, reduction="none"))
+                elif E("S1MODE", "pool") == "token":  # every token regresses the target, not only their mean
+                    pools.append((((toks - tv[j]) ** 2) / tvar).mean(0))
+                else:
+                    pools.append((((toks.mean(0) - tv[j]) ** 2) / tvar))
+            loss = torch.stack(pools).mean()
             o1.zero_grad(); loss.backward(); o1.step(); tot += loss.item()
         print("stage1 epoch", ep, round(tot / (len(perm) / 16), 3), f"{time.time()-t1:.0f}s", flush=True)
     if E("FREEZE", ""):  # stage 2 trains LoRA only: the aligned acoustic path stays as stage 1 left it

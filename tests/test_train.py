@@ -237,8 +237,55 @@ def test_stage1_alignment_fits_answer_embeddings_and_leaves_the_llm_alone(corpus
     assert selected_windows(clips[0], model_cfg, 2) == [0]  # Anna's utterance only: the question is about her
 
 
+def test_label_alignment_points_the_tokens_at_the_gold_label_words(corpus):
+    import torch
+
+    from acoustemo.align import align_acoustic, clip_tokens, label_heads
+    from acoustemo.data.dataset import AcoustEmoDataset, collate
+    from acoustemo.data.manifest import read_manifest
+    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.cache import FeatureCache
+    from acoustemo.model.acoustemo import AcoustEmoModel
+
+    model_cfg, _ = configs(corpus)
+    clips = read_manifest(corpus["train"]) + read_manifest(corpus["val"])
+    cache, enc = FeatureCache(corpus["cache"]), get_acoustic_encoder(ENCODER)
+    model = AcoustEmoModel(model_cfg)
+    ds = AcoustEmoDataset(clips, lambda c: cache.load(c, enc), None, model.tokenizer, model_cfg)
+    words, heads, gold = label_heads(model, clips)
+    assert words == sorted({w for c in clips for w in c.labels}) and gold.sum(1).tolist() == [len(c.labels)
+                                                                                              for c in clips]
+
+    def gold_word_wins():  # share of clips whose best-scoring word (pooled tokens . word embedding) is a gold one
+        with torch.no_grad():
+            examples = [ds[i] for i in range(len(clips))]
+            tokens = clip_tokens(model, collate(examples, model.tokenizer.pad_token_id), clips,
+                                 [len(e["windows"]) for e in examples])
+        best = (torch.stack([t.mean(0) for t in tokens]) @ heads.T).argmax(1)
+        return gold[torch.arange(len(clips)), best].mean().item()
+
+    losses = align_acoustic(model, ds, clips, epochs=40, lr=1e-2, batch_size=2, gain=4.0, weight_decay=0.0, seed=0,
+                            mode="labels")
+    assert losses[-1] < 0.3 * losses[0], losses
+    assert gold_word_wins() == 1.0  # the five training clips are fitted: each points at one of its own words
+
+
+def test_freeze_acoustic_leaves_only_lora_to_the_optimizer(corpus):
+    from acoustemo.model.acoustemo import AcoustEmoModel
+    from acoustemo.train import build_optimizer, freeze_acoustic
+
+    model_cfg, train_cfg = configs(corpus)
+    model = AcoustEmoModel(model_cfg)
+    freeze_acoustic(model)
+    names = {id(p): n for n, p in model.named_parameters()}
+    trained = [names[id(p)] for g in build_optimizer(model, train_cfg).param_groups for p in g["params"]]
+    assert trained and all("lora_" in n for n in trained)
+    assert len(trained) == sum(1 for n, p in model.named_parameters() if "lora_" in n)
+
+
 def test_training_with_alignment_logs_it_and_trains(corpus, tmp_path):
-    model_cfg, train_cfg = configs(corpus, max_steps=2, align_epochs=3, align_batch_size=2)
+    model_cfg, train_cfg = configs(corpus, max_steps=2, align_epochs=3, align_batch_size=2, align_mode="labels",
+                                   freeze_acoustic=True)
     result = train(corpus["train"], corpus["val"], tmp_path / "run", model_cfg, train_cfg)
     rows = read_log(tmp_path / "run")
     align = [r for r in rows if r.get("event") == "align"]
@@ -246,6 +293,8 @@ def test_training_with_alignment_logs_it_and_trains(corpus, tmp_path):
     assert result.steps == 2
     with pytest.raises(ConfigError, match="align_batch_size=0"):
         TrainConfig(align_batch_size=0)
+    with pytest.raises(ConfigError, match="align_mode='words'"):
+        TrainConfig(align_mode="words")
 
 
 def test_sigkilled_cli_run_resumes_to_the_same_final_loss(corpus, tmp_path):

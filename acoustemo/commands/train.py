@@ -17,7 +17,8 @@ from acoustemo.errors import ConfigError
 
 # recipe flag (argparse dest) -> TrainConfig field, for add_recipe_arguments
 RECIPE_FLAGS = {"lora_lr_scale": "lora_lr_scale", "align_epochs": "align_epochs", "align_lr": "align_lr",
-                "label_loss_weight": "label_loss_weight"}
+                "align_mode": "align_mode",
+                "freeze_acoustic": "freeze_acoustic", "label_loss_weight": "label_loss_weight"}
 
 # CLI flag -> TrainConfig field (flags left out keep the config file's / default value)
 _TRAIN_FLAGS = {
@@ -36,6 +37,11 @@ def add_recipe_arguments(g) -> None:
     g.add_argument("--align-epochs", type=int, metavar="N", help="stage-1 alignment epochs before the LLM trains: "
                    "Q-Formers regress each answer's text embedding, without the LLM (default 0; see acoustemo/align.py)")
     g.add_argument("--align-lr", type=float, help="learning rate of the stage-1 alignment (default 1e-3)")
+    g.add_argument("--align-mode", choices=("answer", "labels"), help="stage-1 objective: regress the gold "
+                   "answer's text embedding (default), or classify the label words with heads tied to their text "
+                   "embeddings")
+    g.add_argument("--freeze-acoustic", action="store_true", default=None, help="the LLM stage trains LoRA only; "
+                   "the Q-Formers and projections keep their stage-1 weights")
     g.add_argument("--label-loss-weight", type=float, metavar="W", help="weight of the answer's 'Emotions:' tokens "
                    "in the training loss relative to the explanation's (default 1.0 = the paper's plain mean)")
 
