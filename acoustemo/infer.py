@@ -80,7 +80,7 @@ class Predictor:
     cache: object  # FeatureCache
     acoustic: object  # AcousticEncoder
     visual: object | None
-    max_new_tokens: int = 64
+    max_new_tokens: int = 96  # gold answers of the acoustic-cue benchmark run up to 70 tokens
 
     def load_acoustic(self, clip: Clip):
         features = self.cache.get_or_compute(clip.media, self.acoustic, clip.id)
@@ -113,7 +113,7 @@ class Predictor:
 
 def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.PathLike | None = None,
                    device: str | None = None, acoustic_encoder: str | None = None,
-                   max_new_tokens: int = 64, int8: bool | None = None) -> Predictor:
+                   max_new_tokens: int = 96, int8: bool | None = None) -> Predictor:
     """Load a trained model for prediction, with the encoder it was trained on (from its train_config.json).
 
     LoRA is merged into the LLM. `int8` (default: on CPU) also gives the LLM's linear layers int8 weights, which

@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="with --manifest: clips per generation batch")
     p.add_argument("--cache-dir", metavar="DIR", help="feature cache (default: the training run's cache, else "
                                                        "$ACOUSTEMO_CACHE/features)")
-    p.add_argument("--max-new-tokens", type=int, default=64, help="answer length limit in tokens")
+    p.add_argument("--max-new-tokens", type=int, default=96, help="answer length limit in tokens (default 96)")
     p.add_argument("--device", help="torch device (default cuda if available, else cpu)")
     p.add_argument("--no-int8", action="store_true", help="on CPU, decode with the checkpoint's own LLM dtype "
                    "instead of int8 weights (about 2.5x slower; answers may differ in rare near-ties)")
