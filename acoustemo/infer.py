@@ -117,7 +117,7 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
     """Load a trained model for prediction, with the encoder it was trained on (from its train_config.json).
 
     LoRA is merged into the LLM. `int8` (default: on CPU) also gives the LLM's linear layers int8 weights, which
-    decodes about 2.5x faster on CPU (AcoustEmoModel.quantize_int8); False keeps the checkpoint's own dtype.
+    decodes 1.5-2x faster on CPU (AcoustEmoModel.quantize_int8); False keeps the checkpoint's own dtype.
 
     Features go to `cache_dir`, by default the training run's feature cache if it still exists, else
     $ACOUSTEMO_CACHE/features (~/.cache/acoustemo/features).
@@ -138,9 +138,11 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
 
             cache_dir = user_cache() / "features"
     model = AcoustEmoModel.from_pretrained(folder)
-    model.merge_lora().to(torch.device(device) if device else _default_device()).eval()
+    model.to(torch.device(device) if device else _default_device()).eval()
     if int8 or (int8 is None and model.device.type == "cpu"):
-        model.quantize_int8()
+        model.quantize_int8()  # merges LoRA first
+    else:
+        model.merge_lora()
     acoustic = get_acoustic_encoder(acoustic_encoder or (train_cfg.acoustic_encoder if train_cfg else "default"))
     visual_name = train_cfg.visual_encoder if train_cfg else None
     if model.cfg.visual_dim is not None and visual_name is None:

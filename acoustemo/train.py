@@ -119,7 +119,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.betas = (float(self.betas[0]), float(self.betas[1]))
         problems = []
-        for name in ("epochs", "batch_size", "grad_accum_steps", "log_every_steps", "max_new_tokens", "align_batch_size"):
+        for name in ("epochs", "batch_size", "grad_accum_steps", "log_every_steps", "max_new_tokens",
+                     "align_batch_size"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name}={getattr(self, name)} must be >= 1")
         for name in ("max_steps", "save_every_steps", "eval_every_steps", "num_workers", "align_epochs"):

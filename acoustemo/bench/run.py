@@ -206,7 +206,8 @@ def run_ablation(bench_dir: str, out: str, cfg_dict: dict, ablation: str, settin
     t1 = time.perf_counter()
     model_dir = result.best_dir or run_dir / "train"
     pred = predict_manifest(bench / "test.jsonl", model_dir, run_dir / "preds.jsonl", out_dir / "features",
-                            batch_size=cfg.predict_batch_size, progress=cfg.progress, int8=False)  # the model as trained
+                            batch_size=cfg.predict_batch_size, progress=cfg.progress,
+                            int8=False)  # score the model as trained, not its int8 copy
     if pred.failed:
         raise RuntimeError(f"{ablation}: prediction failed for {len(pred.failed)} test clip(s): {pred.failed[:3]}")
     t2 = time.perf_counter()

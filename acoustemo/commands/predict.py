@@ -34,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=96, help="answer length limit in tokens (default 96)")
     p.add_argument("--device", help="torch device (default cuda if available, else cpu)")
     p.add_argument("--no-int8", action="store_true", help="on CPU, decode with the checkpoint's own LLM dtype "
-                   "instead of int8 weights (about 2.5x slower; answers may differ in rare near-ties)")
+                   "instead of int8 weights (1.5-2x slower to decode; the emotions differ on a few clips, "
+                   "see BENCHMARKS.md)")
     p.add_argument("--no-progress", action="store_true")
 
 

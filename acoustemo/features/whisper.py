@@ -85,9 +85,9 @@ class WhisperEncoder:
         return fit_length(np.concatenate(out), length)
 
     def release(self) -> None:
-        """Drop the CTranslate2 model; the next encode loads it again (~0.25 s). While a CTranslate2 model is
-        loaded, torch's many small ops in the same process run about 2x slower (greedy decoding of 20 tokens:
-        0.85 s -> 1.68 s, back to 0.93 s once it is freed), so prediction releases it after encoding a clip.
+        """Drop the CTranslate2 model; the next encode loads it again (~0.27 s). While a CTranslate2 model is
+        loaded, the LLM's greedy decoding in the same process runs markedly slower (benchmarks/whisper_runtime.py:
+        20 tokens 0.90 s -> 1.51 s, 1.02 s once it is freed), so prediction releases it after encoding a clip.
         Bulk extraction keeps it loaded."""
         self._model = None
 

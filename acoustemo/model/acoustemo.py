@@ -165,9 +165,9 @@ class AcoustEmoModel(nn.Module):
         return [parse_answer(t) for t in self.generate(batch, max_new_tokens, **generate_kwargs)]
 
     def merge_lora(self) -> "AcoustEmoModel":
-        """Fold LoRA into the LLM's weights for inference: greedy decoding on CPU is bound by per-op overhead, and
-        the adapters' extra matmuls cost about a third of it (benchmarks/generate_speed.py). A merged model can
-        no longer be trained or saved; load the checkpoint again for that."""
+        """Fold LoRA into the LLM's weights for inference: the adapters' extra matmuls cost 15-35 % of greedy
+        decoding on CPU (benchmarks/generate_speed.py). A merged model can no longer be trained or saved; load
+        the checkpoint again for that."""
         from peft import PeftModel
 
         if isinstance(self.llm, PeftModel):
