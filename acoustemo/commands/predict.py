@@ -36,6 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-int8", action="store_true", help="on CPU, decode with the checkpoint's own LLM dtype "
                    "instead of int8 weights (1.5-2x slower to decode; the emotions differ on a few clips, "
                    "see BENCHMARKS.md)")
+    p.add_argument("--no-drafts", action="store_true", help="decode one clip with HF generate, one token per LLM "
+                   "pass, instead of checking n-gram drafts (~2x slower; explanations can differ by bf16 rounding, "
+                   "see BENCHMARKS.md)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -51,7 +54,7 @@ def _predictor(args):
     from acoustemo.infer import load_predictor
 
     return load_predictor(args.model, args.cache_dir, args.device, max_new_tokens=args.max_new_tokens,
-                          int8=False if args.no_int8 else None)
+                          int8=False if args.no_int8 else None, drafts=not args.no_drafts)
 
 
 def _run_manifest(args) -> int:

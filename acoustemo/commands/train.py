@@ -18,7 +18,8 @@ from acoustemo.errors import ConfigError
 # recipe flag (argparse dest) -> TrainConfig field, for add_recipe_arguments
 RECIPE_FLAGS = {"lora_lr_scale": "lora_lr_scale", "align_epochs": "align_epochs", "align_lr": "align_lr",
                 "align_mode": "align_mode",
-                "freeze_acoustic": "freeze_acoustic", "label_loss_weight": "label_loss_weight"}
+                "freeze_acoustic": "freeze_acoustic", "label_loss_weight": "label_loss_weight",
+                "answer_bank": "answer_bank"}
 
 # CLI flag -> TrainConfig field (flags left out keep the config file's / default value)
 _TRAIN_FLAGS = {
@@ -44,6 +45,9 @@ def add_recipe_arguments(g) -> None:
                    "the Q-Formers and projections keep their stage-1 weights")
     g.add_argument("--label-loss-weight", type=float, metavar="W", help="weight of the answer's 'Emotions:' tokens "
                    "in the training loss relative to the explanation's (default 1.0 = the paper's plain mean)")
+    g.add_argument("--answer-bank", action="store_true", default=None, help="save the training answers beside the "
+                   "checkpoint (answer_bank.json): prediction guesses tokens from them and decodes ~2x faster, with "
+                   "the same answers; the checkpoint then carries your corpus' answer text")
 
 
 

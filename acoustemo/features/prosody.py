@@ -74,12 +74,21 @@ class ProsodyEncoder:
         frames = _frames(waveform, length, _CREPE_WINDOW)
         frames = frames - frames.mean(axis=1, keepdims=True)
         frames = frames / np.maximum(frames.std(axis=1, keepdims=True), 1e-10)
+        # A window of digital silence (or any constant) normalises to all zeros, and CREPE's answer to zeros is
+        # one fixed vector: it is computed once, not per frame (padding and pauses are often exact zeros).
+        flat = ~frames.any(axis=1)
+        rows = np.concatenate([frames[~flat], frames[:1] * 0]) if flat.any() else frames
         probs = []
         with torch.inference_mode():
-            for i in range(0, length, 2048):  # bounded memory on long clips
-                batch = torch.from_numpy(frames[i : i + 2048]).to(getattr(torch, self.precision))
+            for i in range(0, len(rows), 2048):  # bounded memory on long clips
+                batch = torch.from_numpy(rows[i : i + 2048]).to(getattr(torch, self.precision))
                 probs.append(net(batch).float().numpy())
-        return _weighted_argmax(np.concatenate(probs), self.fmin_hz, self.fmax_hz)
+        probs = np.concatenate(probs)
+        if flat.any():
+            full = np.empty((length, probs.shape[1]), np.float32)
+            full[~flat], full[flat] = probs[:-1], probs[-1]
+            probs = full
+        return _weighted_argmax(probs, self.fmin_hz, self.fmax_hz)
 
     def _load(self):
         if self._net is None:

@@ -29,17 +29,23 @@ from acoustemo.data.prompt import parse_answer
 from acoustemo.errors import ConfigError
 from acoustemo.model.llm import (GLOBAL_AUDIO, TINY_RANDOM, UTT_AUDIO, VIDEO, add_lora, load_llm,
                                  quantize_linears_int8)
+from acoustemo.model.decoding import DecodeStats
 from acoustemo.model.qformer import QFormer
 
 WEIGHTS = "acoustemo.safetensors"  # Q-Formers + projections (the trainable non-LoRA weights)
 BASE_WEIGHTS = "llm_base.safetensors"  # only for the debug preset's random LLM, which no folder holds
 ADAPTER = "adapter"  # peft's own format
+ANSWER_BANK = "answer_bank.json"  # optional: answers the decoder's drafts may guess from (a JSON list of strings)
 
 
 class AcoustEmoModel(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
+        # Answers like those the model learned to write (train split, ANSWER_BANK beside the weights): only
+        # decoding's drafts read them, to guess tokens the LLM then checks (acoustemo/model/decoding.py).
+        self.answer_bank: list[str] = []
+        self.decode_stats = DecodeStats()  # running totals of the one-clip decoder's passes and kept drafts
         llm, self.tokenizer = load_llm(cfg.llm, cfg.llm_dtype)
         hidden = llm.get_input_embeddings().embedding_dim
         self.llm = add_lora(llm, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
@@ -133,10 +139,12 @@ class AcoustEmoModel(nn.Module):
         return out
 
     @torch.no_grad()
-    def generate(self, batch: dict, max_new_tokens: int = 64, **generate_kwargs) -> list[str]:
+    def generate(self, batch: dict, max_new_tokens: int = 64, drafts: bool = True, **generate_kwargs) -> list[str]:
         """Answer text per clip; greedy (deterministic) unless generate_kwargs ask otherwise.
 
         A batch built with answers is cut at each row's first answer token, so the model never sees them.
+        One clip decoded greedily goes through greedy_with_drafts (the same answer in fewer LLM passes, see
+        acoustemo/model/decoding.py) unless `drafts` is False; batches and sampling go through HF generate.
         """
         was_training = self.training
         self.eval()
@@ -145,6 +153,8 @@ class AcoustEmoModel(nn.Module):
                     "video_mask")
             embeds = self.embed(batch["input_ids"], **{k: batch.get(k) for k in keys})
             lengths = _prompt_lengths(batch)
+            if drafts and len(lengths) == 1 and not generate_kwargs:
+                return [self._generate_one(batch["input_ids"][0, :lengths[0]], embeds[:, :lengths[0]], max_new_tokens)]
             S = max(lengths)
             left = embeds.new_zeros(len(lengths), S, embeds.shape[-1])  # left-pad for generation
             mask = torch.zeros(len(lengths), S, dtype=torch.long, device=embeds.device)
@@ -159,6 +169,26 @@ class AcoustEmoModel(nn.Module):
             return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
         finally:
             self.train(was_training)
+
+    def _generate_one(self, prompt_ids: torch.Tensor, embeds: torch.Tensor, max_new_tokens: int) -> str:
+        from acoustemo.model.decoding import greedy_with_drafts
+
+        placeholders = set(self.placeholder_ids.values())
+        history = [t for t in prompt_ids.tolist() if t not in placeholders]
+        eos = {self.tokenizer.eos_token_id}
+        ids = greedy_with_drafts(self.llm, embeds, history, eos, max_new_tokens, self.drafter(), self.decode_stats)
+        return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+    def drafter(self):
+        """The NgramDrafter over this model's answer bank (built once; rebuilt if the bank changes)."""
+        from acoustemo.model.decoding import NgramDrafter
+
+        key = id(self.answer_bank), len(self.answer_bank)
+        if getattr(self, "_drafter_key", None) != key:
+            bank = [self.tokenizer(a, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
+                    for a in self.answer_bank]
+            self._drafter, self._drafter_key = NgramDrafter(bank), key
+        return self._drafter
 
     def predict_batch(self, batch: dict, max_new_tokens: int = 64, **generate_kwargs) -> list[tuple[list[str], str]]:
         """(emotions, explanation) per clip, parsed from generate(); malformed answers give [] and a warning."""
@@ -207,6 +237,9 @@ class AcoustEmoModel(nn.Module):
         save_file({k: v.detach().cpu().contiguous() for k, v in self.trainable_state_dict().items()}, tmp / WEIGHTS,
                   metadata={"format": "pt", "acoustemo_config": json.dumps(self.cfg.to_json())})
         self.llm.save_pretrained(tmp / ADAPTER)
+        if self.answer_bank:
+            (tmp / ANSWER_BANK).write_text(json.dumps(self.answer_bank, ensure_ascii=False, indent=0) + "\n",
+                                           encoding="utf-8")
         if self.cfg.llm == TINY_RANDOM:  # random base weights exist nowhere else
             base = {k: v.detach().cpu().clone().contiguous() for k, v in self.llm.state_dict().items()
                     if "lora_" not in k}
@@ -248,6 +281,7 @@ class AcoustEmoModel(nn.Module):
         result = set_peft_model_state_dict(model.llm, load_peft_weights(str(directory / ADAPTER)))
         if getattr(result, "unexpected_keys", None):
             raise ConfigError(f"{directory / ADAPTER} holds LoRA weights this model lacks: {result.unexpected_keys[:5]}")
+        model.answer_bank = load_answer_bank(directory)
         return model
 
     def set_acoustic_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
@@ -264,6 +298,21 @@ class AcoustEmoModel(nn.Module):
                 key = "lora" if "lora_" in name else "qformers" if "qformer" in name else "projections"
                 parts[key] += p.numel()
         return {"trainable": sum(parts.values()), "total": sum(p.numel() for p in self.parameters()), **parts}
+
+
+def load_answer_bank(directory: str | os.PathLike) -> list[str]:
+    """The answers in `directory`/answer_bank.json, or [] when the checkpoint has none."""
+    path = Path(directory) / ANSWER_BANK
+    if not path.is_file():
+        return []
+    try:
+        bank = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{path} is not a JSON list of answer strings ({e}); delete it (it only speeds up "
+                          f"decoding) or write it again") from None
+    if not isinstance(bank, list) or not all(isinstance(a, str) for a in bank):
+        raise ConfigError(f"{path} must be a JSON list of answer strings; delete it (it only speeds up decoding)")
+    return bank
 
 
 def _pool_each(q: torch.Tensor, counts: torch.Tensor | None) -> torch.Tensor:

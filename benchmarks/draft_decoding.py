@@ -1,0 +1,67 @@
+"""Does one-clip decoding with checked n-gram drafts (predict's default) change answers, and how much faster is
+it? Prints JSON.
+
+    python benchmarks/draft_decoding.py [--model DIR] [--bench bench_data/n400] [--split test] [--cache DIR]
+
+Predicts every clip of a bench split one clip at a time with the same checkpoint (default: the shipped one, int8
+on CPU as predict runs it): with HF generate (`--no-drafts`, one token per LLM pass, HF's bf16 attention) and with
+greedy_with_drafts (acoustemo/model/decoding.py); scores both with the bench's groupings, counts identical answers
+and emotion sets, and times the two (features cached first, so only the Q-Formers and the LLM are timed).
+Needs the bench made by `acoustemo bench make`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None, help="model folder (default: the shipped checkpoint)")
+    ap.add_argument("--bench", default="bench_data/n400")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--cache", default=None, help="feature cache (default <bench>/runs/features when present)")
+    args = ap.parse_args()
+
+    from acoustemo.commands.evaluate import evaluate
+    from acoustemo.infer import load_predictor, predict_manifest
+
+    bench = Path(args.bench)
+    cache = args.cache or (bench / "runs" / "features" if (bench / "runs" / "features").is_dir() else None)
+    manifest = bench / f"{args.split}.jsonl"
+    predictor = load_predictor(args.model, cache)
+    out, answers = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        predict_manifest(manifest, predictor, Path(tmp) / "warm.jsonl", batch_size=1, progress=False)  # features
+        for name, drafts in (("hf_generate", False), ("drafts", True)):
+            predictor.drafts = drafts
+            predictor.model.decode_stats.__init__()
+            preds = Path(tmp) / f"{name}.jsonl"
+            t = time.perf_counter()
+            predict_manifest(manifest, predictor, preds, batch_size=1, progress=False)
+            seconds = time.perf_counter() - t
+            report, _, _ = evaluate(manifest, preds, bench / "groupings.json", grouping="cache")
+            answers[name] = {r["id"]: r for r in map(json.loads, preds.read_text().splitlines())}
+            out[name] = {"avg": report["avg"], "accuracy_s": report["accuracy_s"], "recall_s": report["recall_s"],
+                         "predict_s": round(seconds, 1)}
+            if drafts:
+                s = predictor.model.decode_stats
+                out[name].update(tokens=s.tokens, llm_passes=s.passes, drafted=s.drafted, accepted=s.accepted,
+                                 tokens_per_pass=round(s.tokens / max(s.passes + len(answers[name]), 1), 2))
+    ids = sorted(answers["drafts"])
+    a, b = answers["hf_generate"], answers["drafts"]
+    print(json.dumps({
+        "model": str(predictor.model_dir), "split": args.split, "clips": len(ids), **out,
+        "speedup": round(out["hf_generate"]["predict_s"] / out["drafts"]["predict_s"], 2),
+        "identical_answers": sum(a[i]["explanation"] == b[i]["explanation"] and a[i]["emotions"] == b[i]["emotions"]
+                                 for i in ids),
+        "identical_emotion_sets": sum(set(a[i]["emotions"]) == set(b[i]["emotions"]) for i in ids),
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()
