@@ -97,7 +97,7 @@ class TrainConfig:
     # paper's plain mean, Eq. 4). The explanation's ~35 tokens otherwise swamp the ~5 that carry the labels.
     label_loss_weight: float = 1.0
     # Save the training answers beside the weights (answer_bank.json): prediction's drafts guess from them, which
-    # decodes ~2x faster with the same answers. Off by default: the checkpoint then carries the corpus' text.
+    # decodes ~1.7x faster with the same answers. Off by default: the checkpoint then carries the corpus' text.
     answer_bank: bool = False
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.05  # on matrices; biases, norms and other 1-d parameters get none (as LAVIS/BLIP-2)

@@ -4,9 +4,11 @@ it? Prints JSON.
     python benchmarks/draft_decoding.py [--model DIR] [--bench bench_data/n400] [--split test] [--cache DIR]
 
 Predicts every clip of a bench split one clip at a time with the same checkpoint (default: the shipped one, int8
-on CPU as predict runs it): with HF generate (`--no-drafts`, one token per LLM pass, HF's bf16 attention) and with
-greedy_with_drafts (acoustemo/model/decoding.py); scores both with the bench's groupings, counts identical answers
-and emotion sets, and times the two (features cached first, so only the Q-Formers and the LLM are timed).
+on CPU as predict runs it): with HF generate (`--no-drafts`, one token per LLM pass, HF's bf16 attention), with
+greedy_with_drafts (acoustemo/model/decoding.py, predict's default), and with greedy_with_drafts left on HF's
+attention ("drafts_hf_attention", what its float64 attention is for: HF's kernel rounds a row checked among drafts
+differently from the same row alone). Scores each with the bench's groupings, counts answers and emotion sets
+identical to HF generate's, and times them (features cached first, so only the Q-Formers and the LLM are timed).
 Needs the bench made by `acoustemo bench make`.
 """
 
@@ -29,6 +31,8 @@ def main() -> None:
 
     from acoustemo.commands.evaluate import evaluate
     from acoustemo.infer import load_predictor, predict_manifest
+    from acoustemo.model import decoding
+    from acoustemo.model.decoding import DecodeStats
 
     bench = Path(args.bench)
     cache = args.cache or (bench / "runs" / "features" if (bench / "runs" / "features").is_dir() else None)
@@ -37,12 +41,18 @@ def main() -> None:
     out, answers = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         predict_manifest(manifest, predictor, Path(tmp) / "warm.jsonl", batch_size=1, progress=False)  # features
-        for name, drafts in (("hf_generate", False), ("drafts", True)):
+        float64_attention = decoding._float64_attention
+        for name, drafts in (("hf_generate", False), ("drafts", True), ("drafts_hf_attention", True)):
             predictor.drafts = drafts
-            predictor.model.decode_stats.__init__()
+            predictor.model.decode_stats = DecodeStats()
+            if name == "drafts_hf_attention":
+                decoding._float64_attention = lambda implementation: implementation
             preds = Path(tmp) / f"{name}.jsonl"
             t = time.perf_counter()
-            predict_manifest(manifest, predictor, preds, batch_size=1, progress=False)
+            try:
+                predict_manifest(manifest, predictor, preds, batch_size=1, progress=False)
+            finally:
+                decoding._float64_attention = float64_attention
             seconds = time.perf_counter() - t
             report, _, _ = evaluate(manifest, preds, bench / "groupings.json", grouping="cache")
             answers[name] = {r["id"]: r for r in map(json.loads, preds.read_text().splitlines())}
@@ -52,15 +62,15 @@ def main() -> None:
                 s = predictor.model.decode_stats
                 out[name].update(tokens=s.tokens, llm_passes=s.passes, drafted=s.drafted, accepted=s.accepted,
                                  tokens_per_pass=round(s.tokens / max(s.passes + len(answers[name]), 1), 2))
-    ids = sorted(answers["drafts"])
-    a, b = answers["hf_generate"], answers["drafts"]
-    print(json.dumps({
-        "model": str(predictor.model_dir), "split": args.split, "clips": len(ids), **out,
-        "speedup": round(out["hf_generate"]["predict_s"] / out["drafts"]["predict_s"], 2),
-        "identical_answers": sum(a[i]["explanation"] == b[i]["explanation"] and a[i]["emotions"] == b[i]["emotions"]
-                                 for i in ids),
-        "identical_emotion_sets": sum(set(a[i]["emotions"]) == set(b[i]["emotions"]) for i in ids),
-    }, indent=1))
+    hf = answers["hf_generate"]
+    for name in ("drafts", "drafts_hf_attention"):
+        other = answers[name]
+        out[name].update(
+            speedup=round(out["hf_generate"]["predict_s"] / out[name]["predict_s"], 2),
+            answers_identical_to_hf_generate=sum(hf[i]["explanation"] == other[i]["explanation"]
+                                                 and hf[i]["emotions"] == other[i]["emotions"] for i in hf),
+            emotion_sets_identical_to_hf_generate=sum(set(hf[i]["emotions"]) == set(other[i]["emotions"]) for i in hf))
+    print(json.dumps({"model": str(predictor.model_dir), "split": args.split, "clips": len(hf), **out}, indent=1))
 
 
 if __name__ == "__main__":

@@ -297,6 +297,18 @@ def test_training_with_alignment_logs_it_and_trains(corpus, tmp_path):
         TrainConfig(align_mode="words")
 
 
+def test_answer_bank_is_saved_only_when_asked(corpus, trained, tmp_path):
+    from acoustemo.data.manifest import read_manifest
+    from acoustemo.data.prompt import format_answer
+    from acoustemo.model.acoustemo import ANSWER_BANK, load_answer_bank
+
+    assert not (trained[0] / "best" / ANSWER_BANK).exists()  # off by default: no corpus text in the checkpoint
+    model_cfg, train_cfg = configs(corpus, max_steps=1, answer_bank=True)
+    train(corpus["train"], corpus["val"], tmp_path / "run", model_cfg, train_cfg)
+    want = [format_answer(c.labels, c.description) for c in read_manifest(corpus["train"])]
+    assert load_answer_bank(tmp_path / "run" / "best") == want == load_answer_bank(tmp_path / "run" / "last" / "model")
+
+
 def test_sigkilled_cli_run_resumes_to_the_same_final_loss(corpus, tmp_path):
     """The training CLI is killed (SIGKILL) once a checkpoint exists; `--resume` must then finish with
     the loss and weights of an uninterrupted run. Dropout is on, so RNG restore matters; grad-accum 2 over 3

@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "instead of int8 weights (1.5-2x slower to decode; the emotions differ on a few clips, "
                    "see BENCHMARKS.md)")
     p.add_argument("--no-drafts", action="store_true", help="decode one clip with HF generate, one token per LLM "
-                   "pass, instead of checking n-gram drafts (~2x slower; explanations can differ by bf16 rounding, "
+                   "pass, instead of checking n-gram drafts (~1.7x slower; explanations can differ by bf16 rounding, "
                    "see BENCHMARKS.md)")
     p.add_argument("--no-progress", action="store_true")
 

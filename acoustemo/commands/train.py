@@ -46,7 +46,7 @@ def add_recipe_arguments(g) -> None:
     g.add_argument("--label-loss-weight", type=float, metavar="W", help="weight of the answer's 'Emotions:' tokens "
                    "in the training loss relative to the explanation's (default 1.0 = the paper's plain mean)")
     g.add_argument("--answer-bank", action="store_true", default=None, help="save the training answers beside the "
-                   "checkpoint (answer_bank.json): prediction guesses tokens from them and decodes ~2x faster, with "
+                   "checkpoint (answer_bank.json): prediction guesses tokens from them and decodes ~1.7x faster, with "
                    "the same answers; the checkpoint then carries your corpus' answer text")
 
 

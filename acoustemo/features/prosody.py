@@ -77,14 +77,15 @@ class ProsodyEncoder:
         # A window of digital silence (or any constant) normalises to all zeros, and CREPE's answer to zeros is
         # one fixed vector: it is computed once, not per frame (padding and pauses are often exact zeros).
         flat = ~frames.any(axis=1)
-        rows = np.concatenate([frames[~flat], frames[:1] * 0]) if flat.any() else frames
+        some_flat = bool(flat.any())
+        rows = np.concatenate([frames[~flat], np.zeros((1, _CREPE_WINDOW), np.float32)]) if some_flat else frames
         probs = []
         with torch.inference_mode():
             for i in range(0, len(rows), 2048):  # bounded memory on long clips
                 batch = torch.from_numpy(rows[i : i + 2048]).to(getattr(torch, self.precision))
                 probs.append(net(batch).float().numpy())
         probs = np.concatenate(probs)
-        if flat.any():
+        if some_flat:
             full = np.empty((length, probs.shape[1]), np.float32)
             full[~flat], full[flat] = probs[:-1], probs[-1]
             probs = full

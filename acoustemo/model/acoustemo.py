@@ -29,7 +29,7 @@ from acoustemo.data.prompt import parse_answer
 from acoustemo.errors import ConfigError
 from acoustemo.model.llm import (GLOBAL_AUDIO, TINY_RANDOM, UTT_AUDIO, VIDEO, add_lora, load_llm,
                                  quantize_linears_int8)
-from acoustemo.model.decoding import DecodeStats
+from acoustemo.model.decoding import DecodeStats, NgramDrafter, greedy_with_drafts
 from acoustemo.model.qformer import QFormer
 
 WEIGHTS = "acoustemo.safetensors"  # Q-Formers + projections (the trainable non-LoRA weights)
@@ -42,9 +42,7 @@ class AcoustEmoModel(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        # Answers like those the model learned to write (train split, ANSWER_BANK beside the weights): only
-        # decoding's drafts read them, to guess tokens the LLM then checks (acoustemo/model/decoding.py).
-        self.answer_bank: list[str] = []
+        self.answer_bank = []  # see the property
         self.decode_stats = DecodeStats()  # running totals of the one-clip decoder's passes and kept drafts
         llm, self.tokenizer = load_llm(cfg.llm, cfg.llm_dtype)
         hidden = llm.get_input_embeddings().embedding_dim
@@ -171,23 +169,28 @@ class AcoustEmoModel(nn.Module):
             self.train(was_training)
 
     def _generate_one(self, prompt_ids: torch.Tensor, embeds: torch.Tensor, max_new_tokens: int) -> str:
-        from acoustemo.model.decoding import greedy_with_drafts
-
         placeholders = set(self.placeholder_ids.values())
         history = [t for t in prompt_ids.tolist() if t not in placeholders]
         eos = {self.tokenizer.eos_token_id}
         ids = greedy_with_drafts(self.llm, embeds, history, eos, max_new_tokens, self.drafter(), self.decode_stats)
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
 
-    def drafter(self):
-        """The NgramDrafter over this model's answer bank (built once; rebuilt if the bank changes)."""
-        from acoustemo.model.decoding import NgramDrafter
+    @property
+    def answer_bank(self) -> list[str]:
+        """Answers like those the model learned to write (the train split's, ANSWER_BANK beside the weights):
+        only decoding's drafts read them, to guess tokens the LLM then checks (acoustemo/model/decoding.py)."""
+        return self._answer_bank
 
-        key = id(self.answer_bank), len(self.answer_bank)
-        if getattr(self, "_drafter_key", None) != key:
+    @answer_bank.setter
+    def answer_bank(self, answers: list[str]) -> None:
+        self._answer_bank, self._drafter = list(answers), None
+
+    def drafter(self) -> NgramDrafter:
+        """The NgramDrafter over this model's answer bank, built on first use."""
+        if self._drafter is None:
             bank = [self.tokenizer(a, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
-                    for a in self.answer_bank]
-            self._drafter, self._drafter_key = NgramDrafter(bank), key
+                    for a in self._answer_bank]
+            self._drafter = NgramDrafter(bank)
         return self._drafter
 
     def predict_batch(self, batch: dict, max_new_tokens: int = 64, **generate_kwargs) -> list[tuple[list[str], str]]:

@@ -1,8 +1,8 @@
 """Greedy decoding of one answer with n-gram drafts that the LLM checks: the same answer in fewer forward passes.
 
 Greedy decoding on a CPU costs one forward pass of the whole LLM per token, and a pass over 8 tokens costs
-little more than a pass over 1 (BENCHMARKS.md, 15 vs 21 ms on 2 cores): the weights are read once either way. So the
-next few tokens are guessed from text seen before, and one pass checks them all:
+little more than a pass over 1 (15 vs 21 ms on 2 cores, benchmarks/latency_parts.py): the weights are read
+once either way. So the next few tokens are guessed from text seen before, and one pass checks them all:
 
     drafts   = NgramDrafter.propose(prompt ids + answer so far)     prompt lookup + an n-gram model of a bank
     logits   = LLM([last token] + drafts)                           one pass, KV cache reused
@@ -11,14 +11,13 @@ next few tokens are guessed from text seen before, and one pass checks them all:
 Every kept token is the LLM's argmax given the tokens before it, so the answer is the greedy answer; only
 the number of passes changes. It is the same answer bit for bit, drafts or none (tests/test_decoding.py): the
 linear layers, norms and RoPE treat each row alone already, and the attention of every pass after the prompt
-is computed in float64 and rounded (`_rowwise`), because a bf16 kernel rounds a row differently when it
-shares a call with other rows, which flips near-ties in the explanations' times. (HF generate's own bf16
+is computed in float64 and rounded (`_float64_attention`), because a bf16 kernel rounds a row differently
+when it shares a call with other rows, which flips near-ties in the explanations' times. (HF generate's own bf16
 attention therefore rounds a little differently: BENCHMARKS.md compares the two on the benchmark's test split.)
 
 This is speculative decoding with a draft that costs nothing (prompt lookup, Saxena 2023; retrieval drafts,
-REST, He et al. 2024). The bank, when a checkpoint has one, is
-the text of answers like those the model was trained to write (AcoustEmoModel.answer_bank); it only makes
-guesses better, it never enters the answer unchecked.
+REST, He et al. 2024). The bank, when a checkpoint has one, is the text of answers like those the model was
+trained to write (AcoustEmoModel.answer_bank); it only makes guesses better, it never enters the answer unchecked.
 """
 
 from __future__ import annotations
@@ -85,7 +84,8 @@ class DecodeStats:
 
 @torch.no_grad()
 def greedy_with_drafts(llm, inputs_embeds: torch.Tensor, history: list[int], eos_token_ids: set[int],
-                       max_new_tokens: int, drafter: NgramDrafter | None, stats: DecodeStats | None = None) -> list[int]:
+                       max_new_tokens: int, drafter: NgramDrafter | None,
+                       stats: DecodeStats | None = None) -> list[int]:
     """The greedy answer ids for ONE prompt, `inputs_embeds` (1, S, hidden) with no padding, EOS excluded.
 
     `history` are the prompt's token ids the drafter may copy from (placeholder positions left out); with
@@ -95,7 +95,7 @@ def greedy_with_drafts(llm, inputs_embeds: torch.Tensor, history: list[int], eos
         raise ValueError(f"greedy_with_drafts decodes one prompt at a time, got a batch of {inputs_embeds.shape[0]}")
     stats = stats if stats is not None else DecodeStats()
     original = llm.config._attn_implementation
-    llm.config._attn_implementation = _rowwise(original)
+    llm.config._attn_implementation = _float64_attention(original)
     try:
         return _decode(llm, inputs_embeds, history, eos_token_ids, max_new_tokens, drafter, stats)
     finally:
@@ -110,7 +110,8 @@ def _decode(llm, inputs_embeds, history, eos_token_ids, max_new_tokens, drafter,
     token = int(logits[0, -1].argmax())
     answer, history = [token], list(history) + [token]
     while token not in eos_token_ids and len(answer) < max_new_tokens:
-        drafts = drafter.propose(history)[: max_new_tokens - len(answer) - 1] if drafter else []  # the pass adds one token more
+        # the pass adds one token of its own, so at most max_new_tokens - len(answer) - 1 drafts
+        drafts = drafter.propose(history)[: max_new_tokens - len(answer) - 1] if drafter else []
         step = torch.tensor([[token] + drafts], device=inputs_embeds.device)
         best = llm(input_ids=step, past_key_values=cache, use_cache=True).logits[0].argmax(-1).tolist()
         kept = 0
@@ -119,7 +120,9 @@ def _decode(llm, inputs_embeds, history, eos_token_ids, max_new_tokens, drafter,
         new = drafts[:kept] + [best[kept]]
         if kept < len(drafts):  # drop the keys of the rejected drafts; best[kept] itself is fed in the next pass
             cache.crop(kept - len(drafts))
-        stats.passes, stats.drafted, stats.accepted = stats.passes + 1, stats.drafted + len(drafts), stats.accepted + kept
+        stats.passes += 1
+        stats.drafted += len(drafts)
+        stats.accepted += kept
         answer += new
         history += new
         token = new[-1]
@@ -127,7 +130,7 @@ def _decode(llm, inputs_embeds, history, eos_token_ids, max_new_tokens, drafter,
     return [t for t in answer if t not in eos_token_ids]
 
 
-def _rowwise(implementation: str) -> str:
+def _float64_attention(implementation: str) -> str:
     """Register (once) the attention the decoding passes use, and return its name.
 
     The prompt's prefill (as many keys as queries) runs `implementation` unchanged. Every later pass, one new
@@ -142,7 +145,7 @@ def _rowwise(implementation: str) -> str:
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
     from transformers.models.llama.modeling_llama import eager_attention_forward
 
-    name = f"acoustemo_rowwise_{implementation}"
+    name = f"acoustemo_float64_{implementation}"
     if name in ALL_ATTENTION_FUNCTIONS:
         return name
     prefill = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
