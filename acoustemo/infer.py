@@ -130,6 +130,8 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
     from acoustemo.model.acoustemo import AcoustEmoModel
     from acoustemo.train import TRAIN_CONFIG_NAME, TrainConfig
 
+    if max_new_tokens < 1:
+        raise ConfigError(f"max_new_tokens={max_new_tokens} must be >= 1 (--max-new-tokens; default 96)")
     folder = resolve_model_dir(model_dir)
     train_cfg = TrainConfig.load(folder / TRAIN_CONFIG_NAME) if (folder / TRAIN_CONFIG_NAME).is_file() else None
     if cache_dir is None:

@@ -67,6 +67,15 @@ def test_max_new_tokens_is_respected_with_drafts(model):
     plain = greedy_with_drafts(model.llm, embeds, [], eos, 24, None)
     for limit in (1, 2, 5, 9):
         assert greedy_with_drafts(model.llm, embeds, [], eos, limit, NgramDrafter([plain])) == plain[:limit]
+    with pytest.raises(ValueError, match="max_new_tokens=0"):
+        greedy_with_drafts(model.llm, embeds, [], eos, 0, None)
+
+
+def test_predictor_refuses_a_zero_answer_limit_before_loading():
+    from acoustemo.infer import load_predictor
+
+    with pytest.raises(ConfigError, match="--max-new-tokens"):
+        load_predictor(None, max_new_tokens=0)
 
 
 def test_generate_drafts_one_clip_and_batches_agree(model):

@@ -91,6 +91,8 @@ def greedy_with_drafts(llm, inputs_embeds: torch.Tensor, history: list[int], eos
     `history` are the prompt's token ids the drafter may copy from (placeholder positions left out); with
     `drafter` None every pass brings one token (plain greedy, the same answer).
     """
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens={max_new_tokens} must be >= 1")
     if inputs_embeds.shape[0] != 1:
         raise ValueError(f"greedy_with_drafts decodes one prompt at a time, got a batch of {inputs_embeds.shape[0]}")
     stats = stats if stats is not None else DecodeStats()
