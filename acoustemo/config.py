@@ -17,6 +17,9 @@ from acoustemo.errors import ConfigError
 
 ABLATIONS = ("full", "no-global", "fixed-window", "no-utterance")
 LAYOUTS = ("interleaved", "paper")
+STREAM_NORMS = ("layernorm", "none")
+# Fields added after checkpoints were shipped: a config.json without them was written with these values.
+LEGACY_DEFAULTS = {"stream_norm": "layernorm", "window_stats": False}
 
 # Fields that only change how a batch is built or run, not the weights: a checkpoint may load under other values.
 RUNTIME_FIELDS = frozenset({"max_seq_len", "min_window_tokens", "min_global_tokens", "answer_budget_tokens",
@@ -46,6 +49,12 @@ class ModelConfig:
     qformer_heads: int = 12
     qformer_ffn: int = 3072
     qformer_dropout: float = 0.1
+    # Acoustic input path (beyond the paper; both switchable). stream_norm: "layernorm" normalises each stream
+    # across its channels per frame after corpus CMVN, "none" keeps CMVN only (frame levels survive).
+    # window_stats: each window's per-channel mean / std / min / max is projected and added to its queries
+    # (acoustemo/model/qformer.py WindowStats), so what a linear probe reads is in the tokens from the start.
+    stream_norm: str = "none"
+    window_stats: bool = True
     # Size of the learned frame-position table. Longer windows (and the global window over the whole clip) do
     # not fail: their positions are linearly interpolated into the table (ViT-style), so order is kept.
     max_window_frames: int = 512
@@ -76,6 +85,8 @@ class ModelConfig:
             problems.append(f"llm_dtype={self.llm_dtype!r} must be float32, bfloat16 or float16")
         if self.ablation not in ABLATIONS:
             problems.append(f"ablation={self.ablation!r} must be one of {', '.join(ABLATIONS)}")
+        if self.stream_norm not in STREAM_NORMS:
+            problems.append(f"stream_norm={self.stream_norm!r} must be one of {', '.join(STREAM_NORMS)}")
         if self.layout not in LAYOUTS:
             problems.append(f"layout={self.layout!r} must be one of {', '.join(LAYOUTS)}")
         if not self.acoustic_streams or any(w < 1 for _, w in self.acoustic_streams):
@@ -145,7 +156,7 @@ class ModelConfig:
         unknown = set(d) - names
         if unknown:
             raise ConfigError(f"config has unknown field(s) {sorted(unknown)}; was it written by a newer acoustemo?")
-        return cls(**d)
+        return cls(**{**LEGACY_DEFAULTS, **d})
 
     def save(self, path: str | Path) -> None:
         from acoustemo.data.manifest import write_text_atomic

@@ -128,7 +128,7 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
     from acoustemo.features.base import get_acoustic_encoder, get_visual_encoder
     from acoustemo.features.cache import FeatureCache
     from acoustemo.model.acoustemo import AcoustEmoModel
-    from acoustemo.train import TRAIN_CONFIG_NAME, TrainConfig
+    from acoustemo.training import TRAIN_CONFIG_NAME, TrainConfig
 
     if max_new_tokens < 1:
         raise ConfigError(f"max_new_tokens={max_new_tokens} must be >= 1 (--max-new-tokens; default 96)")

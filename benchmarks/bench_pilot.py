@@ -27,7 +27,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    from acoustemo.train import resolve_configs, train
+    from acoustemo.training import resolve_configs, train
 
     bench = Path(args.bench).resolve()
     work = Path(tempfile.mkdtemp(prefix="bench-pilot-"))

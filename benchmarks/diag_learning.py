@@ -32,7 +32,7 @@ from acoustemo.data.manifest import read_manifest
 from acoustemo.data.dataset import AcoustEmoDataset, collate
 from acoustemo.features.cache import load_features
 from acoustemo.model.acoustemo import AcoustEmoModel
-from acoustemo.train import acoustic_stats
+from acoustemo.training import acoustic_stats
 E = lambda k, d: os.environ.get(k, d)
 torch.manual_seed(int(E("SEED", "0"))); random.seed(0)
 torch.set_num_threads(int(E("T", "2")))

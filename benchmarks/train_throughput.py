@@ -1,4 +1,4 @@
-"""Training throughput (samples/s) of `acoustemo.train.train` for a preset, printed as JSON.
+"""Training throughput (samples/s) of `acoustemo.training.train` for a preset, printed as JSON.
 
     python benchmarks/train_throughput.py --preset debug --encoder whisper-tiny.en --steps 12
     python benchmarks/train_throughput.py --preset cpu-default --steps 8 --mixed-precision bf16
@@ -61,7 +61,7 @@ def main() -> None:
     from acoustemo.features.cache import FeatureCache
     from acoustemo.features.extract import extract
     from acoustemo.data.manifest import read_manifest
-    from acoustemo.train import resolve_configs, train
+    from acoustemo.training import resolve_configs, train
 
     work = Path(args.work or tempfile.mkdtemp(prefix="acoustemo-bench-"))
     work.mkdir(parents=True, exist_ok=True)

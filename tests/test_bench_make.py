@@ -215,7 +215,9 @@ def test_resume_reuses_good_clips_and_remakes_a_damaged_one(bench):
 
 
 def test_plan_balances_classes_and_distractors():
-    cfg = bm.BenchConfig(n=400, seed=3)
+    assert bm.split_sizes(bm.BenchConfig().n, bm.BenchConfig().val_fraction, bm.BenchConfig().test_fraction) == {
+        "train": 700, "val": 100, "test": 200}  # the default size: a test split of 200 clips
+    cfg = bm.BenchConfig(n=400, seed=3, val_fraction=0.15, test_fraction=0.15)
     plans = bm.plan_benchmark(cfg)
     assert [sum(p["split"] == s for p in plans) for s in bm.SPLITS] == [280, 60, 60]
     for split in bm.SPLITS:

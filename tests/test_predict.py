@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from acoustemo.train import train
+    from acoustemo.training import train
 
     root = tmp_path_factory.mktemp("predict")
     corpus = write_corpus(root)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from acoustemo.errors import ConfigError
-from acoustemo.train import (
+from acoustemo.training import (
     TrainConfig, epoch_batches, load_config_file, lr_factor, optimizer_state_dict, optimizer_tensors,
     resolve_configs, rng_state, set_rng_state, steps_per_epoch, train,
 )
@@ -58,8 +58,10 @@ def write_corpus(root: Path) -> dict:
 
 
 def configs(corpus: dict, **train_fields):
-    fields = dict(acoustic_encoder=ENCODER, cache_dir=str(corpus["cache"]), lr=1e-2, warmup_ratio=0.1,
-                  save_every_steps=0, progress=False)
+    """The loop's mechanics are tested on the paper's single stage (recipe "paper"); the default two-stage recipe
+    has its own tests below."""
+    fields = dict(recipe="paper", acoustic_encoder=ENCODER, cache_dir=str(corpus["cache"]), lr=1e-2,
+                  warmup_ratio=0.1, save_every_steps=0, progress=False)
     return resolve_configs("debug", train_overrides={**fields, **train_fields})
 
 
@@ -127,26 +129,26 @@ def test_rng_and_optimizer_state_round_trip_without_pickle():
 
 
 def test_a_kill_between_the_checkpoint_renames_is_recovered(tmp_path):
-    from acoustemo.train import _recover_dir, _swap_dir
+    from acoustemo.training import recover_dir, swap_dir
 
     def folder(name: str, step: int) -> Path:
         (tmp_path / name).mkdir()
         (tmp_path / name / "trainer_state.json").write_text(json.dumps({"step": step}))
         return tmp_path / name
 
-    _swap_dir(folder("last.tmp-3", 3), tmp_path / "last")
-    _swap_dir(folder("last.tmp-6", 6), tmp_path / "last")
+    swap_dir(folder("last.tmp-3", 3), tmp_path / "last")
+    swap_dir(folder("last.tmp-6", 6), tmp_path / "last")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last"]
     # killed after `last` was renamed aside, before the new one was renamed in
     folder("last.tmp-9", 9)
     (tmp_path / "last").rename(tmp_path / "last.old")
-    _recover_dir(tmp_path / "last", "trainer_state.json")
+    recover_dir(tmp_path / "last", "trainer_state.json")
     assert json.loads((tmp_path / "last" / "trainer_state.json").read_text())["step"] == 9
     shutil.rmtree(tmp_path / "last.old")  # as the next start does with leftovers
     # killed while writing the new one (no completion marker): the old one comes back
     (tmp_path / "last").rename(tmp_path / "last.old")
     (tmp_path / "last.tmp-12").mkdir()
-    _recover_dir(tmp_path / "last", "trainer_state.json")
+    recover_dir(tmp_path / "last", "trainer_state.json")
     assert json.loads((tmp_path / "last" / "trainer_state.json").read_text())["step"] == 9
 
 
@@ -208,15 +210,31 @@ def test_best_can_be_chosen_by_generated_labels(corpus, tmp_path):
     model_cfg, train_cfg = configs(corpus, max_steps=1, best_metric="val_avg", max_new_tokens=8)
     result = train(corpus["train"], corpus["val"], tmp_path / "run", model_cfg, train_cfg)
     val = [r for r in read_log(tmp_path / "run") if "val_loss" in r]
-    assert len(val) == 1 and 0.0 <= val[0]["val_avg"] <= 1.0 and val[0]["best"]
+    assert len(val) == 1 and val[0]["best"]
     assert result.best_value == val[0]["val_avg"]
     assert json.loads((tmp_path / "run" / "best" / "metrics.json").read_text())["val_avg"] == val[0]["val_avg"]
+    # the logged value is the set-level Avg of what the saved best model answers on the val clips
+    from acoustemo.data.dataset import AcoustEmoDataset, collate
+    from acoustemo.data.manifest import read_manifest
+    from acoustemo.evaluate.setlevel import set_level_scores
+    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.cache import FeatureCache
+    from acoustemo.model.acoustemo import AcoustEmoModel
+
+    model = AcoustEmoModel.from_pretrained(tmp_path / "run" / "best")
+    clips = read_manifest(corpus["val"])
+    cache, enc = FeatureCache(corpus["cache"]), get_acoustic_encoder(ENCODER)
+    ds = AcoustEmoDataset(clips, lambda c: cache.load(c, enc), None, model.tokenizer, model.cfg)
+    answers = {c.id: model.predict_batch(collate([ds[i]], model.tokenizer.pad_token_id), 8)[0][0]
+               for i, c in enumerate(clips)}
+    expected = set_level_scores({c.id: c.labels for c in clips}, answers, {}, without_grouping="exact").avg
+    assert val[0]["val_avg"] == pytest.approx(expected, abs=1e-12)
 
 
 def test_stage1_alignment_fits_answer_embeddings_and_leaves_the_llm_alone(corpus, tmp_path):
     import torch
 
-    from acoustemo.align import align_acoustic, selected_windows
+    from acoustemo.training.align import align_acoustic, selected_windows
     from acoustemo.data.dataset import AcoustEmoDataset
     from acoustemo.data.manifest import read_manifest
     from acoustemo.features.base import get_acoustic_encoder
@@ -230,7 +248,8 @@ def test_stage1_alignment_fits_answer_embeddings_and_leaves_the_llm_alone(corpus
     ds = AcoustEmoDataset(clips, lambda c: cache.load(c, enc), None, model.tokenizer, model_cfg)
     llm_before = {k: v.clone() for k, v in model.llm.state_dict().items()}
     qf_before = model.utt_qformer.queries.detach().clone()
-    losses = align_acoustic(model, ds, clips, epochs=30, lr=1e-2, batch_size=2, gain=4.0, weight_decay=0.0, seed=0)
+    losses = align_acoustic(model, ds, clips, epochs=30, lr=1e-2, batch_size=2, gain=4.0, weight_decay=0.0,
+                            seed=0).losses
     assert len(losses) == 30 and losses[-1] < 0.3 * losses[0], losses  # the five answers are fitted
     assert all(torch.equal(v, llm_before[k]) for k, v in model.llm.state_dict().items())  # LLM and LoRA untouched
     assert not torch.equal(model.utt_qformer.queries, qf_before)
@@ -240,7 +259,7 @@ def test_stage1_alignment_fits_answer_embeddings_and_leaves_the_llm_alone(corpus
 def test_label_alignment_points_the_tokens_at_the_gold_label_words(corpus):
     import torch
 
-    from acoustemo.align import align_acoustic, clip_tokens, label_heads
+    from acoustemo.training.align import align_acoustic, clip_tokens, label_heads
     from acoustemo.data.dataset import AcoustEmoDataset, collate
     from acoustemo.data.manifest import read_manifest
     from acoustemo.features.base import get_acoustic_encoder
@@ -265,14 +284,14 @@ def test_label_alignment_points_the_tokens_at_the_gold_label_words(corpus):
         return gold[torch.arange(len(clips)), best].mean().item()
 
     losses = align_acoustic(model, ds, clips, epochs=40, lr=1e-2, batch_size=2, gain=4.0, weight_decay=0.0, seed=0,
-                            mode="labels")
+                            mode="labels", pooling="mean").losses
     assert losses[-1] < 0.3 * losses[0], losses
     assert gold_word_wins() == 1.0  # the five training clips are fitted: each points at one of its own words
 
 
 def test_freeze_acoustic_leaves_only_lora_to_the_optimizer(corpus):
     from acoustemo.model.acoustemo import AcoustEmoModel
-    from acoustemo.train import build_optimizer, freeze_acoustic
+    from acoustemo.training import build_optimizer, freeze_acoustic
 
     model_cfg, train_cfg = configs(corpus)
     model = AcoustEmoModel(model_cfg)
@@ -283,14 +302,72 @@ def test_freeze_acoustic_leaves_only_lora_to_the_optimizer(corpus):
     assert len(trained) == sum(1 for n, p in model.named_parameters() if "lora_" in n)
 
 
-def test_training_with_alignment_logs_it_and_trains(corpus, tmp_path):
-    model_cfg, train_cfg = configs(corpus, max_steps=2, align_epochs=3, align_batch_size=2, align_mode="labels",
-                                   freeze_acoustic=True)
-    result = train(corpus["train"], corpus["val"], tmp_path / "run", model_cfg, train_cfg)
+def test_recipes_fill_what_is_not_given_and_are_recorded():
+    from acoustemo.training.config import RECIPES
+
+    default, paper = TrainConfig(), TrainConfig(recipe="paper")
+    assert default.recipe == "two-stage"
+    assert {k: getattr(default, k) for k in RECIPES["two-stage"]} == RECIPES["two-stage"]
+    assert (paper.align_epochs, paper.freeze_acoustic, paper.lr, paper.epochs, paper.label_loss_weight) == (
+        0, False, 2e-5, 3, 1.0)
+    assert TrainConfig(recipe="paper", align_epochs=5).align_epochs == 5  # an explicit field wins
+    assert TrainConfig.from_json(default.to_json()) == default
+    # a train_config.json from before recipes: every field explicit, stage-1 pooling was the mean
+    legacy = {k: v for k, v in TrainConfig(recipe="paper", align_epochs=10, align_mode="labels").to_json().items()
+              if k not in ("recipe", "align_pooling")}
+    old = TrainConfig.from_json(legacy)
+    assert (old.recipe, old.align_pooling, old.align_epochs) == ("custom", "mean", 10)
+    assert TrainConfig.from_json({k: v for k, v in paper.to_json().items() if k != "recipe"}).recipe == "paper"
+    with pytest.raises(ConfigError, match="recipe='fast'"):
+        TrainConfig(recipe="fast")
+
+
+def test_max_pooling_scores_each_window_and_keeps_the_best():
+    import torch
+
+    from acoustemo.training.align import label_logits
+
+    heads = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # word 0 reads dim 0, word 1 dim 1
+    glob = torch.tensor([[0.0, 1.0], [0.0, 1.0]])  # global tokens: mean (0, 1)
+    cue = torch.tensor([[4.0, 0.0]])  # one window carries word 0
+    plain = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+    groups = [[glob, cue, plain, plain]]
+    bias = torch.tensor([0.5, -0.5])
+    mil = label_logits(groups, True, heads, bias, "max")
+    assert mil.tolist() == [[0.0 + 4.0 + 0.5, 1.0 + 0.0 - 0.5]]  # global score + the best window's, + bias
+    mean = label_logits(groups, True, heads, bias, "mean")  # 7 tokens averaged: the cue is diluted
+    assert mean[0].tolist() == pytest.approx([4.0 / 7 + 0.5, 2.0 / 7 - 0.5])
+    assert label_logits([[cue, plain]], False, heads, bias, "max").tolist() == [[4.5, -0.5]]  # no global
+
+
+def test_the_default_recipe_runs_both_stages_and_scores_stage_1(corpus, tmp_path):
+    import torch
+
+    from acoustemo.model.acoustemo import AcoustEmoModel
+
+    model_cfg, train_cfg = configs(corpus, recipe="two-stage", max_steps=2, align_epochs=3, align_batch_size=2,
+                                   save_every_steps=1)
+    assert (train_cfg.align_mode, train_cfg.align_pooling, train_cfg.freeze_acoustic) == ("labels", "max", True)
+
+    def keep_step_1(step, loss):
+        if step == 1:
+            shutil.copytree(tmp_path / "run" / "last" / "model", tmp_path / "step1")
+
+    result = train(corpus["train"], corpus["val"], tmp_path / "run", model_cfg, train_cfg, on_step=keep_step_1)
     rows = read_log(tmp_path / "run")
     align = [r for r in rows if r.get("event") == "align"]
     assert [r["align_epoch"] for r in align] == [1, 2, 3] and all(r["align_loss"] > 0 for r in align)
+    assert "align_val_avg" in align[-1] and "align_val_avg" not in align[0]
     assert result.steps == 2
+    saved = json.loads((tmp_path / "run" / "train_config.json").read_text())
+    assert saved["recipe"] == "two-stage" and saved["align_pooling"] == "max"
+    # the LM stage trains LoRA only: the stage-1 Q-Formers are the same after steps 1 and 2, the adapter is not
+    one = AcoustEmoModel.from_pretrained(tmp_path / "step1")
+    two = AcoustEmoModel.from_pretrained(tmp_path / "run" / "last" / "model")
+    a, b = one.trainable_state_dict(), two.trainable_state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    lora = lambda m: {k: v for k, v in m.llm.state_dict().items() if "lora_" in k}  # noqa: E731
+    assert any(not torch.equal(v, lora(two)[k]) for k, v in lora(one).items())
     with pytest.raises(ConfigError, match="align_batch_size=0"):
         TrainConfig(align_batch_size=0)
     with pytest.raises(ConfigError, match="align_mode='words'"):

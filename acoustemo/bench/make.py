@@ -23,7 +23,8 @@ Each speaker has a small personal baseline (rate 150–175 wpm, espeak pitch 44�
 utterance a ±1 dB level jitter and a slow (0.3–1.5 Hz) loudness drift of 2 dB RMS, so no absolute threshold
 separates the manners or finds the cues for free.
 
-Splits: train / val / test = 70 / 15 / 15 % of the clips (400 -> 280 / 60 / 60), with disjoint sentence pools and
+Splits: train / val / test = 70 / 10 / 20 % of the clips (1000 -> 700 / 100 / 200: a test split of 200 clips, where
+one clip is worth 0.5 points; 60 made one clip worth 1.7), with disjoint sentence pools and
 disjoint espeak variants (VARIANT_POOLS), so test voices and sentences are never heard in training. Within a
 split the 3 manners x 4 cue states are balanced and exactly round(0.35 n) clips carry a distractor.
 
@@ -113,10 +114,10 @@ class BenchError(AcoustEmoError):
 class BenchConfig:
     """Everything that changes the generated benchmark (all of it but `workers` is saved in meta.json)."""
 
-    n: int = 400
+    n: int = 1000
     seed: int = 0
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
     distractor_rate: float = 0.35
     same_voice_rate: float = 0.5
     burst_db: tuple[float, float] = (6.0, 8.0)
@@ -158,7 +159,7 @@ class BenchConfig:
 
 
 def split_sizes(n: int, val_fraction: float, test_fraction: float) -> dict[str, int]:
-    """Clips per split; val and test are rounded, train takes the rest (400 -> 280 / 60 / 60)."""
+    """Clips per split; val and test are rounded, train takes the rest (1000 -> 700 / 100 / 200)."""
     n_val, n_test = round(n * val_fraction), round(n * test_fraction)
     n_val, n_test = max(1, n_val) if val_fraction > 0 else 0, max(1, n_test) if test_fraction > 0 else 0
     return {"train": n - n_val - n_test, "val": n_val, "test": n_test}

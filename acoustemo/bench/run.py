@@ -4,23 +4,30 @@
     print(summary.markdown)
 
 One path for every row: features are extracted once into a shared cache (DIR/runs/features), then each ablation
-(full / no-global / fixed-window / no-utterance) is trained with `acoustemo.train.train` (same seed, so the same
-data order and initial RNG state), its best model (by validation loss) predicts the test split with
-`acoustemo.infer.predict_manifest`, and `acoustemo evaluate`'s scorer compares the predictions with the test
-labels, mapping synonyms with DIR/groupings.json. Each ablation runs in its own spawned process, so its wall time
-and peak memory (RSS, `resource.getrusage`) are its own and no state leaks from one row into the next.
+(full / no-global / fixed-window / no-utterance) is trained with `acoustemo.training.train` once per seed (the
+same seeds for every row, so the same data orders and initial RNG states), its best model (by validation loss)
+predicts the test split with `acoustemo.infer.predict_manifest`, and `acoustemo evaluate`'s scorer compares the
+predictions with the test labels, mapping synonyms with DIR/groupings.json. Each (ablation, seed) runs in its own
+spawned process, so its wall time and peak memory (RSS, `resource.getrusage`) are its own and no state leaks
+from one run into the next. Rows report the mean ± sd over the seeds.
+
+Two anchor rows come first (acoustemo/probe.py): `probe`, a logistic regression per label on pooled statistics
+of the same cached features over the target speaker's utterance windows and the whole clip, and `probe-global`,
+on the whole-clip statistics only. They cost seconds and say, in every run, what the features carry and how far
+the learned model is from a linear reading of its own inputs. They are deterministic (one fit, no seed).
 
 Beside the set-level scores (Avg, Accuracy_S, Recall_S in percent) the table reports what the set-level score
 hides (BENCHMARK_NOTES.md): per-label F1 and the distractor false-alarm rate, i.e. how often a cue label was
 predicted for the target speaker when that cue was planted only on the OTHER speaker (from DIR/meta.json).
 
 Output folder OUT (default DIR/runs):
-  features/                 the shared feature cache
-  <ablation>/train/         the training run (configs, log.jsonl, loss.png, last/, best/)
-  <ablation>/preds.jsonl    test predictions {id, emotions, explanation}
-  <ablation>/scores.json    settings, set-level scores, per-label F1, false alarms, wall time, peak RSS; written
-                            last: an ablation with a scores.json whose settings match is skipped on a rerun
-  table.md, table.json      Table 2 (rows in the paper's order) + the per-label table
+  features/                        the shared feature cache
+  probe/, probe-global/            preds.jsonl and scores.json of the anchor rows
+  <ablation>/seed<S>/train/        the training run (configs, log.jsonl, loss.png, last/, best/)
+  <ablation>/seed<S>/preds.jsonl   test predictions {id, emotions, explanation}
+  <ablation>/seed<S>/scores.json   settings, set-level scores, per-label F1, false alarms, wall time, peak RSS;
+                                   written last: a run with a scores.json whose settings match is skipped on a rerun
+  table.md, table.json             Table 2 (probe rows, then the paper's rows; mean ± sd over seeds) + per-label table
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import json
 import logging
 import os
 import resource
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -41,7 +49,9 @@ from acoustemo.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-ROW_NAMES = {  # the paper's Table 2 rows
+ROW_NAMES = {  # the anchor rows, then the paper's Table 2 rows
+    "probe": "linear probe (target windows + clip)",
+    "probe-global": "linear probe (clip only)",
     "full": "AcoustEmo (full)",
     "no-global": "w/o global Q-Former",
     "fixed-window": "fixed 2 s windows",
@@ -57,7 +67,8 @@ class RunConfig:
 
     preset: str = "cpu-default"
     ablations: tuple[str, ...] = ABLATIONS
-    seed: int = 0
+    seeds: tuple[int, ...] = (0, 1, 2)  # each learned row is trained once per seed; the table gives mean ± sd
+    probes: bool = True  # the probe / probe-global anchor rows
     encoder: str = "default"  # acoustic feature encoder (acoustemo.features)
     train: dict = field(default_factory=dict)  # TrainConfig overrides (epochs, max_steps, lr, batch_size, ...)
     model: dict = field(default_factory=dict)  # ModelConfig overrides (the ablation is set per row)
@@ -66,7 +77,9 @@ class RunConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        self.ablations = tuple(self.ablations)
+        self.ablations, self.seeds = tuple(self.ablations), tuple(int(x) for x in self.seeds)
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds {list(self.seeds)}: give one or more distinct seeds")
         bad = [a for a in self.ablations if a not in ABLATIONS]
         if bad or not self.ablations:
             raise ConfigError(f"ablations {list(self.ablations)}: choose one or more of {', '.join(ABLATIONS)}")
@@ -82,31 +95,39 @@ class RunConfig:
 @dataclass
 class RunSummary:
     out_dir: Path
-    rows: dict[str, dict]  # ablation -> scores.json content
+    rows: dict[str, list[dict]]  # row (probe or ablation) -> its scores.json contents, one per seed
     markdown: str
-    skipped: list[str]  # ablations reused from an earlier run
+    skipped: list[str]  # "<ablation>/seed<S>" runs reused from an earlier run
 
 
 # ------------------------------------------------------------------------------------------------ driver
 def run_benchmark(bench_dir: str | os.PathLike, cfg: RunConfig, out_dir: str | os.PathLike | None = None,
                   ) -> RunSummary:
-    """Train, predict and score every ablation of `cfg` on a `bench make` folder; write the table."""
+    """Score the probes, then train, predict and score every ablation x seed of `cfg`; write the table."""
     bench_dir = Path(bench_dir).resolve()
     out = Path(out_dir).resolve() if out_dir else bench_dir / "runs"
     _check_bench_dir(bench_dir)
     out.mkdir(parents=True, exist_ok=True)
     extract_s = _extract_all(bench_dir, out / "features", cfg)
-    rows, skipped = {}, []
+    rows: dict[str, list[dict]] = {}
+    if cfg.probes:
+        for pooling, name in (("utterance", "probe"), ("global", "probe-global")):
+            rows[name] = [run_probe(bench_dir, out, cfg, pooling, name)]
+    skipped = []
     for ablation in cfg.ablations:
-        settings = _settings(cfg, ablation, out)
-        done = _finished(out / ablation, settings)
-        if done is not None:
-            log.info("%s: already finished (%s); skipped", ablation, out / ablation / SCORES)
-            rows[ablation], _ = done, skipped.append(ablation)
-            continue
-        print(f"bench run: {ablation} -> {out / ablation}", flush=True)
-        rows[ablation] = _run_isolated(bench_dir, out, cfg, ablation, settings) if cfg.isolate else \
-            run_ablation(str(bench_dir), str(out), dataclasses.asdict(cfg), ablation, settings)
+        rows[ablation] = []
+        for seed in cfg.seeds:
+            settings = _settings(cfg, ablation, seed, out)
+            run_dir = out / ablation / f"seed{seed}"
+            done = _finished(run_dir, settings)
+            if done is not None:
+                log.info("%s: already finished (%s); skipped", run_dir, run_dir / SCORES)
+                rows[ablation].append(done)
+                skipped.append(f"{ablation}/seed{seed}")
+                continue
+            print(f"bench run: {ablation}, seed {seed} -> {run_dir}", flush=True)
+            args = (str(bench_dir), str(out), dataclasses.asdict(cfg), ablation, seed, settings)
+            rows[ablation].append(_run_isolated(run_dir, settings, args) if cfg.isolate else run_ablation(*args))
     table = build_table(rows, cfg, extract_s)
     write_text_atomic(out / "table.json", json.dumps(table, indent=2) + "\n")
     md = render_markdown(table)
@@ -144,20 +165,20 @@ def _extract_all(bench_dir: Path, cache_dir: Path, cfg: RunConfig) -> float:
     return float(saved["wall_s"])
 
 
-def _configs(cfg: RunConfig, ablation: str, out: Path):
-    from acoustemo.train import resolve_configs
+def _configs(cfg: RunConfig, ablation: str, seed: int, out: Path):
+    from acoustemo.training import resolve_configs
 
-    train_fields = {**cfg.train, "seed": cfg.seed, "acoustic_encoder": cfg.encoder,
+    train_fields = {**cfg.train, "seed": seed, "acoustic_encoder": cfg.encoder,
                     "cache_dir": str(out / "features"), "progress": cfg.progress}
     return resolve_configs(cfg.preset, model_overrides={**cfg.model, "ablation": ablation},
                            train_overrides=train_fields)
 
 
-def _settings(cfg: RunConfig, ablation: str, out: Path) -> dict:
-    """Everything that decides an ablation's result; a saved result is reused only when it matches."""
-    from acoustemo.train import OPERATIONAL_FIELDS
+def _settings(cfg: RunConfig, ablation: str, seed: int, out: Path) -> dict:
+    """Everything that decides a run's result; a saved result is reused only when it matches."""
+    from acoustemo.training import OPERATIONAL_FIELDS
 
-    mcfg, tcfg = _configs(cfg, ablation, out)
+    mcfg, tcfg = _configs(cfg, ablation, seed, out)
     train_json = {k: v for k, v in tcfg.to_json().items() if k not in OPERATIONAL_FIELDS}
     return {"preset": cfg.preset, "model": mcfg.to_json(), "train": train_json}
 
@@ -173,33 +194,31 @@ def _finished(run_dir: Path, settings: dict) -> dict | None:
     return saved
 
 
-def _run_isolated(bench_dir: Path, out: Path, cfg: RunConfig, ablation: str, settings: dict) -> dict:
+def _run_isolated(run_dir: Path, settings: dict, args: tuple) -> dict:
     import multiprocessing
 
-    proc = multiprocessing.get_context("spawn").Process(
-        target=run_ablation, args=(str(bench_dir), str(out), dataclasses.asdict(cfg), ablation, settings))
+    proc = multiprocessing.get_context("spawn").Process(target=run_ablation, args=args)
     proc.start()
     proc.join()
-    done = _finished(out / ablation, settings)
+    done = _finished(run_dir, settings)
     if proc.exitcode != 0 or done is None:
-        raise RuntimeError(f"bench run: the {ablation} run failed (exit code {proc.exitcode}); see the messages "
-                           f"above; a rerun resumes it from {out / ablation / 'train'}")
+        raise RuntimeError(f"bench run: {run_dir} failed (exit code {proc.exitcode}); see the messages above; a "
+                           f"rerun resumes it from {run_dir / 'train'}")
     return done
 
 
-def run_ablation(bench_dir: str, out: str, cfg_dict: dict, ablation: str, settings: dict) -> dict:
-    """Train, predict and score one row; writes <out>/<ablation>/scores.json (its completion mark)."""
-    from acoustemo.commands.evaluate import evaluate
+def run_ablation(bench_dir: str, out: str, cfg_dict: dict, ablation: str, seed: int, settings: dict) -> dict:
+    """Train, predict and score one (ablation, seed); writes <out>/<ablation>/seed<S>/scores.json (its mark)."""
     from acoustemo.infer import predict_manifest
-    from acoustemo.train import train
+    from acoustemo.training import train
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     bench, out_dir = Path(bench_dir), Path(out)
-    cfg = RunConfig(**{**cfg_dict, "ablations": tuple(cfg_dict["ablations"])})
-    run_dir = out_dir / ablation
+    cfg = RunConfig(**{**cfg_dict, "ablations": tuple(cfg_dict["ablations"]), "seeds": tuple(cfg_dict["seeds"])})
+    run_dir = out_dir / ablation / f"seed{seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    mcfg, tcfg = _configs(cfg, ablation, out_dir)
+    mcfg, tcfg = _configs(cfg, ablation, seed, out_dir)
     t0 = time.perf_counter()
     resume = (run_dir / "train" / "config.json").is_file()
     result = train(bench / "train.jsonl", bench / "val.jsonl", run_dir / "train", mcfg, tcfg, resume=resume)
@@ -211,26 +230,59 @@ def run_ablation(bench_dir: str, out: str, cfg_dict: dict, ablation: str, settin
     if pred.failed:
         raise RuntimeError(f"{ablation}: prediction failed for {len(pred.failed)} test clip(s): {pred.failed[:3]}")
     t2 = time.perf_counter()
-    report, sl, groups = evaluate(bench / "test.jsonl", run_dir / "preds.jsonl", bench / "groupings.json",
-                                  grouping="cache")
+    row = {"ablation": ablation, "row": ROW_NAMES[ablation], "seed": seed, "settings": settings,
+           **score_predictions(bench, run_dir / "preds.jsonl"),
+           "train_steps": result.steps, "final_loss": result.final_loss, "best_step": result.best_step,
+           "best_val_loss": result.best_value, "train_s": round(t1 - t0, 1), "predict_s": round(t2 - t1, 1),
+           "wall_s": round(t2 - t0, 1), "resumed": resume, "peak_rss_mb": round(peak_rss_mb(), 1),
+           "parameters": _parameter_report(model_dir)}
+    write_text_atomic(run_dir / SCORES, json.dumps(row, indent=2) + "\n")  # last: marks the run finished
+    print(f"bench run: {ablation} seed {seed}: Avg {row['avg']:.2f} (Accuracy_S {row['accuracy_s']:.2f}, Recall_S "
+          f"{row['recall_s']:.2f}) in {row['wall_s']:.0f} s, peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
+    return row
+
+
+def run_probe(bench_dir: Path, out: Path, cfg: RunConfig, pooling: str, name: str) -> dict:
+    """Fit and score one probe row (acoustemo/probe.py) on the cached features; recomputed every run (seconds)."""
+    from acoustemo.data.manifest import read_manifest
+    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.cache import FeatureCache
+    from acoustemo.probe import LinearProbe
+
+    cache, encoder = FeatureCache(out / "features"), get_acoustic_encoder(cfg.encoder)
+    load = lambda clip: cache.load(clip, encoder)  # noqa: E731  (features were extracted by _extract_all)
+    t0 = time.perf_counter()
+    split = {s: read_manifest(bench_dir / f"{s}.jsonl") for s in ("train", "val", "test")}
+    probe = LinearProbe.fit(split["train"], split["val"], load, pooling=pooling)
+    predicted = probe.predict(split["test"], load)
+    run_dir = out / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"id": c.id, "emotions": predicted[c.id], "explanation": ""}) for c in split["test"]]
+    write_text_atomic(run_dir / "preds.jsonl", "\n".join(lines) + "\n")
+    row = {"ablation": name, "row": ROW_NAMES[name], "seed": None, **score_predictions(bench_dir, run_dir / "preds.jsonl"),
+           "probe": {"stream": probe.stream or "all", "C": probe.C, "val_avg": round(100 * probe.val_avg, 2),
+                     "choices": probe.choices},
+           "train_steps": 0, "train_s": round(time.perf_counter() - t0, 1), "predict_s": 0.0,
+           "peak_rss_mb": round(peak_rss_mb(), 1)}
+    write_text_atomic(run_dir / SCORES, json.dumps(row, indent=2) + "\n")
+    print(f"bench run: {name}: Avg {row['avg']:.2f} (streams {row['probe']['stream']}, C={probe.C:g}) in "
+          f"{row['train_s']:.0f} s", flush=True)
+    return row
+
+
+def score_predictions(bench: Path, preds: Path) -> dict:
+    """Set-level scores (percent), per-label F1 and distractor false alarms of a predictions file on the test split."""
+    from acoustemo.commands.evaluate import evaluate
+
+    report, sl, _ = evaluate(bench / "test.jsonl", preds, bench / "groupings.json", grouping="cache")
     gold = {s.name: s.gold_mapped for s in sl.samples}
     predicted = {s.name: s.pred_mapped for s in sl.samples}
     meta = json.loads((bench / "meta.json").read_text())
-    row = {
-        "ablation": ablation, "row": ROW_NAMES[ablation], "seed": cfg.seed, "settings": settings,
-        "avg": report["avg"], "accuracy_s": report["accuracy_s"], "recall_s": report["recall_s"],
-        "n_test": report["n_samples"], "n_empty_predictions": sl.n_empty_predictions,
-        "per_label_f1": per_label_f1(gold, predicted),
-        "distractor_false_alarms": distractor_false_alarms(meta, gold, predicted),
-        "train_steps": result.steps, "final_loss": result.final_loss, "best_step": result.best_step,
-        "best_val_loss": result.best_value, "train_s": round(t1 - t0, 1), "predict_s": round(t2 - t1, 1),
-        "wall_s": round(t2 - t0, 1), "resumed": resume, "peak_rss_mb": round(peak_rss_mb(), 1),
-        "parameters": _parameter_report(model_dir),
-    }
-    write_text_atomic(run_dir / SCORES, json.dumps(row, indent=2) + "\n")  # last: marks the row finished
-    print(f"bench run: {ablation}: Avg {row['avg']:.2f} (Accuracy_S {row['accuracy_s']:.2f}, Recall_S "
-          f"{row['recall_s']:.2f}) in {row['wall_s']:.0f} s, peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
-    return row
+    return {"avg": report["avg"], "accuracy_s": report["accuracy_s"], "recall_s": report["recall_s"],
+            "n_test": report["n_samples"], "n_empty_predictions": sl.n_empty_predictions,
+            "exact_sets": sum(set(s.gold_mapped) == set(s.pred_mapped) for s in sl.samples),
+            "per_label_f1": per_label_f1(gold, predicted),
+            "distractor_false_alarms": distractor_false_alarms(meta, gold, predicted)}
 
 
 def _parameter_report(model_dir: Path) -> dict:
@@ -291,14 +343,43 @@ def distractor_false_alarms(meta: dict, gold: dict[str, list[str]], pred: dict[s
 
 
 # ------------------------------------------------------------------------------------------------ table
-def build_table(rows: dict[str, dict], cfg: RunConfig, extract_s: float) -> dict:
-    ordered = [rows[a] for a in ABLATIONS if a in rows]
-    full = rows.get("full")
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value); NaNs are left out (a label never seen)."""
+    vals = [v for v in values if v == v]
+    if not vals:
+        return float("nan"), float("nan")
+    return statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0
+
+
+def build_table(rows: dict[str, list[dict]], cfg: RunConfig, extract_s: float) -> dict:
+    """Per row (probes first, then the paper's order): mean and sd over its seeds of every score."""
+    order = [n for n in ("probe", "probe-global", *ABLATIONS) if rows.get(n)]
+    full = mean_sd([r["avg"] for r in rows["full"]])[0] if rows.get("full") else None
+    out_rows = []
+    for name in order:
+        runs = rows[name]
+        fa = [r["distractor_false_alarms"] for r in runs]
+        agg = {k: mean_sd([r[k] for r in runs]) for k in ("avg", "accuracy_s", "recall_s")}
+        out_rows.append({
+            "ablation": name, "row": ROW_NAMES[name], "seeds": [r["seed"] for r in runs], "n_runs": len(runs),
+            **{k: m for k, (m, _) in agg.items()}, **{f"{k}_sd": sd for k, (_, sd) in agg.items()},
+            "avg_per_seed": [r["avg"] for r in runs],
+            "delta_avg_vs_full": None if full is None else agg["avg"][0] - full,
+            "n_test": runs[0]["n_test"], "exact_sets": mean_sd([r["exact_sets"] for r in runs])[0],
+            "per_label_f1": {x: mean_sd([r["per_label_f1"][x] for r in runs])[0] for x in LABELS},
+            "false_alarm_rate": mean_sd([f["rate"] for f in fa]),
+            "false_alarms_per_label": {k: mean_sd([f["per_label"][k]["rate"] for f in fa if k in f["per_label"]])[0]
+                                       for k in sorted({k for f in fa for k in f["per_label"]})},
+            "false_alarm_clips": fa[0]["clips"],
+            "train_steps": runs[0]["train_steps"], "train_s": statistics.fmean(r["train_s"] for r in runs),
+            "predict_s": statistics.fmean(r["predict_s"] for r in runs),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+            **({"probe": runs[0]["probe"]} if "probe" in runs[0] else {}),
+        })
     return {
-        "seed": cfg.seed, "preset": cfg.preset, "encoder": cfg.encoder, "train_overrides": cfg.train,
+        "seeds": list(cfg.seeds), "preset": cfg.preset, "encoder": cfg.encoder, "train_overrides": cfg.train,
         "model_overrides": cfg.model, "feature_extraction_s": round(extract_s, 1), "labels": list(LABELS),
-        "rows": [{k: r[k] for k in r if k != "settings"} |
-                 {"delta_avg_vs_full": None if full is None else r["avg"] - full["avg"]} for r in ordered],
+        "rows": out_rows,
     }
 
 
@@ -306,29 +387,41 @@ def _fmt(x, spec: str = ".1f") -> str:
     return "–" if x is None or x != x else format(x, spec)
 
 
+def _pm(mean: float, sd: float, n: int, spec: str = ".2f") -> str:
+    return _fmt(mean, spec) if n < 2 else f"{_fmt(mean, spec)} ± {_fmt(sd, spec)}"
+
+
 def render_markdown(table: dict) -> str:
     overrides = ", ".join(f"{k}={v}" for k, v in {**table["train_overrides"], **table["model_overrides"]}.items())
+    seeds = table["seeds"]
     lines = [f"Table 2 on the acoustic-cue benchmark: preset {table['preset']}, features {table['encoder']}, "
-             f"seed {table['seed']}" + (f", {overrides}" if overrides else "") + ". Scores in percent.", "",
-             "| Method | Avg | Accuracy_S | Recall_S | Δ Avg vs full | steps | wall (train + test) | peak RSS |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             f"seeds {', '.join(map(str, seeds))} (learned rows: mean ± sd over the seeds; the probes are one "
+             f"deterministic fit)" + (f", {overrides}" if overrides else "") + ". Scores in percent.", "",
+             "| Method | Avg | Accuracy_S | Recall_S | Δ Avg vs full | Avg per seed | exact sets | steps | "
+             "wall per run (train + test) | peak RSS |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in table["rows"]:
-        lines.append(f"| {r['row']} | {_fmt(r['avg'], '.2f')} | {_fmt(r['accuracy_s'], '.2f')} | "
-                     f"{_fmt(r['recall_s'], '.2f')} | {_fmt(r['delta_avg_vs_full'], '+.2f')} | {r['train_steps']} | "
+        n = r["n_runs"]
+        per_seed = " / ".join(_fmt(a, ".2f") for a in r["avg_per_seed"]) if r["seeds"][0] is not None else "–"
+        lines.append(f"| {r['row']} | {_pm(r['avg'], r['avg_sd'], n)} | {_pm(r['accuracy_s'], r['accuracy_s_sd'], n)} "
+                     f"| {_pm(r['recall_s'], r['recall_s_sd'], n)} | {_fmt(r['delta_avg_vs_full'], '+.2f')} | "
+                     f"{per_seed} | {_fmt(r['exact_sets'], '.0f')} / {r['n_test']} | {r['train_steps']} | "
                      f"{r['train_s'] / 60:.1f} + {r['predict_s'] / 60:.1f} min | {r['peak_rss_mb'] / 1024:.2f} GB |")
     labels = table["labels"]
-    fa_labels = sorted({k for r in table["rows"] for k in r["distractor_false_alarms"]["per_label"]})
-    lines += ["", "Per-label F1 (test, synonyms mapped) and the distractor false-alarm rate: the share of clips whose "
-              "cue was planted only on the other speaker where that cue's label was still predicted.", "",
+    fa_labels = sorted({k for r in table["rows"] for k in r["false_alarms_per_label"]})
+    lines += ["", "Per-label F1 (test, synonyms mapped; mean over seeds) and the distractor false-alarm rate: the share "
+              "of clips whose cue was planted only on the other speaker where that cue's label was still predicted.", "",
               "| Method | " + " | ".join(f"F1 {x}" for x in labels) + " | false alarms | " +
               " | ".join(f"FA {x}" for x in fa_labels) + " |",
               "| --- " * (len(labels) + len(fa_labels) + 2) + "|"]
     for r in table["rows"]:
-        fa = r["distractor_false_alarms"]
-        per = [fa["per_label"].get(x) for x in fa_labels]
+        rate, sd = r["false_alarm_rate"]
         lines.append(f"| {r['row']} | " + " | ".join(_fmt(r["per_label_f1"][x]) for x in labels) +
-                     f" | {_fmt(fa['rate'])} % ({fa['false_alarms']}/{fa['clips']}) | " +
-                     " | ".join("–" if p is None else f"{_fmt(p['rate'])} % ({p['false_alarms']}/{p['clips']})"
-                                for p in per) + " |")
+                     f" | {_pm(rate, sd, r['n_runs'], '.1f')} % of {r['false_alarm_clips']} | " +
+                     " | ".join(f"{_fmt(r['false_alarms_per_label'].get(x))} %" for x in fa_labels) + " |")
+    probes = [r for r in table["rows"] if "probe" in r]
+    if probes:
+        lines += ["", "Probes: " + "; ".join(f"{r['row']} read {r['probe']['stream']} streams, C={r['probe']['C']:g} "
+                                             f"(val Avg {r['probe']['val_avg']:.2f})" for r in probes) + "."]
     lines += ["", f"Feature extraction (shared by the rows, computed once): {table['feature_extraction_s']:.0f} s."]
     return "\n".join(lines) + "\n"

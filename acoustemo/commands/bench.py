@@ -16,7 +16,7 @@ def _add_make(p: argparse.ArgumentParser) -> None:
 
     d = BenchConfig()
     p.add_argument("--out", required=True, help="output folder (created; an earlier run there is resumed)")
-    p.add_argument("--n", type=int, default=d.n, help=f"clips in all splits together (default {d.n} -> 280/60/60)")
+    p.add_argument("--n", type=int, default=d.n, help=f"clips in all splits together (default {d.n} -> 700/100/200)")
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed; same seed -> same files (default {d.seed})")
     p.add_argument("--val-fraction", type=float, default=d.val_fraction, help=f"default {d.val_fraction}")
     p.add_argument("--test-fraction", type=float, default=d.test_fraction, help=f"default {d.test_fraction}")
@@ -46,7 +46,9 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="cpu-default", choices=sorted(PRESETS), help="model preset (default cpu-default)")
     p.add_argument("--ablations", default=",".join(ABLATIONS),
                    help=f"comma-separated rows to run (default {','.join(ABLATIONS)})")
-    p.add_argument("--seed", type=int, default=0, help="training seed, the same for every row (default 0)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds: each learned row is trained "
+                   "once per seed and the table gives mean ± sd (default 0,1,2)")
+    p.add_argument("--no-probes", action="store_true", help="leave out the linear-probe anchor rows")
     p.add_argument("--encoder", default="default", help="acoustic feature encoder (default 'default')")
     g = p.add_argument_group("training (TrainConfig fields; unset = the training defaults)")
     g.add_argument("--epochs", type=int)
@@ -74,12 +76,13 @@ def _run_run(args: argparse.Namespace) -> int:
 
     train = {field: getattr(args, flag) for flag, field in _RUN_TRAIN_FLAGS.items() if getattr(args, flag) is not None}
     cfg = RunConfig(preset=args.preset, ablations=tuple(a.strip() for a in args.ablations.split(",") if a.strip()),
-                    seed=args.seed, encoder=args.encoder, train=train, predict_batch_size=args.predict_batch_size,
+                    seeds=tuple(int(x) for x in args.seeds.split(",") if x.strip()), probes=not args.no_probes,
+                    encoder=args.encoder, train=train, predict_batch_size=args.predict_batch_size,
                     progress=not args.no_progress)
     summary = run_benchmark(args.dir, cfg, args.out)
     print(summary.markdown)
     print(f"written: {summary.out_dir / 'table.md'}, {summary.out_dir / 'table.json'}"
-          + (f" (reused finished rows: {', '.join(summary.skipped)})" if summary.skipped else ""))
+          + (f" (reused finished runs: {', '.join(summary.skipped)})" if summary.skipped else ""))
     return 0
 
 

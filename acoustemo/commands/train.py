@@ -1,4 +1,4 @@
-"""`acoustemo train`: the paper's recipe (§4.1) by default; every option maps to a ModelConfig / TrainConfig field.
+"""`acoustemo train`: the two-stage recipe by default (`--recipe paper` = the paper's §4.1); every option maps to a ModelConfig / TrainConfig field.
 
     acoustemo train --train train.jsonl --val val.jsonl --out runs/exp1
     acoustemo train --train train.jsonl --val val.jsonl --out runs/nog --ablation no-global --max-steps 50
@@ -16,8 +16,8 @@ from acoustemo.config import ABLATIONS, PRESETS
 from acoustemo.errors import ConfigError
 
 # recipe flag (argparse dest) -> TrainConfig field, for add_recipe_arguments
-RECIPE_FLAGS = {"lora_lr_scale": "lora_lr_scale", "align_epochs": "align_epochs", "align_lr": "align_lr",
-                "align_mode": "align_mode",
+RECIPE_FLAGS = {"recipe": "recipe", "lora_lr_scale": "lora_lr_scale", "align_epochs": "align_epochs", "align_lr": "align_lr",
+                "align_mode": "align_mode", "align_pooling": "align_pooling",
                 "freeze_acoustic": "freeze_acoustic", "label_loss_weight": "label_loss_weight",
                 "answer_bank": "answer_bank"}
 
@@ -34,21 +34,29 @@ _TRAIN_FLAGS = {
 
 def add_recipe_arguments(g) -> None:
     """The recipe flags `train` and `bench run` share (argparse group g); names follow RECIPE_FLAGS."""
-    g.add_argument("--lora-lr-scale", type=float, metavar="X", help="LoRA's rate = --lr × X (default 1.0)")
-    g.add_argument("--align-epochs", type=int, metavar="N", help="stage-1 alignment epochs before the LLM trains: "
-                   "Q-Formers regress each answer's text embedding, without the LLM (default 0; see acoustemo/align.py)")
-    g.add_argument("--align-lr", type=float, help="learning rate of the stage-1 alignment (default 1e-3)")
-    g.add_argument("--align-mode", choices=("answer", "labels"), help="stage-1 objective: regress the gold "
-                   "answer's text embedding (default), or classify the label words with heads tied to their text "
-                   "embeddings")
-    g.add_argument("--freeze-acoustic", action="store_true", default=None, help="the LLM stage trains LoRA only; "
-                   "the Q-Formers and projections keep their stage-1 weights")
+    from acoustemo.training.config import RECIPES
+
+    two, paper = RECIPES["two-stage"], RECIPES["paper"]
+    g.add_argument("--recipe", choices=sorted(RECIPES), help="two-stage (default): stage 1 teaches the Q-Formers "
+                   "the label words without the LLM, then LoRA learns to read them; paper: the paper's single stage "
+                   "(for paper-scale data); custom: only the flags given. The flags below override the recipe")
+    g.add_argument("--lora-lr-scale", type=float, metavar="X",
+                   help=f"LoRA's rate = --lr x X (two-stage {two['lora_lr_scale']}, paper {paper['lora_lr_scale']})")
+    g.add_argument("--align-epochs", type=int, metavar="N", help="stage-1 epochs before the LLM trains (two-stage "
+                   f"{two['align_epochs']}, paper 0; see acoustemo/training/align.py)")
+    g.add_argument("--align-lr", type=float, help="learning rate of stage 1 (default 1e-3)")
+    g.add_argument("--align-mode", choices=("answer", "labels"), help="stage-1 objective: classify the label words "
+                   "with heads tied to their text embeddings (two-stage), or regress the gold answer's text embedding")
+    g.add_argument("--align-pooling", choices=("max", "mean"), help="stage-1 label pooling: max = each target "
+                   "window scores on its own, the best one counts (two-stage); mean = all tokens averaged first")
+    g.add_argument("--freeze-acoustic", action=argparse.BooleanOptionalAction, default=None,
+                   help="the LM stage trains LoRA only; the Q-Formers keep their stage-1 weights (two-stage: on)")
     g.add_argument("--label-loss-weight", type=float, metavar="W", help="weight of the answer's 'Emotions:' tokens "
-                   "in the training loss relative to the explanation's (default 1.0 = the paper's plain mean)")
+                   f"in the loss relative to the explanation's (two-stage {two['label_loss_weight']}, paper 1.0 = "
+                   "the plain mean of Eq. 4)")
     g.add_argument("--answer-bank", action="store_true", default=None, help="save the training answers beside the "
                    "checkpoint (answer_bank.json): prediction guesses tokens from them and decodes ~1.7x faster, with "
                    "the same answers; the checkpoint then carries your corpus' answer text")
-
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -61,11 +69,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--llm", metavar="NAME|DIR", help="the LLM: 'smollm2-135m' (bundled) or a local Hugging Face "
                    "model folder, e.g. /models/Llama-2-7b-hf (needed by --preset paper)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly (configs reloaded from it)")
-    g = p.add_argument_group("training (TrainConfig; defaults = paper §4.1)")
+    g = p.add_argument_group("training (TrainConfig; unset recipe fields come from --recipe)")
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int, help="clips per micro-batch per process (default 1)")
     g.add_argument("--grad-accum", type=int, metavar="N", help="micro-batches per optimizer step (default 1)")
-    g.add_argument("--lr", type=float, help="peak learning rate (default 2e-5)")
+    g.add_argument("--lr", type=float, help="peak learning rate (two-stage 1e-4, paper 2e-5)")
     add_recipe_arguments(g)
     g.add_argument("--weight-decay", type=float)
     g.add_argument("--warmup-ratio", type=float)
@@ -85,7 +93,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from acoustemo.train import load_run_configs, resolve_configs, train
+    from acoustemo.training import load_run_configs, resolve_configs, train
 
     train_overrides = {field: getattr(args, flag) for flag, field in _TRAIN_FLAGS.items()
                        if getattr(args, flag) is not None}
@@ -111,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _saved_manifests(out: Path, val: str | None) -> tuple[str, str | None]:
-    from acoustemo.train import RUN_FILE
+    from acoustemo.training import RUN_FILE
 
     try:
         saved = json.loads((out / RUN_FILE).read_text())

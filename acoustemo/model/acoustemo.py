@@ -49,9 +49,11 @@ class AcoustEmoModel(nn.Module):
         self.llm = add_lora(llm, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
         self.placeholder_ids = {k: self.tokenizer.convert_tokens_to_ids(k) for k in (UTT_AUDIO, GLOBAL_AUDIO, VIDEO)}
 
-        def qformer(streams, num_queries):
+        def qformer(streams, num_queries, acoustic=True):
             return QFormer(streams, num_queries, cfg.d_model, cfg.qformer_layers, cfg.qformer_heads, cfg.qformer_ffn,
-                           cfg.max_window_frames, cfg.qformer_dropout)
+                           cfg.max_window_frames, cfg.qformer_dropout,
+                           stream_norm=cfg.stream_norm if acoustic else "layernorm",
+                           window_stats=cfg.window_stats and acoustic)
 
         # Disabled branches are not built at all, so parameter counts and checkpoints reflect the ablation.
         self.utt_qformer = qformer(cfg.acoustic_streams, cfg.num_queries) if cfg.uses_windows else None
@@ -59,7 +61,7 @@ class AcoustEmoModel(nn.Module):
         self.global_qformer = qformer(cfg.acoustic_streams, cfg.global_num_queries) if cfg.uses_global else None
         self.global_proj = nn.Linear(cfg.d_model, hidden) if cfg.uses_global else None
         has_video = cfg.visual_dim is not None
-        self.video_qformer = qformer([("visual", cfg.visual_dim)], cfg.visual_num_queries) if has_video else None
+        self.video_qformer = qformer([("visual", cfg.visual_dim)], cfg.visual_num_queries, acoustic=False) if has_video else None
         self.video_proj = nn.Linear(cfg.d_model, hidden) if has_video else None
 
     @property

@@ -25,6 +25,7 @@ trains LoRA only, so it has to learn to read the aligned tokens instead of colla
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -72,30 +73,69 @@ def selected_windows(clip, cfg, num_windows: int) -> list[int]:
     return list(range(num_windows))
 
 
-def clip_tokens(model, batch: dict, clips, window_counts: list[int]) -> list[torch.Tensor]:
-    """Per clip, (n, hidden) float32: its global tokens and its selected utterance-window tokens."""
+def clip_token_groups(model, batch: dict, clips, window_counts: list[int]) -> list[list[torch.Tensor]]:
+    """Per clip, its token groups, each (n, hidden) float32: the global tokens (when the model has them) first,
+    then one group per selected utterance window."""
     dev = model.device
     parts: list[list[torch.Tensor]] = [[] for _ in clips]
     if model.global_qformer is not None:
         g = model.global_tokens(batch["audio"].to(dev), batch["audio_mask"].to(dev), batch["global_tokens"].to(dev))
         for i, t in enumerate(torch.split(g, batch["global_tokens"].tolist())):
-            parts[i].append(t)
+            parts[i].append(t.float())
     if model.utt_qformer is not None and sum(window_counts):
         u = model.utterance_tokens(batch["windows"].to(dev), batch["window_mask"].to(dev),
                                    batch["window_tokens"].to(dev))
         per_window = torch.split(u, batch["window_tokens"].tolist())
         start = 0
         for i, (clip, n) in enumerate(zip(clips, window_counts)):
-            parts[i].extend(per_window[start + j] for j in selected_windows(clip, model.cfg, n))
+            parts[i].extend(per_window[start + j].float() for j in selected_windows(clip, model.cfg, n))
             start += n
-    return [torch.cat(p).float() for p in parts]
+    return parts
+
+
+def clip_tokens(model, batch: dict, clips, window_counts: list[int]) -> list[torch.Tensor]:
+    """Per clip, (n, hidden) float32: its global tokens and its selected utterance-window tokens."""
+    return [torch.cat(groups) for groups in clip_token_groups(model, batch, clips, window_counts)]
+
+
+def label_logits(groups: list[list[torch.Tensor]], has_global: bool, heads: torch.Tensor, bias: torch.Tensor,
+                 pooling: str) -> torch.Tensor:
+    """(B, V) label logits from each clip's token groups (clip_token_groups).
+
+    "mean": the mean of all the clip's tokens, dotted with each word's embedding (session 3's stage 1).
+    "max":  multiple-instance pooling: each window scores the words with the mean of its own tokens, the clip
+            takes the best window per word, and the global tokens add their own score. A ~1 s cue lives in one
+            window; averaged with every other token it is diluted, while the max lets that window carry it alone.
+    """
+    heads, bias = heads.to(groups[0][0].device), bias.to(groups[0][0].device)
+    rows = []
+    for g in groups:
+        if pooling == "mean":
+            rows.append(torch.cat(g).mean(0) @ heads.T)
+            continue
+        score = torch.zeros(heads.shape[0], device=heads.device)
+        windows = g[1:] if has_global else g
+        if has_global:
+            score = score + g[0].mean(0) @ heads.T
+        if windows:
+            score = score + (torch.stack([w.mean(0) for w in windows]) @ heads.T).amax(0)
+        rows.append(score)
+    return torch.stack(rows) + bias
+
+
+@dataclass
+class AlignResult:
+    losses: list[float]  # mean loss of each epoch
+    words: list[str] = field(default_factory=list)  # "labels" mode: the head words, and their learned biases
+    bias: torch.Tensor | None = None
 
 
 def align_acoustic(model, dataset, clips, epochs: int, lr: float, batch_size: int, gain: float, weight_decay: float,
-                   seed: int, mode: str = "answer") -> list[float]:
-    """Run stage 1 on `dataset` (an AcoustEmoDataset over `clips`); returns the mean loss of each epoch."""
+                   seed: int, mode: str = "answer", pooling: str = "mean") -> AlignResult:
+    """Run stage 1 on `dataset` (an AcoustEmoDataset over `clips`)."""
     if mode == "answer":
         targets, norm = answer_targets(model, clips, gain)
+        words, bias = [], None
     else:
         words, heads, gold = label_heads(model, clips)
         bias = torch.zeros(len(words), requires_grad=True)
@@ -103,6 +143,7 @@ def align_acoustic(model, dataset, clips, epochs: int, lr: float, batch_size: in
     optimizer = torch.optim.AdamW(params + ([] if mode == "answer" else [bias]), lr=lr, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)
     pad = model.tokenizer.pad_token_id
+    has_global = model.global_qformer is not None
     was_training = model.training
     model.train()
     losses = []
@@ -112,19 +153,42 @@ def align_acoustic(model, dataset, clips, epochs: int, lr: float, batch_size: in
         for i in range(0, len(order), batch_size):
             idx = order[i : i + batch_size]
             examples = [dataset[j] for j in idx]
-            tokens = clip_tokens(model, collate(examples, pad), [clips[j] for j in idx],
-                                 [len(e["windows"]) for e in examples])
-            pooled = torch.stack([t.mean(0) for t in tokens])
+            groups = clip_token_groups(model, collate(examples, pad), [clips[j] for j in idx],
+                                       [len(e["windows"]) for e in examples])
             if mode == "answer":
+                pooled = torch.stack([torch.cat(g).mean(0) for g in groups])
                 loss = ((pooled - targets[idx].to(pooled.device)) ** 2).sum(-1).mean() / norm
             else:
-                logits = pooled @ heads.to(pooled.device).T + bias.to(pooled.device)
-                loss = F.binary_cross_entropy_with_logits(logits, gold[idx].to(pooled.device))
+                logits = label_logits(groups, has_global, heads, bias, pooling)
+                loss = F.binary_cross_entropy_with_logits(logits, gold[idx].to(logits.device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total += loss.item() * len(idx)
         losses.append(total / len(order))
-        log.info("stage-1 alignment (%s) epoch %d/%d: loss %.4f", mode, epoch + 1, epochs, losses[-1])
+        log.info("stage-1 alignment (%s, %s pooling) epoch %d/%d: loss %.4f", mode, pooling, epoch + 1, epochs,
+                 losses[-1])
     model.train(was_training)
-    return losses
+    return AlignResult(losses, words, None if bias is None else bias.detach())
+
+
+@torch.no_grad()
+def stage1_labels(model, dataset, clips, result: AlignResult, pooling: str, batch_size: int = 16,
+                  ) -> dict[str, list[str]]:
+    """What the stage-1 heads alone answer per clip (every word with p >= 0.5, else the most probable one): how
+    much of the labels the Q-Former tokens carry before the LLM reads them."""
+    heads = torch.stack([_text_embedding(model, " " + w) for w in result.words])
+    pad = model.tokenizer.pad_token_id
+    was_training = model.training
+    model.eval()
+    out = {}
+    for i in range(0, len(clips), batch_size):
+        examples = [dataset[j] for j in range(i, min(i + batch_size, len(clips)))]
+        part = clips[i : i + len(examples)]
+        groups = clip_token_groups(model, collate(examples, pad), part, [len(e["windows"]) for e in examples])
+        probs = label_logits(groups, model.global_qformer is not None, heads, result.bias, pooling).sigmoid()
+        for clip, p in zip(part, probs):
+            picked = [w for w, x in zip(result.words, p.tolist()) if x >= 0.5]
+            out[clip.id] = picked or [result.words[int(p.argmax())]]
+    model.train(was_training)
+    return out

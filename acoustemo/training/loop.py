@@ -1,30 +1,20 @@
 """The one training loop (paper §4.1), in the spirit of torchtune's lora_finetune_single_device: every variant
-(ablation, precision, accumulation, processes) is a flag of `TrainConfig` / `ModelConfig`, never another file.
+(recipe, ablation, precision, accumulation, processes) is a flag of `TrainConfig` / `ModelConfig`, never another
+file. Stage 1 (training/align.py) runs first when the recipe asks for it; this module is the LM stage.
 
     from acoustemo.config import ModelConfig
-    from acoustemo.train import TrainConfig, train
+    from acoustemo.training import TrainConfig, train
     result = train("train.jsonl", "val.jsonl", "runs/exp1", ModelConfig.preset("cpu-default"), TrainConfig())
 
-Recipe by default: AdamW (lr 2e-5, betas 0.9/0.999, weight decay 0.05) on the trainable parameters only (Q-Formers,
-projections, LoRA), linear warm-up over the first 5% of optimizer steps then cosine decay, 3 epochs, max length
-ModelConfig.max_seq_len (1024).
-
 Run folder DIR:
-  train_config.json, config.json   the configs of the run (config.json = ModelConfig)
+  train_config.json, config.json   the configs of the run (config.json = ModelConfig; the recipe is recorded)
   run.json                         the manifests it trains on (so `acoustemo train --out DIR --resume` needs no more)
   log.jsonl                        one row per logged step ({"step", "epoch", "loss", "lr", "samples_per_s", ...}),
-                                   one per validation ({"step", "epoch", "val_loss", ...}) and a last {"event": "end"}
+                                   one per stage-1 epoch, one per validation and a last {"event": "end"}
   loss.png                         training loss per step and validation loss
-  last/                            the resume checkpoint: model/ (save_pretrained + train_config.json),
-                                   optimizer.safetensors, scheduler.json, rng-rank<R>.safetensors, trainer_state.json
+  last/                            the resume checkpoint (training/checkpoint.py)
   best/                            the model with the best validation metric (never the test split): save_pretrained
                                    files + train_config.json + metrics.json; `acoustemo predict --model DIR/best`
-
-Checkpoints are written complete into a temporary folder and swapped in with renames (see `_swap_dir`), so a kill
-at any moment leaves a loadable `last/` (or the previous one). `resume=True` continues exactly: model, optimizer,
-scheduler, RNG states (python, numpy, torch; one file per process) and the data order (epoch, position in the
-epoch, the epoch's permutation seed) are restored, so an interrupted run ends with the same weights and loss as
-an uninterrupted one. Nothing is unpickled: tensors are safetensors, the rest JSON.
 
 An exact resume needs the same number of processes and the same torch thread count (float sums differ
 otherwise); the configs and manifests are checked, and anything else that differs is refused with ConfigError.
@@ -41,13 +31,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
 import math
 import os
-import random
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,153 +46,11 @@ import torch
 from acoustemo.config import ModelConfig
 from acoustemo.data.manifest import write_text_atomic
 from acoustemo.errors import ConfigError
+from acoustemo.training.checkpoint import (TrainerState, gather_digests, load_checkpoint, manifest_fingerprint,
+                                           prepare_run_dir, save_best, save_checkpoint)
+from acoustemo.training.config import RUN_FILE, TrainConfig, default_cache_dir
 
 log = logging.getLogger(__name__)
-
-PRECISIONS = ("no", "bf16", "fp16")
-BEST_METRICS = ("val_loss", "val_avg")
-TRAIN_CONFIG_NAME = "train_config.json"
-RUN_FILE = "run.json"  # the manifests a run was started on, so `--resume` alone can continue it
-# TrainConfig fields that do not change the trajectory: a resumed run may use other values.
-OPERATIONAL_FIELDS = frozenset({"log_every_steps", "num_workers", "cache_dir", "progress", "save_every_steps"})
-
-
-@dataclass
-class TrainConfig:
-    """Every knob of the training loop; saved as train_config.json in the run folder and beside each model."""
-
-    epochs: int = 3
-    batch_size: int = 1  # clips per micro-batch per process
-    grad_accum_steps: int = 1  # micro-batches per optimizer step
-    lr: float = 2e-5
-    # LoRA's learning rate = lr * lora_lr_scale (1.0 = the paper's single rate). Randomly initialised Q-Formers
-    # on a small corpus may need a higher rate than the LLM's adapter, or the adapter learns the label prior first.
-    lora_lr_scale: float = 1.0
-    # Stage-1 alignment (acoustemo/align.py): epochs in which only the Q-Formers and projections learn, without
-    # the LLM, to regress the text embedding of each clip's gold answer; 0 = the paper's single stage. On a small
-    # corpus trained from scratch it keeps the Q-Formers from collapsing into a constant soft prompt.
-    align_epochs: int = 0
-    align_lr: float = 1e-3
-    align_batch_size: int = 16
-    align_gain: float = 4.0  # scale of each answer's deviation from the corpus-mean answer in the target
-    # "answer": regress the gold answer's text embedding; "labels": classify the label words with heads tied to
-    # their text embeddings (acoustemo/align.py)
-    align_mode: str = "answer"
-    # Stage 2 trains LoRA only: the Q-Formers and projections stay as stage 1 (or the checkpoint) left them.
-    freeze_acoustic: bool = False
-    # Weight of the answer's "Emotions: ..." tokens in the training loss relative to the explanation's (1.0 = the
-    # paper's plain mean, Eq. 4). The explanation's ~35 tokens otherwise swamp the ~5 that carry the labels.
-    label_loss_weight: float = 1.0
-    # Save the training answers beside the weights (answer_bank.json): prediction's drafts guess from them, which
-    # decodes ~1.7x faster with the same answers. Off by default: the checkpoint then carries the corpus' text.
-    answer_bank: bool = False
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 0.05  # on matrices; biases, norms and other 1-d parameters get none (as LAVIS/BLIP-2)
-    eps: float = 1e-8
-    warmup_ratio: float = 0.05  # linear warm-up over this fraction of the optimizer steps, then cosine to 0
-    max_grad_norm: float = 1.0  # 0 = no clipping (the paper is silent; 1.0 is LAVIS' and HF's default)
-    max_steps: int = 0  # > 0: stop after this many optimizer steps (the schedule spans them); 0 = `epochs` decide
-    mixed_precision: str = "no"  # "no" | "bf16" | "fp16" (fp16 needs a GPU)
-    gradient_checkpointing: bool = False  # recompute the LLM's activations in backward (saves memory)
-    seed: int = 0
-    save_every_steps: int = 200  # checkpoint `last/` every N optimizer steps (0 = only at epoch ends)
-    eval_every_steps: int = 0  # validate every N optimizer steps (0 = only at epoch ends)
-    best_metric: str = "val_loss"  # "val_loss" (lower is better) or "val_avg" (set-level Avg of generated labels)
-    max_new_tokens: int = 64  # generation length for the val_avg metric
-    acoustic_encoder: str = "default"  # feature encoder (acoustemo.features); its streams must match the model
-    visual_encoder: str | None = None  # used when the model has a visual branch (ModelConfig.visual_dim)
-    cache_dir: str | None = None  # feature cache; None = <out_dir>/../features
-    num_workers: int = 0  # DataLoader workers reading the feature cache
-    log_every_steps: int = 1
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        self.betas = (float(self.betas[0]), float(self.betas[1]))
-        problems = []
-        for name in ("epochs", "batch_size", "grad_accum_steps", "log_every_steps", "max_new_tokens",
-                     "align_batch_size"):
-            if int(getattr(self, name)) < 1:
-                problems.append(f"{name}={getattr(self, name)} must be >= 1")
-        for name in ("max_steps", "save_every_steps", "eval_every_steps", "num_workers", "align_epochs"):
-            if int(getattr(self, name)) < 0:
-                problems.append(f"{name}={getattr(self, name)} must be >= 0")
-        if not self.label_loss_weight > 0:
-            problems.append(f"label_loss_weight={self.label_loss_weight} must be > 0")
-        if self.align_mode not in ("answer", "labels"):
-            problems.append(f"align_mode={self.align_mode!r} must be 'answer' or 'labels'")
-        if not self.align_lr > 0 or not self.align_gain > 0:
-            problems.append(f"align_lr={self.align_lr} and align_gain={self.align_gain} must be > 0")
-        if not self.lr > 0:
-            problems.append(f"lr={self.lr} must be > 0")
-        if not all(0 <= b < 1 for b in self.betas):
-            problems.append(f"betas={self.betas} must lie in [0, 1)")
-        if self.weight_decay < 0 or self.max_grad_norm < 0 or self.eps <= 0:
-            problems.append("weight_decay and max_grad_norm must be >= 0 and eps > 0")
-        if not 0 <= self.warmup_ratio < 1:
-            problems.append(f"warmup_ratio={self.warmup_ratio} must lie in [0, 1)")
-        if self.mixed_precision not in PRECISIONS:
-            problems.append(f"mixed_precision={self.mixed_precision!r} must be one of {', '.join(PRECISIONS)}")
-        if self.best_metric not in BEST_METRICS:
-            problems.append(f"best_metric={self.best_metric!r} must be one of {', '.join(BEST_METRICS)}")
-        if problems:
-            raise ConfigError("invalid TrainConfig: " + "; ".join(problems))
-
-    def to_json(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["betas"] = list(self.betas)
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict) -> "TrainConfig":
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ConfigError(f"train config has unknown field(s) {sorted(unknown)}; known: "
-                              f"{[f.name for f in dataclasses.fields(cls)]}")
-        return cls(**d)
-
-    def save(self, path: str | Path) -> None:
-        write_text_atomic(Path(path), json.dumps(self.to_json(), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> "TrainConfig":
-        try:
-            return cls.from_json(json.loads(Path(path).read_text()))
-        except (OSError, json.JSONDecodeError) as e:
-            raise ConfigError(f"cannot read train config {path}: {e}") from e
-
-    def trajectory_diff(self, other: "TrainConfig") -> list[str]:
-        """Fields that change the training trajectory and differ, as 'name: self vs other'."""
-        a, b = self.to_json(), other.to_json()
-        return [f"{k}: {a[k]!r} vs {b[k]!r}" for k in a if k not in OPERATIONAL_FIELDS and a[k] != b[k]]
-
-
-def load_config_file(path: str | Path) -> tuple[dict, dict]:
-    """(model fields, train fields) from a JSON file `{"preset"?, "model": {...}, "train": {...}}`.
-
-    A flat JSON object is accepted too: each key goes to whichever config has a field of that name.
-    """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ConfigError(f"cannot read config file {path}: {e}; it must be a JSON object "
-                          f"{{\"model\": {{...}}, \"train\": {{...}}}}") from e
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a JSON object {{\"model\": {{...}}, \"train\": {{...}}}}")
-    model_names = {f.name for f in dataclasses.fields(ModelConfig)}
-    train_names = {f.name for f in dataclasses.fields(TrainConfig)}
-    model, train_ = dict(data.pop("model", None) or {}), dict(data.pop("train", None) or {})
-    if "preset" in data:
-        model.setdefault("preset", data.pop("preset"))
-    for key, value in data.items():
-        if key in model_names:
-            model[key] = value
-        elif key in train_names:
-            train_[key] = value
-        else:
-            raise ConfigError(f"config file {path}: unknown key {key!r}; use \"model\" / \"train\" sections or "
-                              f"a field of ModelConfig or TrainConfig")
-    return model, train_
 
 
 # ------------------------------------------------------------------------------------------------ schedule
@@ -272,96 +117,6 @@ def steps_per_epoch(num_items: int, batch_size: int, grad_accum_steps: int, worl
     return math.ceil(math.ceil(per_rank / batch_size) / grad_accum_steps)
 
 
-# ------------------------------------------------------------------------------------------------ state files
-
-def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(tensors, metadata) capturing the python, numpy and torch (CPU + CUDA) generators."""
-    version, mt, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    tensors = {"torch_cpu": torch.get_rng_state(), "numpy_keys": torch.from_numpy(keys.astype(np.int64))}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"torch_cuda_{i}"] = s
-    meta = {"python": json.dumps([version, list(mt), gauss]),
-            "numpy": json.dumps([kind, int(pos), int(has_gauss), float(cached)])}
-    return tensors, meta
-
-
-def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
-    version, mt, gauss = json.loads(meta["python"])
-    random.setstate((version, tuple(mt), gauss))
-    kind, pos, has_gauss, cached = json.loads(meta["numpy"])
-    np.random.set_state((kind, tensors["numpy_keys"].numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(tensors["torch_cpu"])
-    cuda = [tensors[k] for k in sorted((k for k in tensors if k.startswith("torch_cuda_")), key=lambda k: int(k[11:]))]
-    if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda)
-
-
-def optimizer_tensors(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """An optimizer state_dict as flat safetensors tensors + JSON metadata (no pickle)."""
-    tensors, scalars = {}, {}
-    for pid, st in state_dict["state"].items():
-        for key, value in st.items():
-            if torch.is_tensor(value):
-                tensors[f"{pid}.{key}"] = value.detach().contiguous().cpu()
-            else:
-                scalars[f"{pid}.{key}"] = value
-    return tensors, {"param_groups": json.dumps(state_dict["param_groups"]), "scalars": json.dumps(scalars)}
-
-
-def optimizer_state_dict(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> dict:
-    groups = json.loads(meta["param_groups"])
-    for g in groups:
-        if "betas" in g:
-            g["betas"] = tuple(g["betas"])
-    state: dict[int, dict] = {}
-    for name, value in list(tensors.items()) + list(json.loads(meta["scalars"]).items()):
-        pid, key = name.split(".", 1)
-        state.setdefault(int(pid), {})[key] = value
-    return {"state": state, "param_groups": groups}
-
-
-def _swap_dir(tmp: Path, final: Path) -> None:
-    """Put the complete folder `tmp` at `final`: rename the old one aside, rename tmp in, delete the old.
-
-    Folders cannot be replaced atomically; a kill between the two renames leaves `final.old` and `tmp`, both
-    complete, and `_recover_dir` puts one back on the next start.
-    """
-    old = final.with_name(final.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        os.rename(final, old)
-    os.rename(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _recover_dir(final: Path, complete_marker: str) -> None:
-    """Undo a kill inside `_swap_dir`: prefer the new complete temp folder, else the old one."""
-    if final.exists():
-        return
-    candidates = sorted(final.parent.glob(final.name + ".tmp-*"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for cand in candidates + [final.with_name(final.name + ".old")]:
-        if (cand / complete_marker).is_file():
-            log.warning("recovering %s from %s (a previous run was killed while saving)", final, cand)
-            os.rename(cand, final)
-            return
-
-
-def manifest_fingerprint(clips) -> str:
-    blob = json.dumps([[c.id, Path(c.media).name] for c in clips])
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def params_digest(model: torch.nn.Module) -> str:
-    """SHA-256 of the trainable parameters (name order): equal digests = processes in sync."""
-    h = hashlib.sha256()
-    for name, p in sorted(model.named_parameters(), key=lambda t: t[0]):
-        if p.requires_grad:
-            h.update(name.encode())
-            h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
 
 # ------------------------------------------------------------------------------------------------ logging
 class RunLog:
@@ -418,42 +173,7 @@ def plot_loss(rows: list[dict], out_png: Path) -> Path:
     return out_png
 
 
-# ------------------------------------------------------------------------------------------------ configs
-def resolve_configs(preset: str | None = None, config_file: str | Path | None = None,
-                    model_overrides: dict | None = None, train_overrides: dict | None = None,
-                    ) -> tuple[ModelConfig, TrainConfig]:
-    """The configs of a run: preset (default "cpu-default") <- config file <- explicit overrides.
 
-    The model's `acoustic_streams` follow the acoustic encoder (TrainConfig.acoustic_encoder) unless the config
-    file or the overrides set them: the streams are a property of the features, not a free choice.
-    """
-    model_fields, train_fields = load_config_file(config_file) if config_file else ({}, {})
-    preset = preset or model_fields.pop("preset", None) or "cpu-default"
-    model_fields.pop("preset", None)
-    model_fields.update(model_overrides or {})
-    train_cfg = TrainConfig.from_json({**train_fields, **(train_overrides or {})})
-    if "acoustic_streams" not in model_fields:
-        from acoustemo.features.base import get_acoustic_encoder
-
-        model_fields["acoustic_streams"] = list(get_acoustic_encoder(train_cfg.acoustic_encoder).streams)
-    return ModelConfig.preset(preset, **model_fields), train_cfg
-
-
-def load_run_configs(out_dir: str | Path) -> tuple[ModelConfig, TrainConfig]:
-    """The configs a run folder was started with (for `--resume` without repeating the options)."""
-    out_dir = Path(out_dir)
-    if not (out_dir / TRAIN_CONFIG_NAME).is_file() or not (out_dir / "config.json").is_file():
-        raise ConfigError(f"{out_dir} holds no training run (no {TRAIN_CONFIG_NAME} / config.json); "
-                          f"start one without --resume")
-    return ModelConfig.load(out_dir / "config.json"), TrainConfig.load(out_dir / TRAIN_CONFIG_NAME)
-
-
-def default_cache_dir(out_dir: str | Path) -> Path:
-    """Features shared by the runs of one folder: <out_dir>/../features."""
-    return Path(out_dir).resolve().parent / "features"
-
-
-# ------------------------------------------------------------------------------------------------ the loop
 @dataclass
 class TrainResult:
     out_dir: Path
@@ -465,20 +185,6 @@ class TrainResult:
     samples_per_s: float  # clips per second of time spent in optimizer steps (all processes)
     params_sha256: list[str] = field(default_factory=list)  # one per process; all equal when in sync
 
-
-@dataclass
-class _State:
-    """What, besides tensors, a checkpoint must hold to continue exactly (trainer_state.json)."""
-
-    step: int = 0
-    epoch: int = 0
-    position: int = 0  # micro-batches of this epoch already consumed (by each process)
-    epoch_seed: int = 0
-    samples_seen: int = 0
-    best_value: float | None = None
-    best_step: int | None = None
-    last_loss: float | None = None
-    manifests: dict = field(default_factory=dict)  # fingerprints of the train / val manifests
 
 
 def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: str | Path,
@@ -513,7 +219,7 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
     cfg = dataclasses.replace(cfg, cache_dir=str(Path(cfg.cache_dir or default_cache_dir(out_dir)).resolve()))
     cfg_cache = Path(cfg.cache_dir)
 
-    checkpoint = _prepare_run_dir(out_dir, mcfg, cfg, resume, world, fingerprints, accelerator)
+    checkpoint = prepare_run_dir(out_dir, mcfg, cfg, resume, world, fingerprints, accelerator)
     if main:
         from acoustemo import __version__
 
@@ -537,13 +243,17 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
         _enable_checkpointing(model.llm)
     train_ds = _dataset(train_clips, loaders, model, mcfg, with_answers=True)
     val_ds = _dataset(val_clips, loaders, model, mcfg, with_answers=True) if val_clips else None
-    align_losses = []
+    align_losses, align_val = [], None
     if not checkpoint and cfg.align_epochs:  # a resumed run's checkpoint already holds the aligned weights
-        from acoustemo.align import align_acoustic
+        from acoustemo.training.align import align_acoustic, stage1_labels
 
-        align_losses = align_acoustic(model, train_ds, train_clips, cfg.align_epochs, cfg.align_lr,
-                                      cfg.align_batch_size, cfg.align_gain, cfg.weight_decay, cfg.seed,
-                                      cfg.align_mode)
+        aligned = align_acoustic(model, train_ds, train_clips, cfg.align_epochs, cfg.align_lr,
+                                 cfg.align_batch_size, cfg.align_gain, cfg.weight_decay, cfg.seed, cfg.align_mode,
+                                 cfg.align_pooling)
+        align_losses = aligned.losses
+        if val_ds is not None and aligned.words:  # what the stage-1 heads alone answer on the validation split
+            align_val = _set_level_avg(val_clips, stage1_labels(model, val_ds, val_clips, aligned, cfg.align_pooling))
+            log.info("stage 1: its label heads alone score val Avg %.2f", 100 * align_val)
     if cfg.freeze_acoustic:
         freeze_acoustic(model)
 
@@ -554,9 +264,9 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
     scheduler = build_scheduler(optimizer, total_steps, warmup)
     model, optimizer = accelerator.prepare(model, optimizer)
 
-    state = _State(epoch_seed=epoch_seed(cfg.seed, 0), manifests=fingerprints)
+    state = TrainerState(epoch_seed=epoch_seed(cfg.seed, 0), manifests=fingerprints)
     if checkpoint:
-        state = _load_checkpoint(checkpoint, optimizer, scheduler, accelerator)
+        state = load_checkpoint(checkpoint, optimizer, scheduler, accelerator)
     elif main:
         if val_ds is None:
             log.warning("no validation manifest: DIR/best will not be written (predict falls back to DIR/last/model)")
@@ -566,7 +276,8 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
     runlog = RunLog(out_dir / "log.jsonl", main)
     runlog.truncate_after(state.step)
     for epoch, value in enumerate(align_losses, 1):
-        runlog.write({"step": 0, "event": "align", "align_epoch": epoch, "align_loss": value})
+        last_epoch = {"align_val_avg": align_val} if epoch == len(align_losses) and align_val is not None else {}
+        runlog.write({"step": 0, "event": "align", "align_epoch": epoch, "align_loss": value, **last_epoch})
 
     progress = _progress(cfg.progress and main, total_steps, state.step)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -603,7 +314,7 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
                                                               state.step % cfg.eval_every_steps == 0)):
                 _validate(model, val_ds, cfg, accelerator, state, row_epoch, out_dir, runlog)
             if epoch_done or last or (cfg.save_every_steps and state.step % cfg.save_every_steps == 0):
-                _save_checkpoint(out_dir, model, optimizer, scheduler, state, cfg, accelerator)
+                save_checkpoint(out_dir, model, optimizer, scheduler, state, cfg, accelerator)
             if main and (epoch_done or last):
                 plot_loss(runlog.rows(), out_dir / "loss.png")
             if on_step is not None:
@@ -611,7 +322,7 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
             if last or epoch_done:
                 break
     progress.close()
-    digests = _gather_digests(accelerator, model)
+    digests = gather_digests(accelerator, model)
     busy_s += window_s
     rate = (state.samples_seen - samples_start) / busy_s if busy_s > 0 else 0.0
     runlog.write({"step": state.step, "event": "end", "final_loss": state.last_loss, "best_step": state.best_step,
@@ -675,51 +386,6 @@ def _check_launch(accelerator, cfg: TrainConfig) -> None:
                     "(saved with the run); pass --mixed-precision %s to change it", launched, cfg.mixed_precision,
                     launched)
 
-
-def _prepare_run_dir(out_dir: Path, mcfg: ModelConfig, cfg: TrainConfig, resume: bool, world: int,
-                     fingerprints: dict, accelerator) -> Path | None:
-    """Check the folder against `resume`, write the configs; the checkpoint to resume from, or None."""
-    if accelerator.is_main_process:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        _recover_dir(out_dir / "last", "trainer_state.json")
-        _recover_dir(out_dir / "best", "metrics.json")
-        for stale in [*out_dir.glob("last.tmp-*"), *out_dir.glob("best.tmp-*"), *out_dir.glob("*.old")]:
-            shutil.rmtree(stale, ignore_errors=True)  # saves cut short by a kill
-    accelerator.wait_for_everyone()
-    last = out_dir / "last"
-    has_checkpoint = (last / "trainer_state.json").is_file()
-    if not resume:
-        if has_checkpoint or (out_dir / "log.jsonl").exists():
-            raise ConfigError(f"{out_dir} already holds a training run; pass --resume to continue it "
-                              f"(resume=True) or choose another --out folder")
-    else:
-        saved_model, saved_train = load_run_configs(out_dir)
-        model_diff = [f"{k}: {v!r} vs {mcfg.to_json()[k]!r}" for k, v in saved_model.to_json().items()
-                      if v != mcfg.to_json()[k]]
-        diff = model_diff + saved_train.trajectory_diff(cfg)
-        if diff:
-            raise ConfigError(f"cannot resume {out_dir}: it was started with another config ({'; '.join(diff)}; "
-                              f"saved vs given); resume with the same options (or none: `acoustemo train --out "
-                              f"{out_dir} --resume` reloads them) or start a new --out folder")
-        if has_checkpoint:
-            saved = json.loads((last / "trainer_state.json").read_text())
-            if saved["world_size"] != world:
-                raise ConfigError(f"cannot resume {out_dir} exactly: it was trained with {saved['world_size']} "
-                                  f"process(es), now {world}; relaunch with --num_processes {saved['world_size']}")
-            for split, fp in fingerprints.items():
-                if saved["manifests"].get(split) != fp:
-                    raise ConfigError(f"cannot resume {out_dir}: the {split} manifest differs from the one it was "
-                                      f"trained on (other clip ids / media); give the same --{split} manifest")
-        elif accelerator.is_main_process:
-            log.warning("%s has no checkpoint yet; starting from step 0", out_dir)
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        mcfg.save(out_dir / "config.json")
-        cfg.save(out_dir / TRAIN_CONFIG_NAME)
-        if not has_checkpoint:
-            (out_dir / "log.jsonl").unlink(missing_ok=True)  # rows of a run killed before its first checkpoint
-    accelerator.wait_for_everyone()
-    return last if has_checkpoint else None
 
 
 def _feature_loaders(clips, cfg: TrainConfig, cache_dir: Path, accelerator):
@@ -827,7 +493,7 @@ def _progress(enabled: bool, total: int, initial: int):
     return tqdm(total=total, initial=initial, unit="step", desc="train", disable=not enabled, dynamic_ncols=True)
 
 
-def _validate(model, val_ds, cfg: TrainConfig, accelerator, state: _State, epoch: int, out_dir: Path,
+def _validate(model, val_ds, cfg: TrainConfig, accelerator, state: TrainerState, epoch: int, out_dir: Path,
               runlog: RunLog) -> None:
     """Validation loss (token-weighted over every val clip, all processes) and optionally the set-level Avg of
     generated labels; saves DIR/best when the chosen metric improves."""
@@ -861,7 +527,7 @@ def _validate(model, val_ds, cfg: TrainConfig, accelerator, state: _State, epoch
     if better:
         state.best_value, state.best_step = value, state.step
         if accelerator.is_main_process:
-            _save_best(net, out_dir, cfg, row)
+            save_best(net, out_dir, cfg, row)
     accelerator.wait_for_everyone()
     runlog.write(row)
 
@@ -877,67 +543,3 @@ def _set_level_avg(clips, preds: dict[str, list[str]]) -> float:
     groups = exact_groupings({k: pooled_labels(g, pred.get(k, [])) for k, g in gold.items()})
     return float(set_level_scores(gold, pred, groups, without_grouping="exact").avg)
 
-
-def _save_best(net, out_dir: Path, cfg: TrainConfig, metrics: dict) -> None:
-    tmp = out_dir / f"best.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    net.save_pretrained(tmp)
-    cfg.save(tmp / TRAIN_CONFIG_NAME)
-    write_text_atomic(tmp / "metrics.json", json.dumps(metrics, indent=2) + "\n")  # written last: marks it complete
-    _swap_dir(tmp, out_dir / "best")
-
-
-def _save_checkpoint(out_dir: Path, model, optimizer, scheduler, state: _State, cfg: TrainConfig,
-                     accelerator) -> None:
-    """DIR/last, complete or not at all: every process writes its RNG state, the main one the rest."""
-    from safetensors.torch import save_file
-
-    tmp = out_dir / f"last.tmp-{state.step}"  # same name on every process
-    if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-    accelerator.wait_for_everyone()
-    tensors, meta = rng_state()
-    save_file(tensors, tmp / f"rng-rank{accelerator.process_index}.safetensors", metadata=meta)
-    if accelerator.is_main_process:
-        net = accelerator.unwrap_model(model)
-        net.save_pretrained(tmp / "model")
-        cfg.save(tmp / "model" / TRAIN_CONFIG_NAME)
-        tensors, meta = optimizer_tensors(optimizer.state_dict())
-        if accelerator.scaler is not None:
-            meta["scaler"] = json.dumps(accelerator.scaler.state_dict())
-        save_file(tensors, tmp / "optimizer.safetensors", metadata=meta)
-        write_text_atomic(tmp / "scheduler.json", json.dumps(scheduler.state_dict()) + "\n")
-        blob = {**dataclasses.asdict(state), "world_size": accelerator.num_processes}
-        write_text_atomic(tmp / "trainer_state.json", json.dumps(blob, indent=2) + "\n")  # last: marks it complete
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        _swap_dir(tmp, out_dir / "last")
-    accelerator.wait_for_everyone()
-
-
-def _load_checkpoint(checkpoint: Path, optimizer, scheduler, accelerator) -> _State:
-    from safetensors import safe_open
-
-    def read(path: Path) -> tuple[dict, dict]:
-        with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
-
-    tensors, meta = read(checkpoint / "optimizer.safetensors")
-    optimizer.load_state_dict(optimizer_state_dict(tensors, meta))
-    if "scaler" in meta and accelerator.scaler is not None:
-        accelerator.scaler.load_state_dict(json.loads(meta["scaler"]))
-    scheduler.load_state_dict(json.loads((checkpoint / "scheduler.json").read_text()))
-    set_rng_state(*read(checkpoint / f"rng-rank{accelerator.process_index}.safetensors"))
-    saved = json.loads((checkpoint / "trainer_state.json").read_text())
-    state = _State(**{f.name: saved[f.name] for f in dataclasses.fields(_State)})
-    if accelerator.is_main_process:
-        log.info("resuming from %s: step %d, epoch %d, position %d", checkpoint, state.step, state.epoch + 1,
-                 state.position)
-    return state
-
-
-def _gather_digests(accelerator, model) -> list[str]:
-    from accelerate.utils import gather_object
-
-    return list(gather_object([params_digest(accelerator.unwrap_model(model))]))
