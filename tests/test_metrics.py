@@ -445,3 +445,19 @@ def test_cli_jsonl_files_per_sample_and_saved_groupings(tmp_path):
     bad = write_csv(tmp_path / "bad.csv", {"a": "['x']"}, header=("id", "openset"))
     out = subprocess.run(cmd[:5] + [str(bad)] + cmd[6:], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 2 and "bad.csv:1:" in out.stderr and "`name` and `openset`" in out.stderr
+
+
+def test_printout_names_grouping_merges_and_ew_version(tmp_path, tiny_wheel, capsys):
+    from acoustemo.commands.evaluate import print_table
+
+    g = write_csv(tmp_path / "g.csv", {"a": "['happy', 'sad']", "b": "['lonely']"})
+    p = write_csv(tmp_path / "p.csv", {"a": "['joyful', 'xyzzy']", "b": "['alone']"})
+    cache = tmp_path / "c.json"
+    cache.write_text(json.dumps({"a": "[['happy', 'joyful'], ['sad']]", "b": "[['lonely', 'alone']]"}))
+    report, _, _ = evaluate(g, p, groupings=cache, wheel=tiny_wheel)
+    assert report["grouping_merged_pairs"] == 2 and report["grouping_top_merges"] == [["happy", "joyful", 1], ["alone", "lonely", 1]]
+    print_table(report)
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps lines
+    assert "grouping cache:c.json: 2 label pairs of a sample counted as one; most frequent: happy = joyful (1), alone = lonely (1)" in out
+    assert "EW metric: EW, MERTools 2025/2026 mapping" in out
+    assert "1 of 3 predicted labels are no surface form in format.csv" in out

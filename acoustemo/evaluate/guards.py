@@ -9,9 +9,10 @@ so every offline grouping checks these guards before it joins two labels, whatev
    apart. Words outside the lexicon are not guarded by it.
 2. Distinct pairs: antonyms and distinct emotions inside a family or outside the lexicon (love / hate, excited /
    bored ...), and any word against its negation (un-, dis-, in-, im-, non- prefixes; -ful against -less).
-3. The emotion wheels, when given (`--wheel`): two labels that every wheel placing both puts under different
-   level-1 emotions (anxious / excited). The wheels partition emotions differently (one splits happy into
-   joyful / peaceful / powerful), so one wheel's split alone does not keep two labels apart.
+3. The emotion wheels, when given (`--wheel`): two labels that at least two wheels place, each under different
+   level-1 emotions, with no wheel placing both under the same one (anxious / excited). The wheels partition
+   emotions differently (two split happy into joyful / peaceful / powerful), so one wheel's split alone does not
+   keep two labels apart.
 """
 
 from __future__ import annotations
@@ -126,4 +127,4 @@ class Guard:
 
     def wheels_disagree(self, a: str, b: str) -> bool:
         both = [(x, y) for x, y in zip(self.level1(a), self.level1(b)) if x and y]
-        return bool(both) and all(x != y for x, y in both)
+        return len(both) >= 2 and all(x != y for x, y in both)
