@@ -32,9 +32,9 @@ from acoustemo.evaluate.wheel import WheelResources
 
 EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 # Calibrated on the field's fixture (mer2024_ov_store, 332 samples) with `benchmarks/grouping_calibration.py`:
-# scanning 0.40..0.65, the guarded grouping agrees best with the field's LLM groupings on "same group or not" over
+# scanning 0.40..0.60, the guarded grouping agrees best with the field's LLM groupings on "same group or not" over
 # each sample's label pairs at 0.46 (F1 0.59: precision 0.58, recall 0.60, Avg 51.8; with the wheel folder's guards
-# F1 0.58: precision 0.62, recall 0.55, Avg 48.1; the LLM grouping's Avg is 54.0, and 203 of its 1374 merged
+# F1 0.58: precision 0.62, recall 0.55, Avg 48.0; the LLM grouping's Avg is 54.0, and 206 of its 1374 merged
 # pairs join labels the guards keep apart).
 # MiniLM's cosine alone cannot tell synonyms from opposites (angry / calm 0.55 > worried / nervous 0.51): the
 # guards keep different emotions apart, the threshold only decides among the rest.
