@@ -67,6 +67,7 @@ def evaluate(
         "grouping": grouping_id,
         **({"grouping_threshold": threshold} if grouping == "embedding" else {}),
         "grouping_merged_pairs": sum(merges.values()),  # pairs of a sample's different labels counted as one
+        "grouping_distinct_merged_pairs": len(merges),
         "grouping_top_merges": [[a, b, n] for (a, b), n in merges.most_common(10)],
         **{k: v for k, v in sl.summary().items() if k.startswith("n_") or k == "without_grouping"},
         "gold": {"path": str(gold_file.path), "format": gold_file.format, "n_unlabeled": gold_file.skipped},
@@ -76,6 +77,7 @@ def evaluate(
         for level in (1, 2):
             ew = ew_scores(gold_file.labels, pred_file.labels, res, level)
             report[f"ew_level{level}"] = {
+                "version": METRIC_VERSION,
                 "f": 100 * ew.f,
                 "p": 100 * ew.p,
                 "r": 100 * ew.r,
@@ -140,8 +142,8 @@ def print_table(report: dict) -> None:
     console.print(table)
     top = ", ".join(f"{a} = {b} ({n})" for a, b, n in report["grouping_top_merges"]) or "none"
     console.print(
-        f"grouping {report['grouping']}: {report['grouping_merged_pairs']} label pairs of a sample counted as one; "
-        f"most frequent: {top}"
+        f"grouping {report['grouping']}: {report['grouping_merged_pairs']} label pairs of a sample counted as one "
+        f"({report['grouping_distinct_merged_pairs']} distinct); most frequent: {top}"
     )
     console.print(
         f"{report['n_samples']} samples scored of {report['n_gold']} gold; "
