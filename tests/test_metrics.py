@@ -399,11 +399,15 @@ def test_field_fixture_end_to_end(tmp_path):
     assert report["ew_version"] == METRIC_VERSION == "EW, MERTools 2025/2026 mapping"
     assert (report["ew_n_pred_unknown"], report["ew_n_pred_off_wheel"], report["ew_n_pred_labels"]) == (63, 0, 774)
     assert "63 of 774 predicted labels are no surface form" in report["ew_caveat"]
+    res = load_wheel_resources(WHEEL)
+    w2 = res.wheels[1]  # the four words wheel 2 places twice keep their last placement
+    assert {x: w2.to_level1[x] for x in ("inferior", "overwhelmed", "disappointed", "embarrassed")} == {
+        "inferior": "sad", "overwhelmed": "bad", "disappointed": "sad", "embarrassed": "sad"}
+    assert res.candidates("expected") == ["hopeful", "optimistic"]  # the example of the synonym direction
     # the cache survives a save / read round trip, and offline groupings cover every sample
     write_grouping_cache(tmp_path / "g.json", groups)
     assert read_grouping_cache(tmp_path / "g.json") == groups
     gl, pl = read_labels(gold).labels, read_labels(pred).labels
-    res = load_wheel_resources(WHEEL)
     name, wg = make_groupings(gl, pl, "wheel", wheel=res)
     r = set_level_scores(gl, pl, wg)
     exact = set_level_scores(gl, pl, make_groupings(gl, pl, "none")[1])
