@@ -4,30 +4,40 @@ A grouping is a list of groups (`[['joyful', 'happy'], ['sad']]`) for the pooled
 one sample, the same form as the field's `openset-synonym.json` values, so any of these can be saved as a cache.
 
   "cache:<file>"                  the field's JSON cache {name: "<list-of-lists string>"} (parsed as the reference)
-  "wheel-synonyms"                labels linked when one's canonical word (format.csv) is the other's canonical
-                                  word or one of its synonyms (synonym.xlsx runs); groups = connected components
-  "embedding:all-MiniLM-L6-v2"    labels linked when the cosine similarity of their sentence embeddings (mean
-                                  pooling, bundled model) is >= EMBEDDING_THRESHOLD; groups = connected components
+  "embedding:all-MiniLM-L6-v2"    labels joined when the cosine similarity of their sentence embeddings (mean
+                                  pooling, bundled model) is >= EMBEDDING_THRESHOLD, and inflections of one
+                                  format.csv name when the wheel folder is given
+  "wheel-synonyms"                labels joined when they are surface forms of one format.csv name, or reach a
+                                  common wheel word through the synonym table
   "none"                          every label alone: exact string matching
+
+Every offline grouping is guarded (`guards.Guard`): two labels of different emotions (families, antonym pairs,
+the wheels' level-1 emotions when given) never share a group, whatever the similarity says. Links are taken
+strongest first and a link is skipped when it would put such a pair in one group (so no chain can join them).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
+from acoustemo.evaluate.guards import Guard
 from acoustemo.evaluate.parsing import EvaluationError
 from acoustemo.evaluate.setlevel import Grouping, format_grouping, parse_grouping
 from acoustemo.evaluate.wheel import WheelResources
 
 EMBEDDING_MODEL = "all-MiniLM-L6-v2"
-# Calibrated once on the field's fixture (mer2024_ov_store, 332 samples): scanning 0.40..0.80, 0.46 agrees best
-# with the field's LLM groupings on "same group or not" over all label pairs (pairwise F1 0.575; P 0.52, R 0.65),
-# and its Avg (56.7) lands near the LLM grouping's (54.0). Single-linkage chains, so higher values split fast
-# (0.60: F1 0.38, Avg 35.2). It stands in for the LLM only roughly: report scores from a cache when you have one.
+# Calibrated on the field's fixture (mer2024_ov_store, 332 samples) with `benchmarks/grouping_calibration.py`:
+# scanning 0.40..0.60, the guarded grouping agrees best with the field's LLM groupings on "same group or not" over
+# each sample's label pairs at 0.46 (F1 0.59: precision 0.58, recall 0.60, Avg 51.8; with the wheel folder's guards
+# F1 0.58: precision 0.62, recall 0.55, Avg 48.0; the LLM grouping's Avg is 54.0, and 206 of its 1374 merged
+# pairs join labels the guards keep apart).
+# MiniLM's cosine alone cannot tell synonyms from opposites (angry / calm 0.55 > worried / nervous 0.51): the
+# guards keep different emotions apart, the threshold only decides among the rest.
 EMBEDDING_THRESHOLD = 0.46
 
 
@@ -36,39 +46,42 @@ def pooled_labels(gold: list[str], pred: list[str]) -> list[str]:
     return list(dict.fromkeys([*gold, *pred]))
 
 
-def connected_groups(labels: list[str], linked) -> Grouping:
-    """Connected components of `linked(i, j)` over `labels`, each group in label order."""
-    parent = list(range(len(labels)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i in range(len(labels)):
-        for j in range(i + 1, len(labels)):
-            if linked(i, j):
-                parent[root(j)] = root(i)
-    groups: dict[int, list[str]] = {}
-    for i, label in enumerate(labels):
-        groups.setdefault(root(i), []).append(label)
-    return list(groups.values())
+def guarded_groups(labels: list[str], links: list[tuple[float, int, int]], guard: Guard) -> Grouping:
+    """Groups of `labels` from scored links (score, i, j), strongest first; a link that would put two labels the
+    guard keeps apart in one group is skipped. Each group is in label order."""
+    members = {i: [i] for i in range(len(labels))}  # root -> member indices
+    root = list(range(len(labels)))
+    for _, i, j in sorted(links, key=lambda t: (-t[0], t[1], t[2])):
+        ri, rj = root[i], root[j]
+        if ri == rj or any(guard.apart(labels[a], labels[b]) for a in members[ri] for b in members[rj]):
+            continue
+        for m in members[rj]:
+            root[m] = ri
+        members[ri] += members.pop(rj)
+    return [[labels[m] for m in sorted(g)] for _, g in sorted(members.items(), key=lambda kv: min(kv[1]))]
 
 
 def exact_groupings(samples: dict[str, list[str]]) -> dict[str, Grouping]:
     return {name: [[x] for x in labels] for name, labels in samples.items()}
 
 
-def wheel_groupings(samples: dict[str, list[str]], res: WheelResources) -> dict[str, Grouping]:
-    def canon(x: str) -> set[str]:
-        return res.surface_to_canonical.get(x, set())
+def _inflection_links(labels: list[str], wheel: WheelResources | None) -> list[tuple[float, int, int]]:
+    # surface forms of one format.csv name (angry / angered) are the strongest links
+    if wheel is None:
+        return []
+    names = [wheel.names(x) for x in labels]
+    return [(2.0, i, j) for i in range(len(labels)) for j in range(i + 1, len(labels)) if names[i] & names[j]]
 
+
+def wheel_groupings(samples: dict[str, list[str]], res: WheelResources, guard: Guard | None = None) -> dict[str, Grouping]:
+    guard = guard or Guard(res)
     out = {}
     for name, labels in samples.items():
-        c = [canon(x) for x in labels]
         cand = [set(res.candidates(x)) for x in labels]
-        out[name] = connected_groups(labels, lambda i, j: bool(c[i] & cand[j] or c[j] & cand[i]))
+        links = _inflection_links(labels, res) + [
+            (1.0, i, j) for i in range(len(labels)) for j in range(i + 1, len(labels)) if cand[i] & cand[j]
+        ]
+        out[name] = guarded_groups(labels, links, guard)
     return out
 
 
@@ -96,15 +109,42 @@ def embed_labels(labels: list[str], batch_size: int = 256) -> dict[str, np.ndarr
     return out
 
 
-def embedding_groupings(samples: dict[str, list[str]], threshold: float = EMBEDDING_THRESHOLD) -> dict[str, Grouping]:
-    vocab = sorted({x for labels in samples.values() for x in labels})
-    vectors = embed_labels(vocab) if vocab else {}
+def embedding_groupings(
+    samples: dict[str, list[str]],
+    threshold: float = EMBEDDING_THRESHOLD,
+    wheel: WheelResources | None = None,
+    guard: Guard | None = None,
+    vectors: dict[str, np.ndarray] | None = None,
+) -> dict[str, Grouping]:
+    """Guarded groupings from embedding similarity >= `threshold` (and inflections, with the wheel folder).
+
+    `vectors` (label -> unit vector) skips the model for labels already embedded (calibration scans reuse them).
+    """
+    guard = guard or Guard(wheel)
+    vocab = sorted({x for labels in samples.values() for x in labels} - set(vectors or {}))
+    vectors = {**(vectors or {}), **(embed_labels(vocab) if vocab else {})}
     out = {}
     for name, labels in samples.items():
         v = np.stack([vectors[x] for x in labels]) if labels else np.zeros((0, 1), np.float32)
         sim = v @ v.T
-        out[name] = connected_groups(labels, lambda i, j: bool(sim[i, j] >= threshold))
+        links = _inflection_links(labels, wheel) + [
+            (float(sim[i, j]), i, j) for i in range(len(labels)) for j in range(i + 1, len(labels)) if sim[i, j] >= threshold
+        ]
+        out[name] = guarded_groups(labels, links, guard)
     return out
+
+
+def merged_pairs(samples: dict[str, list[str]], groupings: dict[str, Grouping]) -> Counter:
+    """How often each pair of different labels of a sample shares a group: {(a, b): n samples}, a < b.
+
+    Only the sample's own labels count (a cache may list words the sample does not have)."""
+    counts: Counter = Counter()
+    for name, labels in samples.items():
+        present = set(labels)
+        for group in groupings.get(name, []):
+            members = sorted(present.intersection(group))
+            counts.update((a, b) for k, a in enumerate(members) for b in members[k + 1 :])
+    return counts
 
 
 def read_grouping_cache(path: str | Path) -> dict[str, Grouping]:
@@ -144,7 +184,9 @@ def make_groupings(
     wheel: WheelResources | None = None,
     threshold: float = EMBEDDING_THRESHOLD,
 ) -> tuple[str, dict[str, Grouping]]:
-    """(grouping id for the report, {name: grouping}) for the gold samples; `method` in cache / wheel / embedding / none."""
+    """(grouping id for the report, {name: grouping}) for the gold samples; `method` in cache / wheel / embedding / none.
+
+    The offline groupings use the wheel folder, when given, for inflections and as one more guard."""
     if method == "cache":
         if cache is None:
             raise EvaluationError("grouping 'cache' needs a cache file: pass --groupings FILE.json")
@@ -153,9 +195,10 @@ def make_groupings(
     if method == "wheel":
         if wheel is None:
             raise EvaluationError("grouping 'wheel-synonyms' needs the emotion-wheel folder: pass --wheel DIR")
-        return "wheel-synonyms", wheel_groupings(samples, wheel)
+        return "wheel-synonyms (guarded)", wheel_groupings(samples, wheel)
     if method == "embedding":
-        return f"embedding:{EMBEDDING_MODEL}", embedding_groupings(samples, threshold)
+        guards = "families, antonyms" + (", wheels" if wheel is not None else "")
+        return f"embedding:{EMBEDDING_MODEL} (cosine >= {threshold:g}, guarded: {guards})", embedding_groupings(samples, threshold, wheel)
     if method == "none":
         return "none", exact_groupings(samples)
     raise EvaluationError(f"unknown grouping method {method!r}; use cache, wheel, embedding or none")

@@ -1,9 +1,11 @@
 """Reading gold labels and predictions, in the field's CSVs or in the project's JSONL files.
 
 The field's files hold each label list as a Python-list *string* (`"['happy', 'relaxed']"`). Its reference code
-does not `ast.literal_eval` them: it cuts between the outer brackets and splits on quote characters. We do the
-same, on purpose, so scores match the published ones — including its quirk that a label with an apostrophe
-(`"don't believe"`) becomes two labels (`don`, `t believe`); the field's LLM groupings were made from those pieces.
+(`string_to_list` in MERTools' `toolkit/utils/functions.py`) does not `ast.literal_eval` them: it cuts between the
+outer brackets and splits on quote characters *and commas*. We do the same, on purpose, so scores match the
+published ones — including its quirks that a label with an apostrophe (`"don't believe"`) becomes two labels
+(`don`, `t believe`; the field's LLM groupings were made from those pieces) and that an unquoted `[happy, sad]`
+is two labels.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from acoustemo.errors import AcoustEmoError
 
+_SEPARATORS = re.compile(r"['\",]")
 _QUOTES = re.compile(r"['\"]")
 
 
@@ -23,12 +26,14 @@ class EvaluationError(AcoustEmoError):
     """A gold / prediction / grouping / wheel file that cannot be scored (names the file, line and fix)."""
 
 
-def parse_list_string(text: str | None) -> list[str]:
-    """The reference's `string_to_list`: `"['a', 'b']"` -> `['a', 'b']`.
+def parse_list_string(text: str | None, split_commas: bool = True) -> list[str]:
+    """The reference's `string_to_list`: `"['a', 'b']"` -> `['a', 'b']`, `"[a, b]"` -> `['a', 'b']`.
 
-    Cut between the first `[` and the last `]` (when present), split on `'` and `"`, strip each piece and drop
-    the pieces that are empty or only separators (`, `). Case is kept: callers lowercase labels, while grouping
-    members are used exactly as written.
+    Drop a leading `[` and a trailing `]`, split on `'`, `"` and `,`, strip each piece and drop the empty ones.
+    Case is kept: callers lowercase labels. One deliberate difference: the text is stripped first, so a cell
+    with a stray space before its `[` does not yield a `[` label (the reference would keep one).
+    `split_commas=False` splits on quotes only, as the reference's `listlist_to_list` does for the members of a
+    grouping answer (pieces that are only separators are dropped).
     """
     if text is None:
         return []
@@ -37,7 +42,7 @@ def parse_list_string(text: str | None) -> list[str]:
         s = s[1:]
     if s.endswith("]"):
         s = s[:-1]
-    pieces = (p.strip() for p in _QUOTES.split(s))
+    pieces = (piece.strip() for piece in (_SEPARATORS if split_commas else _QUOTES).split(s))
     return [p for p in pieces if p.strip(", \t\r\n")]
 
 

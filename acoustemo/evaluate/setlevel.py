@@ -30,13 +30,14 @@ _INNER_LIST = re.compile(r"\[([^\[\]]*)\]")
 def parse_grouping(raw: str) -> Grouping:
     """A grouping answer such as `"[['joyful', 'happy'], ['sad']]"` -> `[['joyful', 'happy'], ['sad']]`.
 
-    Cut between the outer brackets, take each inner `[...]` and parse it with the reference's list-string rule
-    (so apostrophes split members, exactly as they split labels). Text without inner lists gives no groups.
+    Cut between the outer brackets, take each inner `[...]` and split it on quote characters, as the reference's
+    `listlist_to_list` does (so apostrophes split members, exactly as they split labels; commas inside a quoted
+    member do not). Text without inner lists gives no groups.
     """
     s = str(raw).strip()
     start, end = s.find("["), s.rfind("]")
     inner = s[start + 1 : end] if 0 <= start < end else s
-    groups = [parse_list_string(m) for m in _INNER_LIST.findall(inner)]
+    groups = [parse_list_string(m, split_commas=False) for m in _INNER_LIST.findall(inner)]
     return [g for g in groups if g]
 
 

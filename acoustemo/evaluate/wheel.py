@@ -1,17 +1,23 @@
 """The emotion-wheel (EW) metric of the field (MER2026 revision), over five wheels, at level 1 and level 2.
 
-A label (lowercased, stripped) that is not a surface form in `format.csv` is dropped; otherwise its canonical
-words, expanded by the union of the synonym runs of `synonym.xlsx`, are the candidates; the alphabetically
-first candidate on wheel w is mapped to its level-1 word (or level-2 word; a level-1 word maps to its
-alphabetically first level-2 child); a label with no candidate on the wheel is dropped too. Per sample
-G / P are the mapped sets; empty G -> skipped; empty P -> precision = recall = 0; else |G∩P|/|P|, |G∩P|/|G|.
-Per wheel P_w, R_w are means over samples and F_w = 2·P_w·R_w/(P_w+R_w); the figure is the mean over wheels.
+Computed as the field's reference computes it (MERTools, `MER2025_Track23/my_affectgpt/evaluation/wheel.py`, and
+the MER2026 copy that loads the same tables precomputed); `METRIC_VERSION` names it in every report.
+
+1. A label (lowercased, stripped) is looked up as a surface form of `format.csv`: every listed form maps to the
+   names of its rows, and every name maps to itself. A label that is no surface form is dropped.
+2. Synonyms point *back* to the wheel word they were listed under: in each of the eight runs of `synonym.xlsx` a
+   word maps to itself and each of its synonyms maps to that word; the runs are unioned. A label's candidates are
+   the wheel words its names reach this way (a name that is neither a listed word nor anyone's synonym reaches none).
+3. On wheel w the sorted candidates are tried in order; the first one in the wheel's table gives the mapped word,
+   else the label is dropped on that wheel. The table is filled in the wheel file's order -- each level-1 word,
+   then its level-2 words, then their level-3 words -- and a later entry overwrites an earlier one, so a word
+   placed twice keeps its last placement. Level 1 maps to the level-1 ancestor; level 2 to the level-2 ancestor,
+   a level-1 word to its alphabetically first level-2 child.
+4. Per sample G / P are the mapped sets; empty G -> skipped; empty P -> precision = recall = 0; else |G∩P|/|P|,
+   |G∩P|/|G|. Per wheel P_w, R_w are means over the kept samples and F_w = 2·P_w·R_w/(P_w+R_w); the figure is the
+   mean over the wheels of F, P and R.
 
 Caveat (reported with the figure): out-of-vocabulary predictions are dropped and cost nothing.
-
-Where the public description is silent: a word placed twice on one wheel (wheel2 has four such words) maps by
-its coarsest placement (a level-1 node maps to itself, then a level-2 node, then a level-3 leaf), ties going to
-the earlier row.
 """
 
 from __future__ import annotations
@@ -20,10 +26,11 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from acoustemo.evaluate.parsing import EvaluationError
+from acoustemo.evaluate.parsing import EvaluationError, parse_list_string
 
 N_WHEELS = 5
 N_SYNONYM_RUNS = 8
+METRIC_VERSION = "EW, MERTools 2025/2026 mapping"
 
 
 @dataclass
@@ -37,17 +44,17 @@ class Wheel:
 
 @dataclass
 class WheelResources:
-    surface_to_canonical: dict[str, set[str]]  # format.csv: surface form -> canonical words
-    synonyms: dict[str, set[str]]  # synonym.xlsx: canonical word -> union of its synonyms over runs
+    surface_to_names: dict[str, set[str]]  # format.csv: surface form -> names (a name is its own form too)
+    to_wheel_words: dict[str, set[str]]  # synonym.xlsx, inverted: word or synonym -> the wheel words it was listed under
     wheels: list[Wheel]
 
+    def names(self, label: str) -> set[str]:
+        """The format.csv names a label is a surface form of; empty for an out-of-vocabulary label."""
+        return self.surface_to_names.get(label.strip().lower(), set())
+
     def candidates(self, label: str) -> list[str]:
-        """Sorted candidates of a label (canonical words + synonyms); [] for an unknown surface form."""
-        canon = self.surface_to_canonical.get(label.strip().lower(), set())
-        out = set(canon)
-        for c in canon:
-            out |= self.synonyms.get(c, set())
-        return sorted(out)
+        """Sorted wheel words a label reaches (surface form -> names -> the words they are synonyms of)."""
+        return sorted({w for name in self.names(label) for w in self.to_wheel_words.get(name, ())})
 
     def map_label(self, label: str, wheel: Wheel, level: int) -> str | None:
         table = wheel.to_level1 if level == 1 else wheel.to_level2
@@ -82,8 +89,7 @@ def read_wheel(path: Path) -> Wheel:
     rows = _read_xlsx(path)
     if rows and not {"level1", "level2", "level3"} <= set(rows[0]):
         raise EvaluationError(f"{path}:1: the header must have level1, level2, level3 (found {sorted(rows[0])})")
-    placements: dict[str, tuple[int, int, str, str]] = {}  # word -> (level, row, its level-1, its level-2)
-    children: dict[str, set[str]] = {}
+    tree: dict[str, dict[str, list[str]]] = {}  # level1 -> level2 -> level3 words, in first-seen order
     prev = ["", "", ""]
     for i, row in enumerate(rows, start=2):
         cells = [_norm(row.get(k)) for k in ("level1", "level2", "level3")]
@@ -94,17 +100,28 @@ def read_wheel(path: Path) -> Wheel:
             raise EvaluationError(f"{path}:{i}: level1/level2 are blank with nothing above to repeat; fill them in")
         prev = cur
         l1, l2, l3 = cur
-        children.setdefault(l1, set()).add(l2)
-        for level, word in ((1, l1), (2, l2), (3, l3)):
-            if word and (word not in placements or (level, i) < placements[word][:2]):
-                placements[word] = (level, i, l1, l2)
-    to_level1 = {w: l1 for w, (_, _, l1, _) in placements.items()}
-    to_level2 = {w: (min(children[w]) if level == 1 else l2) for w, (level, _, _, l2) in placements.items()}
-    return Wheel(path.stem, to_level1, to_level2)
+        leaves = tree.setdefault(l1, {}).setdefault(l2, [])
+        if l3:
+            leaves.append(l3)
+    return _wheel_tables(path.stem, tree)
+
+
+def _wheel_tables(name: str, tree: dict[str, dict[str, list[str]]]) -> Wheel:
+    # Filled in the reference's order (a level-1 word, its level-2 words, their leaves; then the next level-1
+    # word): a word placed twice keeps its *last* placement, as the reference's dict assignments do.
+    to_level1: dict[str, str] = {}
+    to_level2: dict[str, str] = {}
+    for l1, children in tree.items():
+        to_level1[l1], to_level2[l1] = l1, min(children)
+        for l2, leaves in children.items():
+            to_level1[l2], to_level2[l2] = l1, l2
+            for l3 in leaves:
+                to_level1[l3], to_level2[l3] = l1, l2
+    return Wheel(name, to_level1, to_level2)
 
 
 def read_format(path: Path) -> dict[str, set[str]]:
-    """format.csv (`name, format`): each canonical name with its comma-separated surface forms."""
+    """format.csv (`name, format`): surface form -> the names it belongs to; every name is its own form too."""
     if not path.is_file():
         raise EvaluationError(f"{path}: missing; the wheel folder needs format.csv with columns name, format")
     surface: dict[str, set[str]] = {}
@@ -116,26 +133,32 @@ def read_format(path: Path) -> dict[str, set[str]]:
             name = _norm(row.get("name"))
             if not name:
                 continue
-            for form in (row.get("format") or "").split(","):
-                if _norm(form):
-                    surface.setdefault(_norm(form), set()).add(name)
+            for form in [name, *parse_list_string(row.get("format"))]:
+                surface.setdefault(_norm(form), set()).add(name)
     return surface
 
 
 def read_synonyms(path: Path) -> dict[str, set[str]]:
-    """synonym.xlsx: columns word_run1..8 / synonym_run1..8; a word's synonyms are the union over runs."""
+    """synonym.xlsx (word_run1..8 / synonym_run1..8), inverted: a word and each of its synonyms -> that word.
+
+    The synonyms were generated *for* the wheel words, so they point back to them (a synonym listed under two
+    words maps to both); the union over the eight runs is taken.
+    """
     rows = _read_xlsx(path)
     need = {f"{k}_run{r}" for r in range(1, N_SYNONYM_RUNS + 1) for k in ("word", "synonym")}
     if rows and not need <= set(rows[0]):
         raise EvaluationError(f"{path}:1: the header needs word_run1..8 and synonym_run1..8 (missing {sorted(need - set(rows[0]))})")
-    synonyms: dict[str, set[str]] = {}
+    back: dict[str, set[str]] = {}
     for row in rows:
         for r in range(1, N_SYNONYM_RUNS + 1):
             word = _norm(row.get(f"word_run{r}"))
-            if word:
-                syn = {_norm(s) for s in str(row.get(f"synonym_run{r}") or "").split(",")}
-                synonyms.setdefault(word, set()).update(s for s in syn if s)
-    return synonyms
+            if not word:
+                continue
+            back.setdefault(word, set()).add(word)
+            cell = row.get(f"synonym_run{r}")
+            for syn in parse_list_string(None if cell is None else str(cell)):
+                back.setdefault(_norm(syn), set()).add(word)
+    return back
 
 
 def load_wheel_resources(folder: str | Path) -> WheelResources:
@@ -152,8 +175,9 @@ class WheelScore:
     p: float
     r: float
     per_wheel: list[dict] = field(default_factory=list)  # f, p, r, n_samples, n_pred_labels, n_pred_dropped
-    n_pred_labels: int = 0  # distinct predicted labels over the gold samples
+    n_pred_labels: int = 0  # predicted labels over the gold samples (distinct within a sample)
     n_pred_unknown: int = 0  # of those, not a surface form in format.csv: dropped on every wheel, cost nothing
+    n_pred_off_wheel: int = 0  # of those, a surface form whose names reach no wheel word: dropped too
 
 
 def ew_scores(gold: dict[str, list[str]], pred: dict[str, list[str]], res: WheelResources, level: int) -> WheelScore:
@@ -163,8 +187,9 @@ def ew_scores(gold: dict[str, list[str]], pred: dict[str, list[str]], res: Wheel
     per_wheel = [_score_wheel(gold, pred, res, wheel, level) for wheel in res.wheels]
     mean = lambda k: sum(w[k] for w in per_wheel) / len(per_wheel)  # noqa: E731
     labels = [x for name in gold for x in set(pred.get(name, []))]
-    unknown = sum(not res.candidates(x) for x in labels)
-    return WheelScore(mean("f"), mean("p"), mean("r"), per_wheel, len(labels), unknown)
+    unknown = sum(not res.names(x) for x in labels)
+    off_wheel = sum(bool(res.names(x)) and not res.candidates(x) for x in labels)
+    return WheelScore(mean("f"), mean("p"), mean("r"), per_wheel, len(labels), unknown, off_wheel)
 
 
 def _score_wheel(gold: dict[str, list[str]], pred: dict[str, list[str]], res: WheelResources, wheel: Wheel, level: int) -> dict:
