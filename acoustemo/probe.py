@@ -82,17 +82,18 @@ class LinearProbe:
 
     @classmethod
     def fit(cls, train: list[Clip], val: list[Clip], load_acoustic: Callable, pooling: str = "utterance",
-            seed: int = 0) -> "LinearProbe":
-        """Fit on `train`; choose the streams and C on `val` (on `train` itself when `val` is empty)."""
+            seed: int = 0, memo: dict | None = None) -> "LinearProbe":
+        """Fit on `train`; choose the streams and C on `val` (on `train` itself when `val` is empty). `memo`, a
+        dict kept between calls, holds each clip's pooled statistics so a second probe does not recompute them."""
         if pooling not in POOLINGS:
             raise ConfigError(f"probe pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
         labels = sorted({w for c in train for w in c.labels})
         if not labels:
             raise ConfigError("the probe needs labelled training clips; the training manifest has no labels")
-        Xtr, streams = _matrix(train, load_acoustic, pooling)
+        Xtr, streams = _matrix(train, load_acoustic, pooling, memo)
         Ytr = np.array([[w in c.labels for w in labels] for c in train])
         held = val or train
-        Xva, _ = _matrix(held, load_acoustic, pooling) if val else (Xtr, streams)
+        Xva, _ = _matrix(held, load_acoustic, pooling, memo) if val else (Xtr, streams)
         options = [None] + ([n for n, _ in streams] if len(streams) > 1 else [])
         best, choices = None, []
         for keep in options:
@@ -108,8 +109,8 @@ class LinearProbe:
         log.info("probe (%s): streams %s, C=%g, val Avg %.2f", pooling, best.stream or "all", best.C, 100 * best.val_avg)
         return best
 
-    def predict(self, clips: list[Clip], load_acoustic: Callable) -> dict[str, list[str]]:
-        X, streams = _matrix(clips, load_acoustic, self.pooling)
+    def predict(self, clips: list[Clip], load_acoustic: Callable, memo: dict | None = None) -> dict[str, list[str]]:
+        X, streams = _matrix(clips, load_acoustic, self.pooling, memo)
         if streams != self.streams:
             raise ConfigError(f"the probe was fitted on streams {self.streams}, these features have {streams}")
         cols = stream_columns(streams, self.pooling, self.stream)
@@ -140,16 +141,21 @@ class LinearProbe:
         return out
 
 
-def _matrix(clips: list[Clip], load_acoustic: Callable, pooling: str) -> tuple[np.ndarray, list[tuple[str, int]]]:
+def _matrix(clips: list[Clip], load_acoustic: Callable, pooling: str, memo: dict | None = None,
+            ) -> tuple[np.ndarray, list[tuple[str, int]]]:
+    memo = {} if memo is None else memo
     rows, streams = [], None
     for clip in clips:
-        feats = load_acoustic(clip)
-        these = [(str(n), int(w)) for n, w in feats.streams]
+        if clip.id not in memo:  # the "utterance" vector; its last block is the whole clip's ("global")
+            feats = load_acoustic(clip)
+            these = [(str(n), int(w)) for n, w in feats.streams]
+            memo[clip.id] = (clip_vector(feats.data, float(feats.frame_rate_hz), clip, "utterance"), these)
+        vector, these = memo[clip.id]
         if streams is not None and these != streams:
             raise ConfigError(f"clip {clip.id}: features with streams {these}, others have {streams}; extract all "
                               f"clips with one encoder")
         streams = these
-        rows.append(clip_vector(feats.data, float(feats.frame_rate_hz), clip, pooling))
+        rows.append(vector if pooling == "utterance" else vector[-len(STATISTICS) * sum(w for _, w in these):])
     return np.stack(rows).astype(np.float64), streams
 
 

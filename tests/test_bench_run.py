@@ -82,7 +82,7 @@ def test_bench_run_table_and_resume(bench, tmp_path, capsys):
         assert text in md
     assert "w/o global Q-Former" not in md  # rows not run are not invented
 
-    # a rerun reuses the finished runs instead of training again (the probes are refitted: seconds)
+    # a rerun reuses the finished runs (probes included) instead of training again
     again = run_benchmark(bench, cfg, out)
     assert again.skipped == ["full/seed0", "full/seed1", "no-utterance/seed0", "no-utterance/seed1"]
     assert again.markdown == summary.markdown

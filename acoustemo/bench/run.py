@@ -111,8 +111,10 @@ def run_benchmark(bench_dir: str | os.PathLike, cfg: RunConfig, out_dir: str | o
     extract_s = _extract_all(bench_dir, out / "features", cfg)
     rows: dict[str, list[dict]] = {}
     if cfg.probes:
+        memo: dict = {}  # pooled statistics per clip, computed once for both probes
         for pooling, name in (("utterance", "probe"), ("global", "probe-global")):
-            rows[name] = [run_probe(bench_dir, out, cfg, pooling, name)]
+            done = _finished(out / name, _probe_settings(cfg, pooling))
+            rows[name] = [done or run_probe(bench_dir, out, cfg, pooling, name, memo)]
     skipped = []
     for ablation in cfg.ablations:
         rows[ablation] = []
@@ -242,8 +244,9 @@ def run_ablation(bench_dir: str, out: str, cfg_dict: dict, ablation: str, seed: 
     return row
 
 
-def run_probe(bench_dir: Path, out: Path, cfg: RunConfig, pooling: str, name: str) -> dict:
-    """Fit and score one probe row (acoustemo/probe.py) on the cached features; recomputed every run (seconds)."""
+def run_probe(bench_dir: Path, out: Path, cfg: RunConfig, pooling: str, name: str, memo: dict | None = None) -> dict:
+    """Fit and score one probe row (acoustemo/probe.py) on the cached features; <out>/<name>/scores.json marks it
+    done (a rerun with the same settings reuses it, as for the learned rows)."""
     from acoustemo.data.manifest import read_manifest
     from acoustemo.features.base import get_acoustic_encoder
     from acoustemo.features.cache import FeatureCache
@@ -253,13 +256,14 @@ def run_probe(bench_dir: Path, out: Path, cfg: RunConfig, pooling: str, name: st
     load = lambda clip: cache.load(clip, encoder)  # noqa: E731  (features were extracted by _extract_all)
     t0 = time.perf_counter()
     split = {s: read_manifest(bench_dir / f"{s}.jsonl") for s in ("train", "val", "test")}
-    probe = LinearProbe.fit(split["train"], split["val"], load, pooling=pooling)
-    predicted = probe.predict(split["test"], load)
+    probe = LinearProbe.fit(split["train"], split["val"], load, pooling=pooling, memo=memo)
+    predicted = probe.predict(split["test"], load, memo)
     run_dir = out / name
     run_dir.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps({"id": c.id, "emotions": predicted[c.id], "explanation": ""}) for c in split["test"]]
     write_text_atomic(run_dir / "preds.jsonl", "\n".join(lines) + "\n")
-    row = {"ablation": name, "row": ROW_NAMES[name], "seed": None, **score_predictions(bench_dir, run_dir / "preds.jsonl"),
+    row = {"ablation": name, "row": ROW_NAMES[name], "seed": None, "settings": _probe_settings(cfg, pooling),
+           **score_predictions(bench_dir, run_dir / "preds.jsonl"),
            "probe": {"stream": probe.stream or "all", "C": probe.C, "val_avg": round(100 * probe.val_avg, 2),
                      "choices": probe.choices},
            "train_steps": 0, "train_s": round(time.perf_counter() - t0, 1), "predict_s": 0.0,
@@ -268,6 +272,12 @@ def run_probe(bench_dir: Path, out: Path, cfg: RunConfig, pooling: str, name: st
     print(f"bench run: {name}: Avg {row['avg']:.2f} (streams {row['probe']['stream']}, C={probe.C:g}) in "
           f"{row['train_s']:.0f} s", flush=True)
     return row
+
+
+def _probe_settings(cfg: RunConfig, pooling: str) -> dict:
+    from acoustemo.probe import C_GRID, STATISTICS
+
+    return {"probe": pooling, "encoder": cfg.encoder, "statistics": list(STATISTICS), "C_grid": list(C_GRID)}
 
 
 def score_predictions(bench: Path, preds: Path) -> dict:
