@@ -114,3 +114,9 @@ def untrained_predictor(features_dir: Path):
     encoder = get_acoustic_encoder("default")
     model = AcoustEmoModel(ModelConfig.preset("debug", acoustic_streams=[tuple(s) for s in encoder.streams])).eval()
     return Predictor(model, Path("debug-untrained"), FeatureCache(features_dir), encoder, None, max_new_tokens=24)
+
+
+@pytest.fixture(scope="session")
+def debug_model(tmp_path_factory):
+    """`untrained_predictor` built once for the session (test_serve.py and test_browser.py share it)."""
+    return untrained_predictor(tmp_path_factory.mktemp("features"))

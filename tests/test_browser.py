@@ -19,17 +19,10 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from acoustemo.serve import make_server, model_predictor  # noqa: E402
-from conftest import untrained_predictor  # noqa: E402
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage", "--window-size=1280,1700"]
-
-
-@pytest.fixture(scope="module")
-def debug_model(tmp_path_factory):
-    """The real prediction stack on an untrained debug model (as in test_serve.py)."""
-    return untrained_predictor(tmp_path_factory.mktemp("features"))
 
 
 @pytest.fixture(scope="module")
