@@ -124,3 +124,23 @@ def test_predict_without_model_uses_the_shipped_checkpoint(tmp_path, capsys):
     assert answer["timestamps_source"] == "subtitles" and len(answer["utterances"]) == 3
     assert answer["explanation"]  # the shipped model always explains; its quality is tracked in BENCHMARKS.md
     assert sorted(answer["emotions"]) == ["anxious", "excited"]  # the sample's gold, as examples/README.md shows
+
+
+def test_manifest_metadata_rides_into_the_predictions(setup):
+    """A corpus' own keys (here `mood`, `speaker_age`) are kept per clip and come back under "custom", also for the
+    lines a resumed run takes from an earlier one."""
+    root, predictor = setup
+    lines = [json.loads(x) for x in (root / "all.jsonl").read_text().splitlines()]
+    extra = {d["id"]: {"mood": f"m{k}", "speaker_age": 20 + k} for k, d in enumerate(lines) if k != 2}
+    manifest = root / "custom.jsonl"
+    manifest.write_text("".join(json.dumps({**d, **extra.get(d["id"], {})}) + "\n" for d in lines))
+    out = root / "custom_preds.jsonl"
+    predict_manifest(manifest, predictor, out, batch_size=2, progress=False)
+    preds = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [d.get("custom") for d in preds] == [extra.get(d["id"]) for d in lines]
+    assert tuple(preds[2]) == OUTPUT_KEYS  # a clip without extra keys gets no "custom"
+
+    out.unlink()
+    (root / "custom_preds.jsonl.partial").write_text(json.dumps({k: preds[0][k] for k in OUTPUT_KEYS}) + "\n")
+    report = predict_manifest(manifest, predictor, out, batch_size=2, progress=False)
+    assert report.skipped == 1 and [json.loads(x) for x in out.read_text().splitlines()] == preds
