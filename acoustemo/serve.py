@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ctypes
 import html
 import json
 import logging
@@ -274,16 +275,28 @@ def run_predictor(predictor: Predictor, media: Upload, subtitles: Upload | None,
     try:
         result = dict(predictor(media.path, subtitles.path if subtitles else None, speaker, plot))
     except AcoustEmoError as e:
+        _release_memory()
         raise UploadError(422, _hide_path(str(e), media, subtitles)) from None
     except Exception:
+        _release_memory()
         log.exception("prediction failed for %s", media.filename)
         raise UploadError(500, "the model failed on this file (an internal error; the server log has the "
                                "traceback)") from None
+    _release_memory()
     result["plot"] = ("data:image/png;base64," + base64.b64encode(plot.read_bytes()).decode()
                       if plot.is_file() else None)
     result["upload"] = {"media": media.filename, "subtitles": subtitles.filename if subtitles else None,
                         "speaker": speaker}
     return json.loads(_hide_path(json.dumps(result, ensure_ascii=False), media, subtitles))
+
+
+def _release_memory() -> None:
+    """Hand the freed heap of a prediction back to the OS (glibc keeps it in per-thread arenas otherwise, so the
+    server's memory would stay at its peak after a burst of uploads; benchmarks/serve_concurrency.py measures it)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
+        pass
 
 
 # ------------------------------------------------------------------------------------------------------ the app
