@@ -22,6 +22,7 @@ import http.client
 import io
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -189,6 +190,7 @@ def main() -> None:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -225,20 +225,37 @@ def test_subtitle_errors_from_the_pipeline_come_back_as_422_naming_the_file(runn
     assert "acoustemo-upload-" not in data["error"]
 
 
-@pytest.mark.parametrize("name", ["../../evil.wav", "..\\..\\evil.wav", "/etc/evil.wav", "....//evil.wav",
-                                  "%2e%2e%2fevil.wav", ".evil.wav", "ev\x00il.wav"])
-def test_hostile_filenames_stay_inside_the_temp_folder(running, dialogue, temp_root, tmp_path, name):
+HOSTILE = ["../../evil.wav", "..\\..\\evil.wav", "/etc/evil.wav", "....//evil.wav", "%2e%2e%2fevil.wav", ".evil.wav",
+           "ev\x00il.wav"]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_filenames_are_saved_inside_the_request_folder(tmp_path, name):
+    """`save_upload` with Starlette's own UploadFile: whatever the name, the file lands in <folder>/<field>/."""
+    from starlette.datastructures import UploadFile
+
+    from acoustemo.serve import save_upload
+
+    folder = tmp_path / "request"
+    folder.mkdir()
+    saved = save_upload("media", UploadFile(io.BytesIO(b"RIFF1234WAVE"), size=12, filename=name), folder, 2**20)
+    assert saved.path.parent == folder / "media" and saved.path.read_bytes() == b"RIFF1234WAVE"
+    assert saved.path.name.endswith(".wav") and saved.filename == saved.path.name
+    assert not any(p.name.endswith("evil.wav") for p in tmp_path.rglob("*") if folder not in p.parents)
+
+
+def test_hostile_filenames_end_to_end(running, dialogue, temp_root, tmp_path):
     server, rec = running()
     wav, utts = dialogue
     subs = json.dumps(utts).encode()
-    status, data = post(server, [("media", name, wav.read_bytes()), ("subtitles", "../" + name + ".json", subs)])
+    status, data = post(server, [("media", HOSTILE[0], wav.read_bytes()), ("subtitles", "../" + HOSTILE[1] + ".json", subs)])
     assert status == 200, data
     assert rec.calls[0]["subtitles"].parents[2] == temp_root
     media = rec.calls[0]["media"]
-    assert media.parents[2] == temp_root and ".." not in media.parts and media.name.endswith(".wav")
+    assert media.parents[2] == temp_root and ".." not in media.parts and media.name == "evil.wav"
     assert list(temp_root.iterdir()) == []
     assert not any(p.name.endswith("evil.wav") for p in tmp_path.rglob("*"))
-    assert "/" not in data["upload"]["media"] and "\\" not in data["upload"]["media"]
+    assert data["upload"]["media"] == "evil.wav"
 
 
 @settings(max_examples=300, deadline=None)
