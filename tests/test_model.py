@@ -1,6 +1,5 @@
 """AcoustEmoModel + AcoustEmoDataset on the debug preset with synthetic features (random arrays, real code)."""
 
-import math
 import warnings
 
 import numpy as np
@@ -9,41 +8,12 @@ import torch
 
 from acoustemo.config import ModelConfig
 from acoustemo.data.dataset import IGNORE, AcoustEmoDataset, TokenBudgetWarning, collate
-from acoustemo.data.segments import Clip, Utterance
 from acoustemo.data.windows import frame_range
 from acoustemo.errors import ConfigError
 from acoustemo.features.base import Features
 from acoustemo.model.acoustemo import AcoustEmoModel
 from acoustemo.model.llm import GLOBAL_AUDIO, UTT_AUDIO, VIDEO, Int8Linear
-
-RATE_HZ = 50.0
-
-
-def make_clip(i: int, spans: list[tuple[float, float]], labels=("happy",), description="") -> Clip:
-    utts = [Utterance(a, b, "AB"[j % 2], f"u{j}") for j, (a, b) in enumerate(spans)]
-    return Clip(f"clip{i}", f"clip{i}.wav", utts, "A", list(labels), description)
-
-
-def features_for(clips, cfg, seed=0, visual_dim=None):
-    acoustic, visual = {}, {}
-    for c in clips:
-        rng = np.random.default_rng([seed, int(c.id.removeprefix("clip"))])  # a clip's features do not depend on its batch
-        duration = max(u.end_s for u in c.utterances) + 0.4
-        L = math.ceil(duration * RATE_HZ)
-        acoustic[c.id] = Features(rng.standard_normal((L, cfg.acoustic_dim)).astype(np.float32), RATE_HZ, "synthetic",
-                                  cfg.acoustic_streams, duration)
-        if visual_dim:
-            T = math.ceil(duration * 2)
-            visual[c.id] = Features(rng.standard_normal((T, visual_dim)).astype(np.float32), 2.0, "synthetic",
-                                    [("visual", visual_dim)], duration)
-    return (lambda c: acoustic[c.id]), (lambda c: visual.get(c.id))
-
-
-# a one-frame utterance (0.02 s at 50 Hz), short and long ones
-CLIPS = [make_clip(0, [(0.3, 1.2), (1.5, 1.52), (1.9, 3.9)], ["happy", "excited"], "She laughs."),
-         make_clip(1, [(0.1, 0.5)], ["sad"], "His voice drops."),
-         make_clip(2, [(0.2, 1.0), (1.3, 2.2)], ["angry"], "He shouts.")]
-
+from conftest import CLIPS, RATE_HZ, build, features_for, make_clip
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -57,12 +27,6 @@ def cfg():
 def model(cfg):
     torch.manual_seed(0)
     return AcoustEmoModel(cfg).eval()
-
-
-def build(model, cfg, clips=CLIPS, with_answers=True, visual_dim=None):
-    load_a, load_v = features_for(clips, cfg, visual_dim=visual_dim)
-    ds = AcoustEmoDataset(clips, load_a, load_v, model.tokenizer, cfg, with_answers=with_answers)
-    return ds, collate([ds[i] for i in range(len(ds))], model.tokenizer.pad_token_id)
 
 
 def test_dataset_windows_are_eq1_and_labels_mask_all_but_the_answer(model, cfg):

@@ -63,13 +63,11 @@ def test_cli_manifest_form(setup, capsys):
     assert "5 predicted" in capsys.readouterr().err
 
 
-def test_single_media_with_subtitles(setup, tmp_path):
+def test_single_media_with_subtitles(setup, tmp_path, write_srt):
     root, predictor = setup
     media = root / "c0" / "dialogue.wav"
     utts = json.loads((root / "train.jsonl").read_text().splitlines()[0])["utterances"]
-    srt = tmp_path / "c0.srt"
-    srt.write_text("".join(f"{i + 1}\n{_t(u['start'])} --> {_t(u['end'])}\n{u['speaker']}: {u['text']}\n\n"
-                           for i, u in enumerate(utts)))
+    srt = write_srt(tmp_path / "c0.srt", utts)
     pred = predict_clip(media, subtitles=srt, speaker="Anna", model=predictor)
     assert pred.timestamps_source == "subtitles"
     assert [(u.speaker, u.text) for u in pred.utterances] == [(u["speaker"], u["text"]) for u in utts]
@@ -100,11 +98,6 @@ def test_cli_rejects_ambiguous_or_incomplete_requests(setup, capsys):
     assert "--out" in capsys.readouterr().err
     assert main(["predict", media, "--model", str(root)]) == 2  # a folder without a model
     assert "no trained AcoustEmo model" in capsys.readouterr().err
-
-
-def _t(seconds: float) -> str:
-    ms = round(seconds * 1000)
-    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
 
 
 @pytest.mark.slow
