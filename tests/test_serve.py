@@ -310,6 +310,7 @@ def test_cross_site_posts_are_refused(running, dialogue):
     for headers, message in [({"Origin": "http://evil.example"}, "uploads from http://evil.example are not allowed"),
                              ({"Origin": "null"}, "Origin: null"),
                              ({"Sec-Fetch-Site": "cross-site"}, "Sec-Fetch-Site: cross-site"),
+                             ({"Sec-Fetch-Site": "same-site"}, "Sec-Fetch-Site: same-site"),  # another port
                              ({"Origin": "null", "Sec-Fetch-Site": "cross-site"}, "not allowed"),
                              ({"Host": "attacker.example:80"}, "Host 'attacker.example' is not this machine")]:
         status, data = post(server, media, headers=headers)
