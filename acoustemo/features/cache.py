@@ -26,7 +26,7 @@ from acoustemo.features.base import Features, encoder_key
 
 FORMAT = 1
 _SUFFIX = ".safetensors"
-_hash_memo: dict[tuple[str, int, int], str] = {}
+_hash_memo: dict[tuple, str] = {}
 
 
 def media_sha256(path: str | Path) -> str:
