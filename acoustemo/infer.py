@@ -207,7 +207,8 @@ class PredictReport:
 def predict_manifest(manifest: str | os.PathLike, model_dir: Predictor | str | os.PathLike, out: str | os.PathLike,
                      cache_dir: str | os.PathLike | None = None, batch_size: int = 8,
                      progress: bool = True, int8: bool | None = None) -> PredictReport:
-    """Predict every clip of `manifest` into `out` (JSONL, one {"id", "emotions", "explanation"} per clip).
+    """Predict every clip of `manifest` into `out` (JSONL, one {"id", "emotions", "explanation"} per clip, plus
+    "custom": the line's own metadata keys when it has any).
     `int8` is load_predictor's (ignored when `model_dir` is a Predictor already)."""
     import time
 
@@ -218,6 +219,7 @@ def predict_manifest(manifest: str | os.PathLike, model_dir: Predictor | str | o
     start = time.perf_counter()
     out = Path(out)
     clips = read_manifest(manifest)
+    custom = {c.id: c.custom for c in clips if c.custom}  # the manifest's own metadata rides along
     done = _read_done(out)
     todo = [c for c in clips if c.id not in done]
     report = PredictReport(out, len(clips), len(clips) - len(todo), 0)
@@ -232,6 +234,8 @@ def predict_manifest(manifest: str | os.PathLike, model_dir: Predictor | str | o
                 preds = _predict_batch(predictor, todo[i : i + batch_size], report)
                 for p in preds:
                     line = {"id": p.id, "emotions": p.emotions, "explanation": p.explanation}
+                    if p.id in custom:
+                        line["custom"] = custom[p.id]
                     done[p.id] = line
                     f.write(json.dumps(line, ensure_ascii=False) + "\n")
                 f.flush()
@@ -241,7 +245,8 @@ def predict_manifest(manifest: str | os.PathLike, model_dir: Predictor | str | o
                 bar.set_postfix(failed=len(report.failed), refresh=False)
         bar.close()
     order = {c.id: k for k, c in enumerate(clips)}
-    _write_lines(out, sorted((d for d in done.values() if d["id"] in order), key=lambda d: order[d["id"]]))
+    lines = [{**d, **({"custom": custom[d["id"]]} if d["id"] in custom else {})} for d in done.values()]
+    _write_lines(out, sorted((d for d in lines if d["id"] in order), key=lambda d: order[d["id"]]))
     partial.unlink(missing_ok=True)
     report.wall_s = time.perf_counter() - start
     return report

@@ -1,40 +1,50 @@
 """The local web demo: upload a video or audio file (and subtitles), see the emotions, the explanation, the
 utterances and the timeline plot.
 
-Standard library only: `ThreadingHTTPServer` and a streaming multipart parser with size caps (`cgi` is gone in
-Python 3.13). The predictor is injected — `predictor(media_path, subtitles_path, speaker, plot_path) -> dict`
-(the `predict --json` dict; it may write a PNG at `plot_path`) — and is called under one lock, so the model is
-loaded once and never runs two requests at a time, while pages and health checks keep being served.
-Uploads live only in a `tempfile.mkdtemp` folder that is deleted after the response.
+HTTP, multipart parsing and concurrency are FastAPI / Starlette's, parsing python-multipart's, the server uvicorn's;
+what stays ours is the upload rules (size caps, type checks, same-origin only), the per-request temporary folder and
+the page. The predictor is injected — `predictor(media_path, subtitles_path, speaker, plot_path) -> dict` (the
+`predict --json` dict; it may write a PNG at `plot_path`) — and runs in a worker thread under one lock, so the model
+is loaded once and never runs two requests at a time, while pages and health checks keep being answered. Uploads
+wait their turn (at most `max_pending` of them on disk at once, the others wait before their body is read) and live
+only in a `tempfile.mkdtemp` folder that is deleted after the response.
 
-    GET  /             the page (acoustemo/web/index.html)
-    GET  /static/NAME  its script and style sheet
-    GET  /healthz      {"status": "ok", "model": ..., "max_upload_bytes": ..., accepted extensions}
-    POST /api/predict  multipart form: media (file), subtitles (file, optional), speaker (text, optional)
-                       -> the prediction JSON + "plot": "data:image/png;base64,..." (null when none was drawn)
-                       errors -> {"error": message} with 400 / 403 / 411 / 413 / 415 / 422 / 500 / 503
+    GET  /              the page (acoustemo/web/index.html)
+    GET  /static/NAME   its script and style sheet
+    GET  /healthz       {"status": "ok", "model": ..., "max_upload_bytes": ..., accepted extensions}
+    POST /api/predict   multipart form: media (file), subtitles (file, optional), speaker (text, optional)
+                        -> the prediction JSON + "plot": "data:image/png;base64,..." (null when none was drawn)
+                        errors -> {"error": message} with 400 / 403 / 404 / 411 / 413 / 415 / 422 / 500 / 503
+    GET  /openapi.json  the API for other programs; GET /docs shows it as a page (offline, no CDN)
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import email.parser
-import email.policy
-import io
+import ctypes
+import html
 import json
 import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 import threading
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from acoustemo.errors import AcoustEmoError, ConfigError
 
@@ -46,12 +56,21 @@ MEDIA_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".wav", ".flac", ".
 SUBTITLE_EXTENSIONS = (".srt", ".vtt", ".json", ".txt")
 MAX_SUBTITLE_BYTES = 5 * 2**20
 MAX_FIELD_BYTES = 4096  # the speaker name and any other text field
-MAX_PARTS = 8
-MAX_HEADER_BYTES = 16 * 2**10
+MAX_FILES = 2  # media and subtitles
+MAX_FIELDS = 5
 MULTIPART_SLACK_BYTES = 64 * 2**10  # part headers and boundaries on top of the files themselves
-DRAIN_LIMIT_BYTES = 2 * 2**30  # read (and discard) a too-large body up to this so the browser sees the 413
-_CHUNK = 256 * 2**10
+DRAIN_LIMIT_BYTES = 2 * 2**30  # read (and discard) a refused body up to this so the browser sees our answer
+FILE_FIELDS = ("media", "subtitles")
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+_SAFE_FETCH_SITES = {"same-origin", "none"}  # "none": the user typed the address; everything else is another page
+_SECURITY_HEADERS = [
+    (b"cache-control", b"no-store"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                                 b"frame-ancestors 'none'"),
+]
+_CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                  ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
 
 
 class UploadError(Exception):
@@ -68,12 +87,6 @@ class Upload:
     filename: str  # the client's name, sanitised (shown back to the user)
     path: Path  # inside the request's temporary folder
     size: int
-
-
-@dataclass
-class Form:
-    fields: dict[str, str] = field(default_factory=dict)
-    files: dict[str, Upload] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------------------- uploads
@@ -93,119 +106,66 @@ def safe_filename(name: str, default: str = "upload") -> str:
     return name[:100]
 
 
-def parse_multipart(rfile, length: int, boundary: bytes, folder: Path, max_file_bytes: int) -> Form:
-    """Stream a multipart/form-data body of exactly `length` bytes from `rfile`: files go to `folder` (as
-    `<field>/<sanitised name>`), text fields into memory. Never reads past `length`; raises UploadError(400/413)."""
-    reader = _Bounded(rfile, length)
+def save_upload(field: str, upload, folder: Path, max_file_bytes: int) -> Upload | None:
+    """Copy one parsed file part (a Starlette `UploadFile`) to `folder/<field>/<sanitised name>`; None for the empty
+    part a browser sends for an unused file input. UploadError(413) when it is larger than `max_file_bytes`."""
+    if not upload.filename and not upload.size:
+        return None
+    if upload.size > max_file_bytes:
+        raise UploadError(413, f"form field '{field}' is larger than {max_file_bytes} bytes")
+    # one sub-folder per field keeps the user's (sanitised) name, so messages and plots can show it
+    path = folder / safe_filename(field, "field") / safe_filename(upload.filename)
+    if path.resolve().parent.parent != folder.resolve():  # belt and braces: sanitising forbids this
+        raise UploadError(400, f"refusing file name {upload.filename!r}")
+    path.parent.mkdir()
+    upload.file.seek(0)
+    with open(path, "xb") as out:
+        shutil.copyfileobj(upload.file, out, 2**20)
+    return Upload(field, safe_filename(upload.filename), path, path.stat().st_size)
+
+
+# ------------------------------------------------------------------------------------------------ request checks
+
+
+def check_origin(headers, bound_host: str, url: str) -> None:
+    """Only this page may post here. A cross-site form post needs no CORS preflight, so the browser's own labels
+    decide: `Sec-Fetch-Site` other than same-origin, an `Origin` of another site, and `Origin: null` (a sandboxed
+    iframe, a data: or file: page — from any site) are refused; programs that send neither header are let through.
+    On a loopback-bound server a Host that is not this machine is DNS rebinding and refused too."""
+    host = urlsplit("//" + (headers.get("host") or "")).hostname or ""
+    if bound_host in ("127.0.0.1", "::1", "localhost") and host not in _LOOPBACK_HOSTS:
+        raise UploadError(403, f"Host '{host}' is not this machine; open the page at {url}")
+    site = headers.get("sec-fetch-site")
+    if site is not None and site.lower() not in _SAFE_FETCH_SITES:
+        raise UploadError(403, f"uploads from another site (Sec-Fetch-Site: {site}) are not allowed; "
+                               f"use the page at {url}")
+    origin = headers.get("origin")
+    if origin is not None and origin.strip().lower() == "null":
+        raise UploadError(403, "uploads from a page without an origin (Origin: null: a sandboxed frame, a data: or "
+                               f"file: page) are not allowed; use the page at {url}")
+    if origin is not None and urlsplit(origin).netloc != headers.get("host"):
+        raise UploadError(403, f"uploads from {origin} are not allowed; use the page at {url}")
+
+
+def content_length(headers, max_upload_bytes: int) -> int:
+    """The declared body size; 411 for chunked or unsized bodies, 413 for one that cannot fit the limit."""
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        raise UploadError(411, "chunked uploads are not supported: send a Content-Length")
     try:
-        return _parse(reader, b"--" + boundary, folder, max_file_bytes)
-    except UploadError:
-        reader.drain()  # so the client reads our answer instead of a reset connection
-        raise
+        length = int(headers.get("content-length", ""))
+    except ValueError:
+        raise UploadError(411, "the upload has no Content-Length") from None
+    if length > max_upload_bytes + MULTIPART_SLACK_BYTES:
+        raise UploadError(413, f"the upload is {length / 2**20:.1f} MB but this server accepts at most "
+                               f"{max_upload_bytes / 2**20:.3g} MB (restart it with --max-upload-mb N to raise "
+                               "the limit)")
+    return length
 
 
-def _parse(reader: "_Bounded", delim: bytes, folder: Path, max_file_bytes: int) -> Form:
-    buf = reader.read_until(b"", delim, max_keep=len(delim))  # skip the preamble
-    form = Form()
-    for _ in range(MAX_PARTS + 1):
-        buf = reader.need(buf, 2)
-        if buf[:2] == b"--":
-            reader.drain()  # the epilogue
-            return form
-        if buf[:2] != b"\r\n":
-            raise UploadError(400, "malformed multipart body: a boundary is not followed by a line break")
-        head, _, buf = reader.take_until(buf[2:], b"\r\n\r\n", MAX_HEADER_BYTES, "part headers").partition(b"\r\n\r\n")
-        name, filename = _disposition(head)
-        if len(form.fields) + len(form.files) >= MAX_PARTS:
-            raise UploadError(400, f"too many form fields (at most {MAX_PARTS - 1})")
-        if name in form.fields or name in form.files:
-            raise UploadError(400, f"the form has two '{name}' fields; send one")
-        if filename is None:
-            sink, cap = io.BytesIO(), MAX_FIELD_BYTES
-        else:
-            # one sub-folder per field keeps the user's (sanitised) name, so messages and plots can show it
-            path = folder / safe_filename(name, "field") / safe_filename(filename)
-            if path.resolve().parent.parent != folder.resolve():  # belt and braces: sanitising forbids this
-                raise UploadError(400, f"refusing file name {filename!r}")
-            path.parent.mkdir()
-            sink, cap = open(path, "xb"), max_file_bytes
-        try:
-            size, buf = reader.copy_until(buf, b"\r\n" + delim, sink, cap, name)
-        finally:
-            if filename is not None:
-                sink.close()
-        if filename is None:
-            form.fields[name] = sink.getvalue().decode("utf-8", errors="replace")
-        elif size or filename:  # a browser sends an empty part with filename="" for an unused file input
-            form.files[name] = Upload(name, safe_filename(filename), path, size)
-    raise UploadError(400, f"too many form fields (at most {MAX_PARTS - 1})")
-
-
-class _Bounded:
-    """Reads at most `remaining` bytes from a socket file; a short read is a client that gave up."""
-
-    def __init__(self, rfile, length: int):
-        self.rfile, self.remaining = rfile, length
-
-    def more(self) -> bytes:
-        if self.remaining <= 0:
-            raise UploadError(400, "the upload ended early: the multipart body is incomplete")
-        chunk = self.rfile.read(min(_CHUNK, self.remaining))
-        if not chunk:
-            raise UploadError(400, "the connection closed before the whole upload arrived")
-        self.remaining -= len(chunk)
-        return chunk
-
-    def need(self, buf: bytes, n: int) -> bytes:
-        while len(buf) < n:
-            buf += self.more()
-        return buf
-
-    def read_until(self, buf: bytes, marker: bytes, max_keep: int) -> bytes:
-        """Discard everything up to and including `marker`; returns what follows it."""
-        while (i := buf.find(marker)) < 0:
-            buf = buf[-max_keep:] + self.more()
-        return buf[i + len(marker) :]
-
-    def take_until(self, buf: bytes, marker: bytes, cap: int, what: str) -> bytes:
-        while marker not in buf:
-            if len(buf) > cap:
-                raise UploadError(400, f"malformed multipart body: {what} longer than {cap} bytes")
-            buf += self.more()
-        return buf
-
-    def copy_until(self, buf: bytes, marker: bytes, sink, cap: int, name: str) -> tuple[int, bytes]:
-        """Write bytes up to `marker` into `sink` (at most `cap`); returns (bytes written, what follows)."""
-        size = 0
-        while (i := buf.find(marker)) < 0:
-            keep = len(marker) - 1  # the marker may straddle two chunks
-            out, buf = buf[: max(0, len(buf) - keep)], buf[max(0, len(buf) - keep) :]
-            size += len(out)
-            if size > cap:
-                raise UploadError(413, f"form field '{name}' is larger than {cap} bytes")
-            sink.write(out)
-            buf += self.more()
-        size += i
-        if size > cap:
-            raise UploadError(413, f"form field '{name}' is larger than {cap} bytes")
-        sink.write(buf[:i])
-        return size, buf[i + len(marker) :]
-
-    def drain(self) -> None:
-        if self.remaining > DRAIN_LIMIT_BYTES:
-            return
-        while self.remaining > 0 and (chunk := self.rfile.read(min(_CHUNK, self.remaining))):
-            self.remaining -= len(chunk)
-
-
-def _disposition(head: bytes) -> tuple[str, str | None]:
-    """(field name, file name or None) from a part's Content-Disposition header."""
-    msg = email.parser.Parser(policy=email.policy.HTTP).parsestr(head.decode("utf-8", "replace") + "\r\n\r\n",
-                                                                 headersonly=True)
-    cd = msg.get("content-disposition")
-    if cd is None or cd.content_disposition != "form-data" or "name" not in cd.params:
-        raise UploadError(400, "malformed multipart body: a part has no 'Content-Disposition: form-data; name=...'")
-    return str(cd.params["name"]), (str(cd.params["filename"]) if "filename" in cd.params else None)
+def check_form_type(headers) -> None:
+    kind, _, params = headers.get("content-type", "").partition(";")
+    if kind.strip().lower() != "multipart/form-data" or "boundary=" not in params:
+        raise UploadError(400, "send the upload as multipart/form-data (a form with a 'media' file field)")
 
 
 # ------------------------------------------------------------------------------------------------ type checks
@@ -301,7 +261,7 @@ def _describe(path: Path) -> str:
         return f"it starts with bytes {head[:8].hex(' ')}"
 
 
-def _hide_path(message: str, *uploads: Upload) -> str:
+def _hide_path(message: str, *uploads: Upload | None) -> str:
     """Messages name the user's file, not the server's temporary path."""
     for u in uploads:
         if u is not None:
@@ -309,194 +269,272 @@ def _hide_path(message: str, *uploads: Upload) -> str:
     return message
 
 
+def run_predictor(predictor: Predictor, media: Upload, subtitles: Upload | None, speaker: str | None,
+                  plot: Path) -> dict:
+    """The predictor's answer plus the plot as a data: URL and the upload's names, with no server path in it."""
+    try:
+        result = dict(predictor(media.path, subtitles.path if subtitles else None, speaker, plot))
+    except AcoustEmoError as e:
+        _release_memory()
+        raise UploadError(422, _hide_path(str(e), media, subtitles)) from None
+    except Exception:
+        _release_memory()
+        log.exception("prediction failed for %s", media.filename)
+        raise UploadError(500, "the model failed on this file (an internal error; the server log has the "
+                               "traceback)") from None
+    _release_memory()
+    result["plot"] = ("data:image/png;base64," + base64.b64encode(plot.read_bytes()).decode()
+                      if plot.is_file() else None)
+    result["upload"] = {"media": media.filename, "subtitles": subtitles.filename if subtitles else None,
+                        "speaker": speaker}
+    return json.loads(_hide_path(json.dumps(result, ensure_ascii=False), media, subtitles))
+
+
+def _release_memory() -> None:
+    """Hand the freed heap of a prediction back to the OS (glibc keeps it in per-thread arenas otherwise, so the
+    server's memory would stay at its peak after a burst of uploads; benchmarks/serve_concurrency.py measures it)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
+        pass
+
+
+# ------------------------------------------------------------------------------------------------------ the app
+
+_FORM_SCHEMA = {
+    "type": "object", "required": ["media"],
+    "properties": {
+        "media": {"type": "string", "format": "binary",
+                  "description": "the video or audio file (" + " ".join(MEDIA_EXTENSIONS) + ")"},
+        "subtitles": {"type": "string", "format": "binary",
+                      "description": "optional timed subtitles (" + " ".join(SUBTITLE_EXTENSIONS) + ")"},
+        "speaker": {"type": "string", "maxLength": MAX_FIELD_BYTES,
+                    "description": "optional target speaker, as named in the subtitles"},
+    },
+}
+_ERROR_SCHEMA = {"content": {"application/json": {"schema": {
+    "type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}}}}
+_ERRORS = {400: "malformed form or no media file", 403: "posted from another site or host",
+           411: "no Content-Length", 413: "larger than the upload limit", 415: "not audio/video or not subtitles",
+           422: "the pipeline refused the file (for example subtitles that end before they start)",
+           500: "an internal error", 503: "too many uploads waiting"}
+
+
+def create_app(predictor: Predictor, model_name: str = "", max_upload_bytes: int = 200 * 2**20,
+               max_pending: int = 4, max_queued: int = 64, bound_host: str = "127.0.0.1", url: str = ""):
+    """The ASGI app. At most `max_pending` uploads are read to disk at once (bounding temporary disk use); up to
+    `max_queued` more wait, unread, for their turn; past that the answer is 503."""
+    app = FastAPI(title="AcoustEmo demo", version="1", docs_url=None, redoc_url=None,
+                  description="Upload a clip, get the emotions the model hears and its explanation.")
+    app.add_middleware(SecurityHeaders)
+    web_dir = resources.files("acoustemo") / "web"
+    state = {"waiting": 0}
+    disk_slots, predict_lock = asyncio.Semaphore(max_pending), asyncio.Lock()
+
+    @app.exception_handler(UploadError)
+    async def upload_error(request, exc: UploadError):
+        return JSONResponse({"error": str(exc)}, exc.status, headers={"Connection": "close"})
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request, exc: HTTPException):
+        message = f"no page at {request.url.path}" if exc.status_code == 404 else str(exc.detail)
+        return JSONResponse({"error": message}, exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request, exc):  # a bug or a full disk: answer in JSON rather than drop the connection
+        log.error("request failed", exc_info=exc)
+        return JSONResponse({"error": "the server failed while handling the request (see its log)"}, 500)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request, exc):
+        return JSONResponse({"error": str(exc)}, 400)
+
+    @app.get("/healthz", summary="Liveness and the upload limits")
+    async def health() -> dict:
+        return {"status": "ok", "model": model_name, "max_upload_bytes": max_upload_bytes,
+                "media_extensions": list(MEDIA_EXTENSIONS), "subtitle_extensions": list(SUBTITLE_EXTENSIONS)}
+
+    @app.get("/", include_in_schema=False)
+    @app.get("/index.html", include_in_schema=False)
+    async def page():
+        return await static("index.html")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def static(name: str):
+        res = web_dir / name
+        if not name or name.startswith(".") or "\\" in name or not res.is_file():
+            return JSONResponse({"error": f"no file {name}"}, 404)
+        return Response(res.read_bytes(), media_type=_CONTENT_TYPES.get(Path(name).suffix, "application/octet-stream"))
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return HTMLResponse(api_page(app.openapi()))
+
+    @app.post("/api/predict", summary="Predict the emotions in one clip", response_model=None,
+              openapi_extra={"requestBody": {"required": True,
+                                             "content": {"multipart/form-data": {"schema": _FORM_SCHEMA}}}},
+              responses={200: {"description": "the `acoustemo predict --json` answer, plus `plot` (a PNG data: URL "
+                                              "or null) and `upload` (the names received)"},
+                         **{code: {"description": what, **_ERROR_SCHEMA} for code, what in _ERRORS.items()}})
+    async def predict(request: Request):
+        length = -1  # unknown: nothing is drained
+        try:
+            length = content_length(request.headers, max_upload_bytes)
+            check_origin(request.headers, bound_host, url)
+            check_form_type(request.headers)
+            if state["waiting"] >= max_pending + max_queued:
+                raise UploadError(503, f"the server has {state['waiting']} uploads waiting; try again shortly")
+        except UploadError:
+            await _drain(request.stream(), length)
+            raise
+        state["waiting"] += 1
+        try:
+            async with disk_slots:
+                return await _handle_upload(request, length)
+        finally:
+            state["waiting"] -= 1
+
+    async def _handle_upload(request, length: int):
+        folder = Path(tempfile.mkdtemp(prefix="acoustemo-upload-"))
+        try:
+            media, subtitles, speaker = await _read_form(request, length, folder)
+            await run_in_threadpool(check_media, media)
+            if subtitles is not None:
+                await run_in_threadpool(check_subtitles, subtitles)
+            async with predict_lock:
+                result = await run_in_threadpool(run_predictor, predictor, media, subtitles, speaker,
+                                                 folder / "timeline.png")
+            return JSONResponse(result)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    async def _read_form(request, length: int, folder: Path) -> tuple[Upload, Upload | None, str | None]:
+        body = request.stream()
+        parser = MultiPartParser(request.headers, body, max_files=MAX_FILES, max_fields=MAX_FIELDS,
+                                 max_part_size=MAX_FIELD_BYTES)
+        try:
+            form = await parser.parse()
+        except MultiPartException as e:
+            await _drain(body, length)
+            raise UploadError(400, f"malformed or oversized form: {e}") from None
+        try:
+            for name in {*FILE_FIELDS, "speaker"}:
+                if len(form.getlist(name)) > 1:
+                    raise UploadError(400, f"the form has two '{name}' fields; send one")
+            files = {}
+            for name in FILE_FIELDS:
+                part = form.get(name)
+                if part is not None and not isinstance(part, str):
+                    files[name] = await run_in_threadpool(save_upload, name, part, folder, max_upload_bytes)
+        finally:
+            await form.close()
+        if files.get("media") is None:
+            raise UploadError(400, "no media file in the form: choose a video or audio file to upload")
+        speaker = form.get("speaker")
+        speaker = speaker.strip() if isinstance(speaker, str) else ""
+        return files["media"], files.get("subtitles"), speaker or None
+
+    return app
+
+
+async def _drain(body, length: int) -> None:
+    """Read a refused body so the browser gets our answer instead of a connection reset (up to a bound)."""
+    if not 0 < length <= DRAIN_LIMIT_BYTES:
+        return
+    try:
+        async for _ in body:
+            pass
+    except Exception:  # the client went away: nothing to answer
+        pass
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware: every answer is uncached, unsniffable and runs only this site's own scripts."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *_SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def api_page(spec: dict) -> str:
+    """/docs: the OpenAPI document as a plain page (the usual Swagger UI loads from a CDN; this server is offline)."""
+    rows = []
+    for path, methods in spec["paths"].items():
+        for method, op in methods.items():
+            form = (op.get("requestBody", {}).get("content", {}).get("multipart/form-data", {}).get("schema", {}))
+            fields = "".join(f"<li><code>{html.escape(k)}</code> ({html.escape(v.get('format', v['type']))}"
+                             f"{', required' if k in form.get('required', []) else ''}): "
+                             f"{html.escape(v.get('description', ''))}</li>"
+                             for k, v in form.get("properties", {}).items())
+            codes = ", ".join(f"{c} {html.escape(r.get('description', ''))}" for c, r in op.get("responses", {}).items())
+            rows.append(f"<section><h2><code>{method.upper()} {html.escape(path)}</code></h2>"
+                        f"<p>{html.escape(op.get('summary', ''))}</p>{'<ul>' + fields + '</ul>' if fields else ''}"
+                        f"<p>Responses: {codes}</p></section>")
+    example = "curl -F media=@clip.mp4 -F subtitles=@clip.srt -F speaker=Anna http://127.0.0.1:8000/api/predict"
+    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(spec['info']['title'])} "
+            "API</title><link rel=stylesheet href=/static/style.css></head><body><main>"
+            f"<h1>{html.escape(spec['info']['title'])} API</h1><p>Machine-readable: <a href=/openapi.json>"
+            f"/openapi.json</a> (OpenAPI {html.escape(spec['openapi'])}). Example: <code>{example}</code></p>"
+            + "".join(rows) + "</main></body></html>")
+
+
 # ----------------------------------------------------------------------------------------------------- server
 
 
-class DemoServer(ThreadingHTTPServer):
-    """One thread per connection; `predictor` runs under `predict_lock`, one request at a time."""
+class DemoServer:
+    """uvicorn on a socket bound up front (so port 0 has a real number before serving starts)."""
 
-    daemon_threads = True
+    def __init__(self, sock: socket.socket, predictor: Predictor, model_name: str, max_upload_bytes: int,
+                 max_pending: int, max_queued: int):
+        import uvicorn
 
-    def __init__(self, address, predictor: Predictor, model_name: str = "", max_upload_bytes: int = 200 * 2**20,
-                 max_pending: int = 4):
-        super().__init__(address, DemoHandler)
-        self.predictor, self.model_name, self.max_upload_bytes = predictor, model_name, max_upload_bytes
-        self.predict_lock = threading.Lock()
-        self.pending = threading.BoundedSemaphore(max_pending)  # uploads on disk at once: bounds temp-disk use
-        self.max_pending = max_pending
-        self.web_dir = resources.files("acoustemo") / "web"
+        self.socket, self.server_address = sock, sock.getsockname()[:2]
+        self.max_upload_bytes = max_upload_bytes
+        self.app = create_app(predictor, model_name, max_upload_bytes, max_pending, max_queued,
+                              bound_host=self.server_address[0], url=self.url)
+        config = uvicorn.Config(self.app, http="h11", loop="asyncio", lifespan="off", log_config=None,
+                                access_log=False, timeout_graceful_shutdown=10)
+        self._uvicorn = uvicorn.Server(config)
+        self._stopped = threading.Event()
 
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
         return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
 
-
-class DemoHandler(BaseHTTPRequestHandler):
-    server: DemoServer
-    protocol_version = "HTTP/1.1"
-    server_version = "acoustemo"
-
-    def log_message(self, fmt, *args):  # through logging, not raw stderr
-        log.info("%s %s", self.address_string(), fmt % args)
-
-    # -- routing
-    def do_GET(self):
-        path = urlsplit(self.path).path
-        if path == "/healthz":
-            return self._json(200, self._health())
-        if path in ("/", "/index.html"):
-            return self._static("index.html")
-        if path.startswith("/static/"):
-            return self._static(path.removeprefix("/static/"))
-        self._json(404, {"error": f"no page at {path}"})
-
-    def do_POST(self):
-        if urlsplit(self.path).path != "/api/predict":
-            self.close_connection = True
-            return self._json(404, {"error": "POST goes to /api/predict"})
+    def serve_forever(self) -> None:
+        """Serve until `shutdown()` (or, in the main thread, Ctrl+C, which uvicorn re-raises once it has stopped)."""
         try:
-            result = self._predict()
-        except UploadError as e:
-            self.close_connection = True
-            return self._json(e.status, {"error": str(e)})
-        except Exception:  # a bug or a full disk: answer in JSON rather than drop the connection
-            log.exception("upload failed")
-            self.close_connection = True
-            return self._json(500, {"error": "the server failed while handling the upload (see its log)"})
-        self._json(200, result)
-
-    # -- handlers
-    def _health(self) -> dict:
-        return {"status": "ok", "model": self.server.model_name, "max_upload_bytes": self.server.max_upload_bytes,
-                "media_extensions": list(MEDIA_EXTENSIONS), "subtitle_extensions": list(SUBTITLE_EXTENSIONS)}
-
-    def _predict(self) -> dict:
-        length = self._content_length()
-        try:
-            self._check_origin()
-            boundary = self._boundary()
-            if not self.server.pending.acquire(blocking=False):
-                raise UploadError(503, f"the server is busy with {self.server.max_pending} uploads; try again shortly")
-        except UploadError:
-            self._drain(length)
-            raise
-        folder = None
-        try:
-            folder = Path(tempfile.mkdtemp(prefix="acoustemo-upload-"))
-            form = parse_multipart(self.rfile, length, boundary, folder, self.server.max_upload_bytes)
-            media, subtitles = form.files.get("media"), form.files.get("subtitles")
-            if media is None:
-                raise UploadError(400, "no media file in the form: choose a video or audio file to upload")
-            check_media(media)
-            if subtitles is not None:
-                check_subtitles(subtitles)
-            speaker = form.fields.get("speaker", "").strip() or None
-            result = self._run_predictor(media, subtitles, speaker, folder / "timeline.png")
+            self._uvicorn.run(sockets=[self.socket])
         finally:
-            if folder is not None:
-                shutil.rmtree(folder, ignore_errors=True)
-            self.server.pending.release()
-        return result
+            self._stopped.set()
 
-    def _run_predictor(self, media: Upload, subtitles: Upload | None, speaker: str | None, plot: Path) -> dict:
-        try:
-            with self.server.predict_lock:
-                result = dict(self.server.predictor(media.path, subtitles.path if subtitles else None, speaker, plot))
-        except AcoustEmoError as e:
-            raise UploadError(422, _hide_path(str(e), media, subtitles)) from None
-        except Exception:
-            log.exception("prediction failed for %s", media.filename)
-            raise UploadError(500, "the model failed on this file (an internal error; the server log has the "
-                                   "traceback)") from None
-        result["plot"] = ("data:image/png;base64," + base64.b64encode(plot.read_bytes()).decode()
-                          if plot.is_file() else None)
-        result["upload"] = {"media": media.filename, "subtitles": subtitles.filename if subtitles else None,
-                            "speaker": speaker}
-        return json.loads(_hide_path(json.dumps(result, ensure_ascii=False), media, subtitles))
+    def shutdown(self, timeout_s: float = 30) -> None:
+        self._uvicorn.should_exit = True
+        self._stopped.wait(timeout_s)
 
-    # -- request checks
-    def _content_length(self) -> int:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            raise UploadError(411, "chunked uploads are not supported: send a Content-Length")
-        try:
-            length = int(self.headers.get("Content-Length", ""))
-        except ValueError:
-            raise UploadError(411, "the upload has no Content-Length") from None
-        limit = self.server.max_upload_bytes
-        if length > limit + MULTIPART_SLACK_BYTES:
-            self._drain(length)
-            raise UploadError(413, f"the upload is {length / 2**20:.1f} MB but this server accepts at most "
-                                   f"{limit / 2**20:.3g} MB (restart it with --max-upload-mb N to raise the limit)")
-        return length
-
-    def _boundary(self) -> bytes:
-        ctype = self.headers.get("Content-Type", "")
-        msg = email.parser.Parser(policy=email.policy.HTTP).parsestr(f"Content-Type: {ctype}\r\n\r\n",
-                                                                     headersonly=True)
-        boundary = msg.get_boundary() if msg.get_content_type() == "multipart/form-data" else None
-        if not boundary or len(boundary) > 200:
-            raise UploadError(400, "send the upload as multipart/form-data (a form with a 'media' file field)")
-        return boundary.encode("latin-1")
-
-    def _check_origin(self) -> None:
-        """A page on another site may not post here (cross-site form posts need no CORS preflight), and a name that
-        resolves to 127.0.0.1 must not reach a loopback-bound server (DNS rebinding)."""
-        host = urlsplit("//" + (self.headers.get("Host") or "")).hostname or ""
-        bound = self.server.server_address[0]
-        if bound in ("127.0.0.1", "::1") and host not in _LOOPBACK_HOSTS:
-            raise UploadError(403, f"Host '{host}' is not this machine; open the page at {self.server.url}")
-        origin = self.headers.get("Origin")
-        if origin and origin != "null" and urlsplit(origin).netloc != self.headers.get("Host"):
-            raise UploadError(403, f"uploads from {origin} are not allowed; use the page at {self.server.url}")
-
-    def _drain(self, length: int) -> None:
-        """Read a rejected body so the browser gets our answer instead of a connection reset (up to a bound)."""
-        self.close_connection = True
-        if length > DRAIN_LIMIT_BYTES:
-            return
-        while length > 0:
-            chunk = self.rfile.read(min(_CHUNK, length))
-            if not chunk:
-                return
-            length -= len(chunk)
-
-    # -- responses
-    def _json(self, status: int, obj: dict) -> None:
-        self._send(status, json.dumps(obj).encode(), "application/json")
-
-    def _static(self, name: str) -> None:
-        if "/" in name or "\\" in name or name.startswith(".") or not name:
-            return self._json(404, {"error": "not found"})
-        res = self.server.web_dir / name
-        if not res.is_file():
-            return self._json(404, {"error": f"no file {name}"})
-        ctype = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-                 ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}.get(Path(name).suffix,
-                                                                                "application/octet-stream")
-        self._send(200, res.read_bytes(), ctype)
-
-    def _send(self, status: int, body: bytes, ctype: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Content-Security-Policy",
-                         "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-                         "frame-ancestors 'none'")
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
+    def server_close(self) -> None:
+        self.socket.close()
 
 
 def make_server(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000, max_upload_mb: float = 200,
-                model_name: str = "", max_pending: int = 4) -> DemoServer:
+                model_name: str = "", max_pending: int = 4, max_queued: int = 64) -> DemoServer:
     """A bound server (port 0 = any free port); call `serve_forever()` (or run it in a thread)."""
     if max_upload_mb <= 0:
         raise ValueError(f"max_upload_mb must be positive, got {max_upload_mb}")
-    return DemoServer((host, port), predictor, model_name, int(max_upload_mb * 2**20), max_pending)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family)
+    return DemoServer(sock, predictor, model_name, int(max_upload_mb * 2**20), max_pending, max_queued)
 
 
 def model_predictor(predictor) -> Predictor:
@@ -544,7 +582,8 @@ def serve(model_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 800
                               "try --port 0 (any free port) or another one") from None
         if host not in _LOOPBACK_HOSTS:
             log.warning("serving on %s: anyone who can reach this address can upload files and run the model", host)
-        print(f"AcoustEmo demo at {server.url} (Ctrl+C to stop)", flush=True)
+        print(f"AcoustEmo demo at {server.url} (Ctrl+C to stop; the API is described at {server.url}docs)",
+              flush=True)
         try:
             server.serve_forever()
         finally:
@@ -552,4 +591,3 @@ def serve(model_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 800
     finally:
         if own_cache:
             shutil.rmtree(cache, ignore_errors=True)
-

@@ -87,6 +87,24 @@ def write_json():
     return _write
 
 
+def srt_time(seconds: float) -> str:
+    """SRT's HH:MM:SS,mmm."""
+    ms = round(seconds * 1000)
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+
+@pytest.fixture(scope="session")
+def write_srt():
+    """write_srt(path, utterances as dicts) -> path: the utterances as SRT cues "speaker: text"."""
+
+    def _write(path: Path, utts: list[dict]) -> Path:
+        path.write_text("".join(f"{i}\n{srt_time(u['start'])} --> {srt_time(u['end'])}\n{u['speaker']}: {u['text']}\n\n"
+                                for i, u in enumerate(utts, 1)))
+        return path
+
+    return _write
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny tensors: one thread is fastest, and on a busy shared CPU several threads spin against each other.
@@ -114,3 +132,56 @@ def untrained_predictor(features_dir: Path):
     encoder = get_acoustic_encoder("default")
     model = AcoustEmoModel(ModelConfig.preset("debug", acoustic_streams=[tuple(s) for s in encoder.streams])).eval()
     return Predictor(model, Path("debug-untrained"), FeatureCache(features_dir), encoder, None, max_new_tokens=24)
+
+
+@pytest.fixture(scope="session")
+def debug_model(tmp_path_factory):
+    """`untrained_predictor` built once for the session (test_serve.py and test_browser.py share it)."""
+    return untrained_predictor(tmp_path_factory.mktemp("features"))
+
+
+# ------------------------------------------------------------------ synthetic model inputs (test_model, test_decoding)
+
+RATE_HZ = 50.0
+
+
+def make_clip(i: int, spans: list[tuple[float, float]], labels=("happy",), description=""):
+    from acoustemo.data.segments import Clip, Utterance
+
+    utts = [Utterance(a, b, "AB"[j % 2], f"u{j}") for j, (a, b) in enumerate(spans)]
+    return Clip(f"clip{i}", f"clip{i}.wav", utts, "A", list(labels), description)
+
+
+def features_for(clips, cfg, seed=0, visual_dim=None):
+    """Random acoustic (and visual) features per clip at RATE_HZ: loaders for AcoustEmoDataset."""
+    import math
+
+    from acoustemo.features.base import Features
+
+    acoustic, visual = {}, {}
+    for c in clips:
+        rng = np.random.default_rng([seed, int(c.id.removeprefix("clip"))])  # a clip's features do not depend on its batch
+        duration = max(u.end_s for u in c.utterances) + 0.4
+        L = math.ceil(duration * RATE_HZ)
+        acoustic[c.id] = Features(rng.standard_normal((L, cfg.acoustic_dim)).astype(np.float32), RATE_HZ, "synthetic",
+                                  cfg.acoustic_streams, duration)
+        if visual_dim:
+            T = math.ceil(duration * 2)
+            visual[c.id] = Features(rng.standard_normal((T, visual_dim)).astype(np.float32), 2.0, "synthetic",
+                                    [("visual", visual_dim)], duration)
+    return (lambda c: acoustic[c.id]), (lambda c: visual.get(c.id))
+
+
+# a one-frame utterance (0.02 s at 50 Hz), short and long ones
+CLIPS = [make_clip(0, [(0.3, 1.2), (1.5, 1.52), (1.9, 3.9)], ["happy", "excited"], "She laughs."),
+         make_clip(1, [(0.1, 0.5)], ["sad"], "His voice drops."),
+         make_clip(2, [(0.2, 1.0), (1.3, 2.2)], ["angry"], "He shouts.")]
+
+
+def build(model, cfg, clips=CLIPS, with_answers=True, visual_dim=None):
+    """(dataset, collated batch) of `clips` with synthetic features."""
+    from acoustemo.data.dataset import AcoustEmoDataset, collate
+
+    load_a, load_v = features_for(clips, cfg, visual_dim=visual_dim)
+    ds = AcoustEmoDataset(clips, load_a, load_v, model.tokenizer, cfg, with_answers=with_answers)
+    return ds, collate([ds[i] for i in range(len(ds))], model.tokenizer.pad_token_id)

@@ -19,17 +19,10 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from acoustemo.serve import make_server, model_predictor  # noqa: E402
-from conftest import untrained_predictor  # noqa: E402
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage", "--window-size=1280,1700"]
-
-
-@pytest.fixture(scope="module")
-def debug_model(tmp_path_factory):
-    """The real prediction stack on an untrained debug model (as in test_serve.py)."""
-    return untrained_predictor(tmp_path_factory.mktemp("features"))
 
 
 @pytest.fixture(scope="module")
@@ -72,19 +65,10 @@ def _wait_for_answer(browser, timeout_s=150):
     return "result" if browser.find_element(By.ID, "result").is_displayed() else "error"
 
 
-def _srt(utts) -> str:
-    def ts(s):
-        ms = round(s * 1000)
-        return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
-
-    return "\n".join(f"{i}\n{ts(u['start'])} --> {ts(u['end'])}\n{u['speaker']}: {u['text']}\n"
-                     for i, u in enumerate(utts, 1))
-
-
-def test_upload_a_video_and_read_the_answer(browser, server_factory, debug_model, dialogue_video, tmp_path):
+def test_upload_a_video_and_read_the_answer(browser, server_factory, debug_model, dialogue_video, tmp_path,
+                                            write_srt):
     video, utts = dialogue_video
-    subs = tmp_path / "dialogue.srt"
-    subs.write_text(_srt(utts))
+    subs = write_srt(tmp_path / "dialogue.srt", utts)
     server = server_factory()
     _open(browser, server)
     assert "model: debug" in browser.find_element(By.ID, "model").text

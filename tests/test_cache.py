@@ -15,6 +15,19 @@ from acoustemo.features.cache import FeatureCache, load_features, sanitise_id
 from conftest import SR, speak
 
 
+class Counting:
+    """Counts the encoder's real computations: a hit must not run it, a miss must (no mtime guessing)."""
+
+    def __init__(self, encoder):
+        self.encoder, self.calls = encoder, 0
+        self._encode = encoder.encode
+        encoder.encode = self
+
+    def __call__(self, audio):
+        self.calls += 1
+        return self._encode(audio)
+
+
 @pytest.fixture()
 def clip_wav(tmp_path):
     path = tmp_path / "media" / "a.wav"
@@ -39,25 +52,59 @@ def test_features_load_back_with_frame_rate_and_shape(tmp_path, clip_wav):
 def test_hit_does_not_recompute(tmp_path, clip_wav):
     path, _ = clip_wav
     cache, enc = FeatureCache(tmp_path / "cache"), get_acoustic_encoder("prosody")
+    counter = Counting(enc)
     clip = Clip(id="c1", media=str(path))
-    cache.get_or_compute(path, enc, "c1")
-    file = cache.path("c1", enc)
-    stamp = file.stat().st_mtime_ns
-    assert cache.load(clip, enc) is not None
-    cache.get_or_compute(path, enc, "c1")
-    assert file.stat().st_mtime_ns == stamp
+    first = cache.get_or_compute(path, enc, "c1")
+    assert counter.calls == 1 and cache.load(clip, enc) is not None
+    again = cache.get_or_compute(path, enc, "c1")
+    assert counter.calls == 1
+    np.testing.assert_array_equal(again.data, first.data)
     os.utime(path)  # touched, same bytes: still a hit (the hash is of the content)
-    assert cache.load(clip, enc) is not None
+    cache.get_or_compute(path, enc, "c1")
+    assert counter.calls == 1
 
 
 def test_changed_media_is_a_miss(tmp_path, clip_wav):
     path, _ = clip_wav
     cache, enc = FeatureCache(tmp_path / "cache"), get_acoustic_encoder("prosody")
+    counter = Counting(enc)
     cache.get_or_compute(path, enc, "c1")
-    speak("Something else entirely was said here.", path)  # same name, new content
+    wav = speak("Something else entirely was said here.", path)  # same name, new content
     assert cache.load(path, enc, "c1") is None
     f = cache.get_or_compute(path, enc, "c1")
-    assert cache.load(path, enc, "c1") is not None and f.duration_s != 0
+    assert counter.calls == 2 and cache.load(path, enc, "c1") is not None
+    assert f.duration_s == len(wav) / SR
+
+
+def test_same_size_rewrite_with_the_old_mtime_is_a_miss(tmp_path, clip_wav):
+    """The bytes change but size and mtime do not (a rewrite in place, then `cp -p` / rsync -t / os.utime)."""
+    path, wav = clip_wav
+    cache, enc = FeatureCache(tmp_path / "cache"), get_acoustic_encoder("prosody")
+    counter = Counting(enc)
+    before = cache.get_or_compute(path, enc, "c1")
+    st = path.stat()
+    import soundfile as sf
+
+    sf.write(path, wav[::-1].copy(), SR)  # the same samples backwards: same size, other content
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    assert cache.load(path, enc, "c1") is None
+    after = cache.get_or_compute(path, enc, "c1")
+    assert counter.calls == 2 and not np.array_equal(after.data, before.data)
+
+
+def test_changed_encoder_version_is_a_miss(tmp_path, clip_wav):
+    path, _ = clip_wav
+    cache = FeatureCache(tmp_path / "cache")
+    old, new = get_acoustic_encoder("prosody"), get_acoustic_encoder("prosody")
+    new.version = old.version + "-next"  # the same settings, a new algorithm
+    counter = Counting(new)
+    cache.get_or_compute(path, old, "c1")
+    assert cache.load(path, new, "c1") is None
+    shutil.copy(cache.path("c1", old), cache.path("c1", new))  # even under the new file name
+    assert cache.load(path, new, "c1") is None
+    f = cache.get_or_compute(path, new, "c1")
+    assert counter.calls == 1 and f.metadata["encoder_version"] == new.version
 
 
 def test_changed_setting_is_a_miss(tmp_path, clip_wav):

@@ -10,8 +10,7 @@ from acoustemo.config import ModelConfig
 from acoustemo.errors import ConfigError
 from acoustemo.model.acoustemo import ANSWER_BANK, AcoustEmoModel
 from acoustemo.model.decoding import DecodeStats, NgramDrafter, greedy_with_drafts
-
-from test_model import CLIPS, build
+from conftest import CLIPS, build
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from acoustemo.cli import main
-from acoustemo.data.manifest import read_manifest, validate_manifest, write_manifest
+from acoustemo.data.manifest import check_manifest, read_manifest, validate_manifest, write_manifest
 from acoustemo.data.segments import Clip, Utterance
 from acoustemo.errors import ManifestError
 
@@ -72,21 +72,25 @@ def test_every_problem_is_reported_with_its_line(folder):
         {**GOOD, "id": "c6", "utterances": [{"start": 2.0, "end": 1.0}]},          # 6 reversed times
         {**GOOD, "id": "c7", "target_speaker": "Zoe"},                             # 7 unknown speaker
         {"id": "c8", "media": "broken.mp4"},                                       # 8 corrupt media
-        {"id": "c9", "media": "talk.wav", "lables": ["sad"]},                      # 9 unknown key (typo)
+        {"id": "c9", "media": "talk.wav", "lables": ["sad"]},                      # 9 unknown key (typo): a note
         {"id": "c10", "media": "talk.wav", "labels": "['sad']"},                   # 10 labels not a list
         "",                                                                        # 11 blank: fine
         {"id": "c12", "media": "mute.mp4"},                                        # 12 no audio track
         {"id": "c13", "media": "talk.wav", "subtitles": "bad.srt"},                # 13 bad cue
         {"id": "c14", "media": "talk.wav", "subtitles": "gone.srt"},               # 14 missing subtitles
         {**GOOD, "id": "c15", "utterances": [{"start": 1, "end": 60}]},            # 15 beyond the media's end
-        {**GOOD, "id": "c16", "subtitles": "talk.srt"},                            # 16 both
+        {**GOOD, "id": "c16", "subtitles": "talk.srt"},                            # 16 both: a note
         {"id": "c17", "media": "talk.wav", "utterances": [{"start": -1, "end": "x"}]},  # 17 bad times
     ])
-    problems = validate_manifest(path)
+    problems, notes = check_manifest(path)
+    assert problems == validate_manifest(path)
     by_line = {}
     for p in problems:
         by_line.setdefault(p.line, []).append(p.message)
-    assert sorted(by_line) == [2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 17]
+    assert sorted(by_line) == [2, 3, 4, 5, 6, 7, 8, 10, 12, 13, 14, 15, 17]
+    assert [(n.line, n.clip_id) for n in notes] == [(9, "c9"), (16, "c16")]
+    assert "'lables'" in notes[0].message and "did you mean 'labels'?" in notes[0].message
+    assert "the utterances are used" in notes[1].message
     assert "invalid JSON" in by_line[2][0]
     assert by_line[3] == ["missing required key 'media'"]
     assert "media file 'nowhere.mp4' not found" in by_line[4][0]
@@ -94,13 +98,11 @@ def test_every_problem_is_reported_with_its_line(folder):
     assert "utterance 1: ends before it starts" in by_line[6][0]
     assert "target_speaker 'Zoe' is not among the speakers ['Anna']" in by_line[7][0]
     assert "corrupt" in by_line[8][0]
-    assert "unknown key 'lables'" in by_line[9][0]
     assert "'labels' must be a list" in by_line[10][0]
     assert "has no audio track" in by_line[12][0]
     assert "bad.srt" in by_line[13][0] and "ends before it starts" in by_line[13][0]
     assert "subtitle file 'gone.srt' not found" in by_line[14][0]
     assert "after the media's end" in by_line[15][0]
-    assert "not both" in by_line[16][0]
     assert "start/end must be numbers" in by_line[17][0]
     assert {p.clip_id for p in problems if p.line == 6} == {"c6"}
 
@@ -132,3 +134,36 @@ def test_validate_command(folder, capsys):
     good = write_lines(folder / "good.jsonl", [GOOD])
     assert main(["validate", str(good)]) == 0
     assert "ok" in capsys.readouterr().out
+
+
+def test_extra_keys_are_kept_as_custom_metadata_and_said_once(folder, caplog):
+    """A corpus' own columns ride along (lhotse's `custom`); reading warns once for the whole manifest."""
+    lines = [{**GOOD, "id": f"c{i}", "mood": "tense", "speaker_age": 30 + i} for i in range(3)]
+    lines.append({**GOOD, "id": "both", "subtitles": "talk.srt", "lables": ["sad"]})
+    path = write_lines(folder / "m.jsonl", lines)
+    with caplog.at_level("WARNING", logger="acoustemo.data.manifest"):
+        clips = read_manifest(path)
+    assert [c.custom for c in clips] == [{"mood": "tense", "speaker_age": 30}, {"mood": "tense", "speaker_age": 31},
+                                         {"mood": "tense", "speaker_age": 32}, {"lables": ["sad"]}]
+    both = clips[3]
+    assert [u.text for u in both.utterances] == ["I put the keys"] and both.timestamps_source == "manifest"
+    assert both.labels == ["worried", "confused"]  # the misspelt key did not replace the real one
+    (record,) = caplog.records  # one warning for the manifest, each note once with its lines
+    message = record.getMessage()
+    assert message.count("key 'mood'") == 1 and "lines 1, 2, 3" in message
+    assert "did you mean 'labels'?" in message and "the utterances are used" in message
+
+    out = folder / "copy.jsonl"
+    write_manifest(out, clips)
+    first = json.loads(out.read_text().splitlines()[0])
+    assert (first["mood"], first["speaker_age"]) == ("tense", 30)
+    assert read_manifest(out) == clips
+
+
+def test_validate_lists_notes_but_passes(folder, capsys):
+    path = write_lines(folder / "notes.jsonl", [{**GOOD, "mood": "tense"}, {**GOOD, "id": "c2", "lables": ["x"]}])
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{path}:1: note: [c1] key 'mood' is not one of acoustemo's; kept as the clip's custom metadata"
+    assert out[1].startswith(f"{path}:2: note: [c2] unknown key 'lables'") and "did you mean 'labels'?" in out[1]
+    assert out[2] == f"{path}: ok (2 note(s))"

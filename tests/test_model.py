@@ -1,6 +1,5 @@
 """AcoustEmoModel + AcoustEmoDataset on the debug preset with synthetic features (random arrays, real code)."""
 
-import math
 import warnings
 
 import numpy as np
@@ -9,41 +8,12 @@ import torch
 
 from acoustemo.config import ModelConfig
 from acoustemo.data.dataset import IGNORE, AcoustEmoDataset, TokenBudgetWarning, collate
-from acoustemo.data.segments import Clip, Utterance
 from acoustemo.data.windows import frame_range
 from acoustemo.errors import ConfigError
 from acoustemo.features.base import Features
 from acoustemo.model.acoustemo import AcoustEmoModel
 from acoustemo.model.llm import GLOBAL_AUDIO, UTT_AUDIO, VIDEO, Int8Linear
-
-RATE_HZ = 50.0
-
-
-def make_clip(i: int, spans: list[tuple[float, float]], labels=("happy",), description="") -> Clip:
-    utts = [Utterance(a, b, "AB"[j % 2], f"u{j}") for j, (a, b) in enumerate(spans)]
-    return Clip(f"clip{i}", f"clip{i}.wav", utts, "A", list(labels), description)
-
-
-def features_for(clips, cfg, seed=0, visual_dim=None):
-    acoustic, visual = {}, {}
-    for c in clips:
-        rng = np.random.default_rng([seed, int(c.id.removeprefix("clip"))])  # a clip's features do not depend on its batch
-        duration = max(u.end_s for u in c.utterances) + 0.4
-        L = math.ceil(duration * RATE_HZ)
-        acoustic[c.id] = Features(rng.standard_normal((L, cfg.acoustic_dim)).astype(np.float32), RATE_HZ, "synthetic",
-                                  cfg.acoustic_streams, duration)
-        if visual_dim:
-            T = math.ceil(duration * 2)
-            visual[c.id] = Features(rng.standard_normal((T, visual_dim)).astype(np.float32), 2.0, "synthetic",
-                                    [("visual", visual_dim)], duration)
-    return (lambda c: acoustic[c.id]), (lambda c: visual.get(c.id))
-
-
-# a one-frame utterance (0.02 s at 50 Hz), short and long ones
-CLIPS = [make_clip(0, [(0.3, 1.2), (1.5, 1.52), (1.9, 3.9)], ["happy", "excited"], "She laughs."),
-         make_clip(1, [(0.1, 0.5)], ["sad"], "His voice drops."),
-         make_clip(2, [(0.2, 1.0), (1.3, 2.2)], ["angry"], "He shouts.")]
-
+from conftest import CLIPS, RATE_HZ, build, features_for, make_clip
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -57,12 +27,6 @@ def cfg():
 def model(cfg):
     torch.manual_seed(0)
     return AcoustEmoModel(cfg).eval()
-
-
-def build(model, cfg, clips=CLIPS, with_answers=True, visual_dim=None):
-    load_a, load_v = features_for(clips, cfg, visual_dim=visual_dim)
-    ds = AcoustEmoDataset(clips, load_a, load_v, model.tokenizer, cfg, with_answers=with_answers)
-    return ds, collate([ds[i] for i in range(len(ds))], model.tokenizer.pad_token_id)
 
 
 def test_dataset_windows_are_eq1_and_labels_mask_all_but_the_answer(model, cfg):
@@ -115,8 +79,23 @@ def test_emotion_line_weight_in_the_loss(model, cfg):
                                                reduction="none")
     w = (target != IGNORE).float() * (1 + 9 * emo.float())
     assert one.loss == plain.loss
+    assert plain.loss.item() == pytest.approx(_answer_only_cross_entropy(model, batch, plain.logits), rel=1e-5)
     assert ten.loss.item() == pytest.approx(((ce * w).sum() / w.sum()).item(), rel=1e-5)
     assert ten.loss.item() != pytest.approx(plain.loss.item(), rel=1e-3)
+
+
+def _answer_only_cross_entropy(model, batch, logits) -> float:
+    """Eq. (4) from scratch: mean -log p of each answer token (its text tokenised here, + EOS) given all before it;
+    the answer's place is found from the text, not from the batch's labels."""
+    tok, nll = model.tokenizer, []
+    for row, clip in enumerate(CLIPS):
+        answer = tok(f"Emotions: {', '.join(clip.labels)}\nExplanation: {clip.description}",
+                     add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        end = int(batch["attention_mask"][row].sum())
+        assert batch["input_ids"][row, end - len(answer):end].tolist() == answer
+        logp = torch.log_softmax(logits[row].double(), dim=-1)
+        nll += [-logp[p - 1, batch["input_ids"][row, p]].item() for p in range(end - len(answer), end)]
+    return sum(nll) / len(nll)
 
 
 def test_eq3_tokens_land_at_their_placeholders(model, cfg):
@@ -225,11 +204,27 @@ def test_generate_is_deterministic_and_ignores_answers(model, cfg):
     _, prompts = build(model, cfg, with_answers=False)
     a = model.generate(with_answers, max_new_tokens=8)
     assert a == model.generate(prompts, max_new_tokens=8) == model.generate(prompts, max_new_tokens=8)
-    assert len(a) == len(CLIPS) and all(isinstance(t, str) for t in a)
+    _, one = build(model, cfg, CLIPS[1:2], with_answers=False)
+    assert model.generate(one, max_new_tokens=8) == [_greedy_by_hand(model, one, 8)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a random LLM's answers are malformed: parsed to [] with a warning
         parsed = model.predict_batch(prompts, max_new_tokens=8)
     assert [p[0] for p in parsed] == [[]] * len(CLIPS)
+
+
+def _greedy_by_hand(model, batch, max_new_tokens: int) -> str:
+    """Greedy decoding of one clip without generate(): the LLM's argmax token appended step by step, no cache."""
+    keys = ("audio", "audio_mask", "windows", "window_mask", "window_tokens", "global_tokens", "video", "video_mask")
+    out = []
+    with torch.no_grad():
+        x = model.embed(batch["input_ids"], **{k: batch.get(k) for k in keys})
+        for _ in range(max_new_tokens):
+            nxt = int(model.llm(inputs_embeds=x).logits[0, -1].argmax())
+            if nxt == model.tokenizer.eos_token_id:
+                break
+            out.append(nxt)
+            x = torch.cat([x, model.llm.get_input_embeddings()(torch.tensor([[nxt]])).to(x.dtype)], dim=1)
+    return model.tokenizer.decode(out, skip_special_tokens=True).strip()
 
 
 def test_token_budget_shrinks_window_tokens_with_a_warning(model, cfg):
@@ -253,23 +248,94 @@ def test_token_budget_shrinks_window_tokens_with_a_warning(model, cfg):
         build(model, ModelConfig.preset("debug", max_seq_len=text_only + 5), [clip])
 
 
-@pytest.mark.parametrize("ablation", ["no-global", "fixed-window", "no-utterance"])
-def test_ablations(ablation):
+# CLIPS[0] at 50 Hz: 215 frames; utterance windows [15, 60), [75, 76), [95, 195) (Eq. 1)
+REGIONS = {"inside": [(20, 40)],  # inside the target's first utterance
+           "between": [(61, 74)],  # after 1.2 s, before 1.5 s: between two utterances
+           "outside": [(0, 14), (200, 215)]}  # before the first and after the last window
+
+
+def perturbed(model, cfg, region: str | None, clip=CLIPS[0]):
+    """The batch of one clip whose acoustic features are shifted by +3 in `region`'s frames (None: untouched)."""
+    load_a, _ = features_for([clip], cfg)
+    feats = load_a(clip)
+    data = feats.data.copy()
+    for a, b in REGIONS.get(region, []):
+        data[a:b] += 3.0
+    moved = Features(data, feats.frame_rate_hz, feats.encoder_id, feats.streams, feats.duration_s)
+    ds = AcoustEmoDataset([clip], lambda c: moved, None, model.tokenizer, cfg)
+    return collate([ds[0]], model.tokenizer.pad_token_id)
+
+
+# which perturbations each ablation's logits must feel (True) or ignore (False), by design
+ABLATION_SEES = {"full": {"inside": True, "between": True, "outside": True},  # the global Q-Former sees the clip
+                 "no-global": {"inside": True, "between": False, "outside": False},  # only utterance windows
+                 "no-utterance": {"inside": True, "between": True, "outside": True},
+                 "fixed-window": {"inside": True, "between": True, "outside": True}}  # windows tile the clip
+
+
+@pytest.mark.parametrize("ablation", list(ABLATION_SEES))
+def test_ablations_by_perturbation(ablation):
     cfg = ModelConfig.preset("debug", ablation=ablation)
     torch.manual_seed(0)
     model = AcoustEmoModel(cfg).eval()
-    _, batch = build(model, cfg)
-    ids = batch["input_ids"]
+    base = perturbed(model, cfg, None)
+    with torch.no_grad():
+        logits = model(**base).logits
+        for region, sees in ABLATION_SEES[ablation].items():
+            batch = perturbed(model, cfg, region)
+            assert torch.equal(batch["input_ids"], base["input_ids"])  # the prompt does not see features
+            changed = not torch.equal(model(**batch).logits, logits)
+            assert changed == sees, (ablation, region)
+            if ablation == "full":  # the utterance branch alone: only its own windows matter
+                same_utt = torch.equal(model.utterance_tokens(batch["windows"], batch["window_mask"]),
+                                       model.utterance_tokens(base["windows"], base["window_mask"]))
+                assert same_utt == (region != "inside"), region
+    ids = base["input_ids"]
     n_global = int((ids == model.placeholder_ids[GLOBAL_AUDIO]).sum())
     n_utt = int((ids == model.placeholder_ids[UTT_AUDIO]).sum())
     if ablation == "no-global":
-        assert model.global_qformer is None and n_global == 0 and n_utt == 6 * cfg.num_queries
+        assert model.global_qformer is None and n_global == 0 and n_utt == 3 * cfg.num_queries
     if ablation == "no-utterance":
-        assert model.utt_qformer is None and n_utt == 0 and batch["windows"].shape[0] == 0
-    if ablation == "fixed-window":  # windows every 2 s over each clip's duration (4.3 s, 0.9 s, 2.6 s)
-        assert batch["windows"].shape[0] == 3 + 1 + 2 and n_utt == 6 * cfg.num_queries
+        assert model.utt_qformer is None and n_utt == 0 and base["windows"].shape[0] == 0
+    if ablation == "fixed-window":  # windows every 2 s over the clip's 4.3 s: [0, 2), [2, 4), [4, 4.3)
+        from acoustemo.data.windows import fixed_windows
+
+        data = features_for(CLIPS[:1], cfg)[0](CLIPS[0]).data
+        spans = fixed_windows(4.3, cfg.fixed_window_s)
+        assert spans == [(0.0, 2.0), (2.0, 4.0), (4.0, 4.3)]
+        assert base["windows"].shape[0] == 3 and n_utt == 3 * cfg.num_queries
+        for w, (start, end) in enumerate(spans):
+            a, b = frame_range(start, end, RATE_HZ, data.shape[0])
+            n = int(base["window_mask"][w].sum())
+            assert n == b - a and torch.equal(base["windows"][w, :n], torch.from_numpy(data[a:b]))
+
+
+def test_mixed_budget_batch_equals_each_clip_alone():
+    """A budget-shrunk many-utterance clip (K' < K), clips at full K, all with video: `_pool_each` regroups the
+    windows of mixed counts and every row's logits are those of its clip alone."""
+    cfg0 = ModelConfig.preset("debug", visual_dim=7)
+    torch.manual_seed(0)
+    model = AcoustEmoModel(cfg0).eval()
+    many = make_clip(9, [(0.2 + 0.5 * j, 0.6 + 0.5 * j) for j in range(12)])
+    need = build(model, cfg0, [many], visual_dim=7)[1]["input_ids"].shape[1]
+    cfg = ModelConfig.preset("debug", visual_dim=7, max_seq_len=need - 30)
+    clips = [CLIPS[1], many, CLIPS[2]]
+    with pytest.warns(TokenBudgetWarning, match="clip9"):
+        _, batch = build(model, cfg, clips, visual_dim=7)
+    counts = batch["window_tokens"].tolist()
+    assert counts[:1] == [cfg.num_queries] and counts[-2:] == [cfg.num_queries] * 2
+    assert 1 <= counts[1] < cfg.num_queries and counts[1:13] == [counts[1]] * 12  # the shrunk clip's 12 windows
     with torch.no_grad():
-        assert torch.isfinite(model(**batch).loss)
+        logits = model(**batch).logits
+        for i, clip in enumerate(clips):
+            if clip is many:
+                with pytest.warns(TokenBudgetWarning):
+                    _, one = build(model, cfg, [clip], visual_dim=7)
+            else:
+                _, one = build(model, cfg, [clip], visual_dim=7)
+            n = one["input_ids"].shape[1]
+            assert torch.equal(batch["input_ids"][i, :n], one["input_ids"][0])
+            torch.testing.assert_close(logits[i, :n], model(**one).logits[0], rtol=1e-4, atol=1e-4, msg=clip.id)
 
 
 def test_visual_branch():
@@ -328,6 +394,7 @@ def test_real_offline_llm_loads_and_generates():
     assert model.llm.config.hidden_size == 576 and model.tokenizer.chat_template
     _, batch = build(model, cfg, CLIPS[1:2], with_answers=False)
     text = model.generate(batch, max_new_tokens=5)
-    assert len(text) == 1 and isinstance(text[0], str) and text[0]
+    expected = _greedy_by_hand(model, batch, 5)
+    assert text == [expected] and expected  # the real LLM answers the prompt: five tokens of text
     report = model.parameter_report()
     assert report["lora"] > 0 and report["total"] > 130_000_000 > report["trainable"]

@@ -63,13 +63,11 @@ def test_cli_manifest_form(setup, capsys):
     assert "5 predicted" in capsys.readouterr().err
 
 
-def test_single_media_with_subtitles(setup, tmp_path):
+def test_single_media_with_subtitles(setup, tmp_path, write_srt):
     root, predictor = setup
     media = root / "c0" / "dialogue.wav"
     utts = json.loads((root / "train.jsonl").read_text().splitlines()[0])["utterances"]
-    srt = tmp_path / "c0.srt"
-    srt.write_text("".join(f"{i + 1}\n{_t(u['start'])} --> {_t(u['end'])}\n{u['speaker']}: {u['text']}\n\n"
-                           for i, u in enumerate(utts)))
+    srt = write_srt(tmp_path / "c0.srt", utts)
     pred = predict_clip(media, subtitles=srt, speaker="Anna", model=predictor)
     assert pred.timestamps_source == "subtitles"
     assert [(u.speaker, u.text) for u in pred.utterances] == [(u["speaker"], u["text"]) for u in utts]
@@ -102,11 +100,6 @@ def test_cli_rejects_ambiguous_or_incomplete_requests(setup, capsys):
     assert "no trained AcoustEmo model" in capsys.readouterr().err
 
 
-def _t(seconds: float) -> str:
-    ms = round(seconds * 1000)
-    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
-
-
 @pytest.mark.slow
 def test_predict_without_model_uses_the_shipped_checkpoint(tmp_path, capsys):
     """The offline default end to end: the checkpoint inside the package, the default encoders, SmolLM2."""
@@ -124,3 +117,23 @@ def test_predict_without_model_uses_the_shipped_checkpoint(tmp_path, capsys):
     assert answer["timestamps_source"] == "subtitles" and len(answer["utterances"]) == 3
     assert answer["explanation"]  # the shipped model always explains; its quality is tracked in BENCHMARKS.md
     assert sorted(answer["emotions"]) == ["anxious", "excited"]  # the sample's gold, as examples/README.md shows
+
+
+def test_manifest_metadata_rides_into_the_predictions(setup):
+    """A corpus' own keys (here `mood`, `speaker_age`) are kept per clip and come back under "custom", also for the
+    lines a resumed run takes from an earlier one."""
+    root, predictor = setup
+    lines = [json.loads(x) for x in (root / "all.jsonl").read_text().splitlines()]
+    extra = {d["id"]: {"mood": f"m{k}", "speaker_age": 20 + k} for k, d in enumerate(lines) if k != 2}
+    manifest = root / "custom.jsonl"
+    manifest.write_text("".join(json.dumps({**d, **extra.get(d["id"], {})}) + "\n" for d in lines))
+    out = root / "custom_preds.jsonl"
+    predict_manifest(manifest, predictor, out, batch_size=2, progress=False)
+    preds = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [d.get("custom") for d in preds] == [extra.get(d["id"]) for d in lines]
+    assert tuple(preds[2]) == OUTPUT_KEYS  # a clip without extra keys gets no "custom"
+
+    out.unlink()
+    (root / "custom_preds.jsonl.partial").write_text(json.dumps({k: preds[0][k] for k in OUTPUT_KEYS}) + "\n")
+    report = predict_manifest(manifest, predictor, out, batch_size=2, progress=False)
+    assert report.skipped == 1 and [json.loads(x) for x in out.read_text().splitlines()] == preds

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 import json
 import shutil
 from pathlib import Path
@@ -105,12 +107,22 @@ def test_csv_with_wrong_columns(tmp_path):
         prepare_csv(tmp_path, tmp_path / "m.jsonl", labels=dup)
 
 
-def test_parse_openset():
+def test_parse_openset_is_the_evaluators_parser(tmp_path):
+    """One parser for the field's list cells: prepare's labels are exactly what evaluate reads from the same CSV,
+    including the cells the reference splits oddly (an apostrophe ends a label, a bare list is one label)."""
+    from acoustemo.evaluate.parsing import read_labels
+
+    cells = {"s1": "['Happy', 'relaxed ']", "s2": "['it's fine', 'calm']", "s3": "happy, sad", "s4": "[]",
+             "s5": '["don\'t believe", \'doubt\']'}
+    csv_path = tmp_path / "labels.csv"
+    with open(csv_path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["name", "openset"])
+        w.writerows(cells.items())
+    assert {name: parse_openset(cell) for name, cell in cells.items()} == read_labels(csv_path).labels
     assert parse_openset("['Happy', 'relaxed ']") == ["happy", "relaxed"]
-    # not a valid Python literal (the apostrophe): quotes are dropped, not split on as the field's reference does
-    assert parse_openset("['it's fine', 'calm']") == ["its fine", "calm"]
-    assert parse_openset("happy, sad") == ["happy", "sad"]
-    assert parse_openset("") == []
+    assert parse_openset("['it's fine', 'calm']") == ["it", "s fine", "calm"]  # as the reference splits it
+    assert parse_openset("happy, sad") == ["happy, sad"] and parse_openset("") == []
 
 
 @pytest.mark.skipif(not OPENSET_CSV.is_file(), reason=f"the field's OV label file is not at {OPENSET_CSV} (../shared/emer)")

@@ -1,20 +1,20 @@
-"""The web demo's server: limits, type checks, temp-folder hygiene, concurrency, and the multipart parser.
+"""The web demo's server: limits, type checks, same-origin uploads, temp-folder hygiene, queueing, the API page.
 
-The server runs for real on 127.0.0.1 (port 0) in a thread with the real predictor (predict_clip + the timeline)
-on an untrained debug model; requests are raw HTTP so that filenames can be hostile.
+The server (uvicorn + FastAPI) runs for real on 127.0.0.1 (port 0) in a thread with the real predictor
+(predict_clip + the timeline) on an untrained debug model; requests are raw HTTP so that filenames and headers can
+be hostile.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.client
 import io
 import json
 import os
-import shutil
 import tempfile
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -23,8 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from acoustemo.serve import UploadError, make_server, model_predictor, parse_multipart, safe_filename
-from conftest import untrained_predictor
+from acoustemo.serve import make_server, model_predictor, safe_filename
 
 
 # ------------------------------------------------------------------------------------------------- helpers
@@ -69,11 +68,14 @@ def get(server, path) -> tuple[int, str, bytes]:
 
 
 class Recorder:
-    """Wraps the real predictor to record what it was given and whether two calls ever overlapped."""
+    """Wraps the real predictor to record what it was given and whether two calls ever overlapped. With `hold`,
+    each call waits for `gate` before running, so a test can look at the server while a model call is under way."""
 
-    def __init__(self, predictor):
+    def __init__(self, predictor, hold=False):
         self.predictor, self.calls, self.active, self.max_active = predictor, [], 0, 0
-        self.entered = threading.Event()
+        self.entered, self.gate = threading.Event(), threading.Event()
+        if not hold:
+            self.gate.set()
         self._lock = threading.Lock()
 
     def __call__(self, media, subtitles, speaker, plot):
@@ -81,20 +83,15 @@ class Recorder:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
             self.calls.append({"media": media, "subtitles": subtitles, "speaker": speaker, "plot": plot,
-                               "media_exists": media.is_file()})
+                               "media_exists": media.is_file(),
+                               "media_sha256": hashlib.sha256(media.read_bytes()).hexdigest()})
         self.entered.set()
         try:
+            assert self.gate.wait(120)
             return self.predictor(media, subtitles, speaker, plot)
         finally:
             with self._lock:
                 self.active -= 1
-
-
-@pytest.fixture(scope="module")
-def debug_model(tmp_path_factory):
-    """The real prediction stack (default encoders, feature cache, predict_clip) on an untrained debug model:
-    its answers are noise, the plumbing is real."""
-    return untrained_predictor(tmp_path_factory.mktemp("features"))
 
 
 @pytest.fixture(scope="module")
@@ -116,9 +113,9 @@ def running(demo_predictor, temp_root):
     """Start a server on a free loopback port; yields a function making one (several allowed per test)."""
     servers = []
 
-    def start(max_upload_mb=200, predictor=None):
-        recorder = Recorder(predictor or demo_predictor)
-        server = make_server(recorder, "127.0.0.1", 0, max_upload_mb=max_upload_mb, model_name="debug")
+    def start(max_upload_mb=200, predictor=None, hold=False, **kwargs):
+        recorder = Recorder(predictor or demo_predictor, hold)
+        server = make_server(recorder, "127.0.0.1", 0, max_upload_mb=max_upload_mb, model_name="debug", **kwargs)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return server, recorder
@@ -228,20 +225,37 @@ def test_subtitle_errors_from_the_pipeline_come_back_as_422_naming_the_file(runn
     assert "acoustemo-upload-" not in data["error"]
 
 
-@pytest.mark.parametrize("name", ["../../evil.wav", "..\\..\\evil.wav", "/etc/evil.wav", "....//evil.wav",
-                                  "%2e%2e%2fevil.wav", ".evil.wav", "ev\x00il.wav"])
-def test_hostile_filenames_stay_inside_the_temp_folder(running, dialogue, temp_root, tmp_path, name):
+HOSTILE = ["../../evil.wav", "..\\..\\evil.wav", "/etc/evil.wav", "....//evil.wav", "%2e%2e%2fevil.wav", ".evil.wav",
+           "ev\x00il.wav"]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_filenames_are_saved_inside_the_request_folder(tmp_path, name):
+    """`save_upload` with Starlette's own UploadFile: whatever the name, the file lands in <folder>/<field>/."""
+    from starlette.datastructures import UploadFile
+
+    from acoustemo.serve import save_upload
+
+    folder = tmp_path / "request"
+    folder.mkdir()
+    saved = save_upload("media", UploadFile(io.BytesIO(b"RIFF1234WAVE"), size=12, filename=name), folder, 2**20)
+    assert saved.path.parent == folder / "media" and saved.path.read_bytes() == b"RIFF1234WAVE"
+    assert saved.path.name.endswith(".wav") and saved.filename == saved.path.name
+    assert not any(p.name.endswith("evil.wav") for p in tmp_path.rglob("*") if folder not in p.parents)
+
+
+def test_hostile_filenames_end_to_end(running, dialogue, temp_root, tmp_path):
     server, rec = running()
     wav, utts = dialogue
     subs = json.dumps(utts).encode()
-    status, data = post(server, [("media", name, wav.read_bytes()), ("subtitles", "../" + name + ".json", subs)])
+    status, data = post(server, [("media", HOSTILE[0], wav.read_bytes()), ("subtitles", "../" + HOSTILE[1] + ".json", subs)])
     assert status == 200, data
     assert rec.calls[0]["subtitles"].parents[2] == temp_root
     media = rec.calls[0]["media"]
-    assert media.parents[2] == temp_root and ".." not in media.parts and media.name.endswith(".wav")
+    assert media.parents[2] == temp_root and ".." not in media.parts and media.name == "evil.wav"
     assert list(temp_root.iterdir()) == []
     assert not any(p.name.endswith("evil.wav") for p in tmp_path.rglob("*"))
-    assert "/" not in data["upload"]["media"] and "\\" not in data["upload"]["media"]
+    assert data["upload"]["media"] == "evil.wav"
 
 
 @settings(max_examples=300, deadline=None)
@@ -254,73 +268,135 @@ def test_safe_filename_is_one_harmless_component(name):
     assert os.path.normpath(folder / safe).startswith("/srv/uploads/")
 
 
-def test_concurrent_requests_all_succeed_one_model_call_at_a_time(running, dialogue, temp_root):
-    server, rec = running()
+def test_uploads_queue_one_model_call_at_a_time_while_pages_still_answer(running, dialogue, temp_root):
+    """More uploads than the server reads at once (max_pending=2): all are answered, each with its own result."""
+    server, rec = running(hold=True, max_pending=2)
     wav, utts = dialogue
     payload = wav.read_bytes()
-    results: list = [None] * 3
+    results: list = [None] * 4
 
     def worker(i):
         subs = json.dumps([{**u, "speaker": f"P{i}"} for u in utts]).encode()  # the same audio, own subtitles
         results[i] = post(server, [("media", f"clip{i}.wav", payload), ("subtitles", f"s{i}.json", subs),
                                    ("speaker", None, f"S{i}".encode())])
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(3)]
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
-    # while predictions run, the page and the health check still answer at once
+    # a model call is under way (held at the gate): the page and the health check are still answered
     assert rec.entered.wait(60)
-    t0 = time.monotonic()
     assert get(server, "/healthz")[0] == 200 and get(server, "/")[0] == 200
-    assert time.monotonic() - t0 < 2.0
+    assert rec.active == 1 and len(rec.calls) == 1
+    rec.gate.set()
     for t in threads:
-        t.join(180)
-    assert [r[0] for r in results] == [200, 200, 200], results
-    assert [r[1]["upload"]["media"] for r in results] == ["clip0.wav", "clip1.wav", "clip2.wav"]
+        t.join(300)
+    assert [r[0] for r in results] == [200] * 4, results
+    assert [r[1]["upload"]["media"] for r in results] == [f"clip{i}.wav" for i in range(4)]
     for i, (_, data) in enumerate(results):  # each answer belongs to its own request
         assert {u["speaker"] for u in data["utterances"]} == {f"P{i}"}
         assert data["upload"]["speaker"] == f"S{i}"
     assert all(r[1]["plot"] for r in results)
-    assert rec.max_active == 1 and len(rec.calls) == 3
-    assert len({c["media"].parents[1] for c in rec.calls}) == 3  # one private folder per request
+    assert rec.max_active == 1 and len(rec.calls) == 4
+    assert len({c["media"].parents[1] for c in rec.calls}) == 4  # one private folder per request
     assert list(temp_root.iterdir()) == []
 
 
 def test_cross_site_posts_are_refused(running, dialogue):
+    """A page on another site, a sandboxed iframe or a data: page (Origin: null), a browser's own cross-site label,
+    and a DNS-rebound host name are all refused before the body is read; the model is never called."""
     server, rec = running()
     wav, _ = dialogue
-    status, data = post(server, [("media", "d.wav", wav.read_bytes())], headers={"Origin": "http://evil.example"})
-    assert status == 403 and "not allowed" in data["error"]
-    status, data = post(server, [("media", "d.wav", wav.read_bytes())], headers={"Host": "attacker.example:80"})
-    assert status == 403 and "not this machine" in data["error"]
+    media = [("media", "d.wav", wav.read_bytes())]
+    for headers, message in [({"Origin": "http://evil.example"}, "uploads from http://evil.example are not allowed"),
+                             ({"Origin": "null"}, "Origin: null"),
+                             ({"Sec-Fetch-Site": "cross-site"}, "Sec-Fetch-Site: cross-site"),
+                             ({"Sec-Fetch-Site": "same-site"}, "Sec-Fetch-Site: same-site"),  # another port
+                             ({"Origin": "null", "Sec-Fetch-Site": "cross-site"}, "not allowed"),
+                             ({"Host": "attacker.example:80"}, "Host 'attacker.example' is not this machine")]:
+        status, data = post(server, media, headers=headers)
+        assert status == 403 and message in data["error"], (headers, data)
+        assert server.url in data["error"]  # the message says where the real page is
     assert rec.calls == []
 
 
-def test_multipart_parser_streams_files_exactly(tmp_path):
-    rng = np.random.default_rng(7)
-    boundary = "XyZ-boundary"
-    # binary content full of near-boundaries, larger than the parser's read chunk so markers straddle reads
-    blob = bytearray(rng.integers(0, 256, 3 * 2**20 + 17, dtype=np.uint8).tobytes())
-    for i in range(0, len(blob) - 20, 99_991):
-        blob[i : i + 16] = b"\r\n--XyZ-boundar!"  # one byte short of a delimiter
-    body, _ = multipart([("speaker", None, "Zoë".encode()), ("media", "a b.wav", bytes(blob)),
-                         ("subtitles", "", b"")], boundary=boundary)
-    form = parse_multipart(io.BytesIO(body + b"NEXT REQUEST"), len(body), boundary.encode(), tmp_path, 4 * 2**20)
-    assert form.fields == {"speaker": "Zoë"}
-    assert list(form.files) == ["media"]  # an unused file input (empty filename, no bytes) is no upload
-    up = form.files["media"]
-    assert up.filename == "a b.wav" and up.size == len(blob) and up.path.read_bytes() == bytes(blob)
-    assert up.path == tmp_path / "media" / "a b.wav"
+def test_same_origin_post_from_the_page_is_accepted(running, dialogue):
+    """What the browser sends from the page itself (test_browser.py drives a real one): Origin = the page's
+    origin, Sec-Fetch-Site: same-origin."""
+    server, rec = running()
+    wav, _ = dialogue
+    host, port = server.server_address[:2]
+    status, data = post(server, [("media", "d.wav", wav.read_bytes())],
+                        headers={"Origin": f"http://{host}:{port}", "Sec-Fetch-Site": "same-origin"})
+    assert status == 200, data
+    assert data["upload"]["media"] == "d.wav" and len(rec.calls) == 1
 
-    other = tmp_path / "other"
-    other.mkdir()
-    with pytest.raises(UploadError, match="'media' is larger than") as e:
-        parse_multipart(io.BytesIO(body), len(body), boundary.encode(), other, 2**20)
-    assert e.value.status == 413
-    shutil.rmtree(other)
-    other.mkdir()
-    with pytest.raises(UploadError, match="incomplete|before the whole upload"):
-        parse_multipart(io.BytesIO(body[: len(body) // 2]), len(body), boundary.encode(), other, 4 * 2**20)
+
+def test_chunked_uploads_are_refused_with_411(running):
+    """A body of unknown length is refused before any of it is read (and the connection closed)."""
+    import socket
+
+    server, rec = running()
+    with socket.create_connection(server.server_address[:2], timeout=30) as sock:
+        sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+                     b"Content-Type: multipart/form-data; boundary=x\r\n\r\n5\r\n--x\r\n\r\n")
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 411 ") and b"send a Content-Length" in body
+    assert rec.calls == []
+
+
+def test_binary_uploads_arrive_byte_for_byte(running, dialogue, temp_root):
+    """A media file full of near-boundaries reaches the model exactly; an unused file input (empty filename, no
+    bytes) is no upload."""
+    server, rec = running()
+    wav, _ = dialogue
+    boundary = "XyZ-boundary"
+    blob = bytearray(wav.read_bytes())  # a real wav whose samples contain strings one byte short of a delimiter
+    for i in range(1000, len(blob) - 20, 9_991):
+        blob[i : i + 16] = b"\r\n--XyZ-boundar!"
+    body, ctype = multipart([("speaker", None, "Zoë".encode()), ("media", "a b.wav", bytes(blob)),
+                             ("subtitles", "", b"")], boundary=boundary)
+    conn = http.client.HTTPConnection(*server.server_address[:2], timeout=120)
+    try:
+        conn.request("POST", "/api/predict", body=body, headers={"Content-Type": ctype})
+        resp = conn.getresponse()
+        status, data = resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+    assert status == 200, data
+    assert data["upload"] == {"media": "a b.wav", "subtitles": None, "speaker": "Zoë"}
+    call = rec.calls[0]
+    assert call["media_sha256"] == hashlib.sha256(bytes(blob)).hexdigest() and call["subtitles"] is None
+    assert call["media"].name == "a b.wav" and call["media"].parent.name == "media"
+    assert list(temp_root.iterdir()) == []
+
+
+def test_duplicate_and_oversized_fields_are_refused(running, dialogue, temp_root):
+    server, rec = running()
+    wav, _ = dialogue
+    status, data = post(server, [("media", "a.wav", wav.read_bytes()), ("media", "b.wav", wav.read_bytes())])
+    assert status == 400 and "two 'media' fields" in data["error"]
+    status, data = post(server, [("media", "a.wav", wav.read_bytes()), ("speaker", None, b"x" * 5000)])
+    assert status == 400 and "malformed or oversized form" in data["error"]
+    assert rec.calls == [] and list(temp_root.iterdir()) == []
+
+
+def test_openapi_describes_the_predict_call(running):
+    server, _ = running()
+    status, ctype, body = get(server, "/openapi.json")
+    spec = json.loads(body)
+    assert status == 200 and ctype.startswith("application/json")
+    op = spec["paths"]["/api/predict"]["post"]
+    form = op["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["required"] == ["media"] and set(form["properties"]) == {"media", "subtitles", "speaker"}
+    assert form["properties"]["media"]["format"] == "binary"
+    assert {"200", "403", "413", "415"} <= set(op["responses"])
+    assert set(spec["paths"]) == {"/healthz", "/api/predict"}
+    status, ctype, body = get(server, "/docs")
+    assert status == 200 and ctype.startswith("text/html")
+    assert b"POST /api/predict" in body and b"/openapi.json" in body and b"cdn" not in body.lower()
 
 
 def test_model_timeline_inputs_are_the_qformer_attention_on_the_utterance_windows(debug_model, dialogue):

@@ -1,5 +1,3 @@
-import math
-
 import pytest
 from hypothesis import given, strategies as st
 
@@ -18,17 +16,34 @@ def test_eq1_examples():
     assert frame_range(2.0, 2.0, 50.0, 500) == (100, 101)  # zero-length: one frame
 
 
+def test_eq1_hand_worked():
+    # 25 Hz: frame i spans [i/25, (i+1)/25) = [0.04 i, 0.04 (i+1)); 0.50 s lies in frame 12 and 0.55 s in frame 13
+    assert frame_range(0.50, 0.55, 25.0, 100) == (12, 14)
+    # 12.5 Hz (frames of 80 ms): 1.00 s starts frame 12 and 1.70 s falls inside frame 21 (1.68 .. 1.76 s)
+    assert frame_range(1.00, 1.70, 12.5, 100) == (12, 22)
+    assert frame_range(1.00, 1.68, 12.5, 100) == (12, 21)  # ending exactly on a boundary takes no extra frame
+    assert frame_range(0.99, 1.00, 12.5, 100) == (12, 13)  # 0.99 s is in frame 12 (0.96 .. 1.04 s)
+    assert frame_range(0.3, 2.852, 50.0, 1000) == (15, 143)  # the test dialogue's first utterance at 50 Hz
+
+
+TOL = 1e-5  # frames: times are floats
+
+
 @given(times, times, rates, st.integers(min_value=1, max_value=10_000))
 def test_eq1_properties(t0, t1, rate, length):
+    """Properties, not the formula: every frame the utterance touches is in the window, and the window starts no
+    earlier than the frame holding the start (floor) and ends no later than the frame holding the end (ceil)."""
     start, end = min(t0, t1), max(t0, t1)
     a, b = frame_range(start, end, rate, length)
     assert 0 <= a < b <= length
-    exact_a, exact_b = math.floor(round(start * rate, 6)), math.ceil(round(end * rate, 6))
-    if exact_a < exact_b <= length:
-        assert (a, b) == (exact_a, exact_b)  # unclamped windows are exactly Eq. (1)
-    # clamping only ever moves a boundary to the sequence's edge or widens to one frame
-    assert a == min(max(exact_a, 0), length - 1)
-    assert b == min(max(exact_b, a + 1), length)
+    if end * rate <= length - 1:  # the utterance lies inside the features: no clamping
+        assert a <= start * rate + TOL and b >= end * rate - TOL  # covered: frames a .. b-1 span [start, end]
+        assert a > start * rate - 1 - TOL  # no frame that ends before the utterance starts
+        assert b < end * rate + 1 + TOL or b == a + 1  # no frame that starts after it ends
+    elif start * rate >= length:  # entirely past the features: the last frame
+        assert (a, b) == (length - 1, length)
+    else:  # it runs past the end: the window runs to the end
+        assert b == length and a <= start * rate + TOL
 
 
 def test_eq1_rejects_bad_input():

@@ -3,7 +3,8 @@ the explanation, the utterances and the timeline plot.
 
     acoustemo serve --model runs/exp1 [--host 127.0.0.1] [--port 8000] [--max-upload-mb 200]
 
-Binds to this machine only unless --host says otherwise; the model is loaded once and answers one upload at a time.
+Binds to this machine only unless --host says otherwise; the model is loaded once and answers one upload at a time
+(others wait in line). Other programs post to /api/predict; /openapi.json describes it, /docs shows it as a page.
 """
 
 from __future__ import annotations

@@ -7,10 +7,16 @@ Line format (paths relative to the manifest's folder):
 Only `id` and `media` are required. A clip with neither `utterances` nor `subtitles` is read with no
 utterances (timestamps_source "none"); extraction and prediction fill them from VAD + ASR
 (acoustemo.data.segmentation.ensure_utterances). Blank lines are allowed.
+
+Any other key (a corpus' own `mood` or `speaker_age`) is kept as the clip's `custom` metadata, as lhotse's `custom`
+does, and carried through to the predictions file; reading warns once, naming the known key when an unknown one is
+a near-miss (`lables` -> `labels`). A line with both `utterances` and `subtitles` uses the utterances (said once).
+`acoustemo validate` lists these as notes, not problems.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
@@ -62,6 +68,7 @@ def clip_to_json(clip: Clip, root: Path) -> dict:
         d["labels"] = list(clip.labels)
     if clip.description:
         d["description"] = clip.description
+    d.update({k: v for k, v in clip.custom.items() if k not in KNOWN_KEYS})
     return d
 
 
@@ -77,8 +84,14 @@ def validate_manifest(path: str | Path, check_media: bool = True) -> list[Proble
 
     check_media=True also opens each media file (probe) and checks times against its duration.
     """
-    _, problems = _read(Path(path), check_media=check_media, resolve_subtitles=False)
-    return problems
+    return check_manifest(path, check_media)[0]
+
+
+def check_manifest(path: str | Path, check_media: bool = True) -> tuple[list[Problem], list[Problem]]:
+    """(problems, notes): notes are what reading accepts but says (unknown keys kept as custom metadata, both
+    `utterances` and `subtitles` given)."""
+    _, problems, notes = _read(Path(path), check_media=check_media, resolve_subtitles=False)
+    return problems, notes
 
 
 def read_manifest(path: str | Path, resolve_subtitles: bool = True, check_media: bool = False) -> list[Clip]:
@@ -89,37 +102,54 @@ def read_manifest(path: str | Path, resolve_subtitles: bool = True, check_media:
     and the clip has no utterances (timestamps_source "unresolved").
     """
     path = Path(path)
-    clips, problems = _read(path, check_media=check_media, resolve_subtitles=resolve_subtitles)
+    clips, problems, notes = _read(path, check_media=check_media, resolve_subtitles=resolve_subtitles)
+    if notes:
+        log.warning("%s", summarize_notes(path, notes))
     if problems:
         listing = "\n  ".join(str(p) for p in problems)
         raise ManifestError(f"{path}: {len(problems)} problem(s); fix them (`acoustemo validate {path}` lists them):\n  {listing}")
     return clips
 
 
-def _read(path: Path, check_media: bool, resolve_subtitles: bool) -> tuple[list[Clip], list[Problem]]:
+def summarize_notes(path: Path, notes: list[Problem]) -> str:
+    """All of a manifest's notes in one message: each distinct note once, with the lines it is on."""
+    lines: dict[str, list[int]] = {}
+    for note in notes:
+        lines.setdefault(note.message, []).append(note.line)
+
+    def where(nums: list[int]) -> str:
+        shown = ", ".join(map(str, nums[:5])) + (f" and {len(nums) - 5} more" if len(nums) > 5 else "")
+        return f"line{'s' if len(nums) > 1 else ''} {shown}"
+
+    return f"{path}: " + "; ".join(f"{message} ({where(nums)})" for message, nums in lines.items())
+
+
+def _read(path: Path, check_media: bool, resolve_subtitles: bool) -> tuple[list[Clip], list[Problem], list[Problem]]:
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found; create one with `acoustemo prepare`")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise ManifestError(f"{path}: byte {e.start} is not UTF-8; manifests are UTF-8 JSONL") from None
-    clips, problems, seen = [], [], {}
+    clips, problems, notes, seen = [], [], [], {}
     for line_no, raw in enumerate(text.split("\n"), start=1):
         if not raw.strip():
             continue
         found: list[str] = []
-        clip = _clip_from_line(raw, path.parent, found, check_media, resolve_subtitles)
+        said: list[str] = []
+        clip = _clip_from_line(raw, path.parent, found, said, check_media, resolve_subtitles)
         clip_id = clip.id if clip else _peek_id(raw)
         if clip_id and clip_id in seen:
             found.append(f"duplicate id '{clip_id}' (first on line {seen[clip_id]}); ids must be unique")
         elif clip_id:
             seen[clip_id] = line_no
         problems += [Problem(line_no, clip_id, m) for m in found]
+        notes += [Problem(line_no, clip_id, m) for m in said]
         if clip is not None and not found:
             clips.append(clip)
     if not seen and not problems:
         problems.append(Problem(0, "", "the manifest has no clips"))
-    return clips, problems
+    return clips, problems, notes
 
 
 def _peek_id(raw: str) -> str:
@@ -130,8 +160,10 @@ def _peek_id(raw: str) -> str:
         return ""
 
 
-def _clip_from_line(raw: str, root: Path, found: list[str], check_media: bool, resolve: bool) -> Clip | None:
-    """Parse and check one line; appends each problem to `found`; returns the clip when it could be built."""
+def _clip_from_line(raw: str, root: Path, found: list[str], said: list[str], check_media: bool,
+                    resolve: bool) -> Clip | None:
+    """Parse and check one line; appends each problem to `found` and each note to `said`; returns the clip when it
+    could be built."""
     try:
         d = json.loads(raw)
     except json.JSONDecodeError as e:
@@ -140,7 +172,11 @@ def _clip_from_line(raw: str, root: Path, found: list[str], check_media: bool, r
     if not isinstance(d, dict):
         found.append("a line must be a JSON object like {\"id\": ..., \"media\": ...}")
         return None
-    found += [f"unknown key '{k}' (known keys: {', '.join(sorted(KNOWN_KEYS))})" for k in d if k not in KNOWN_KEYS]
+    custom = {k: v for k, v in d.items() if k not in KNOWN_KEYS}
+    said += [_unknown_key_note(k) for k in custom]
+    if "utterances" in d and "subtitles" in d:
+        said.append("both 'utterances' and 'subtitles' are given; the utterances are used (drop one to silence this)")
+        d = {k: v for k, v in d.items() if k != "subtitles"}
     found += [f"missing required key '{k}'" for k in ("id", "media") if k not in d]
     if not isinstance(d.get("id", ""), str) or ("id" in d and not d["id"].strip()):
         found.append("'id' must be a non-empty string")
@@ -157,7 +193,16 @@ def _clip_from_line(raw: str, root: Path, found: list[str], check_media: bool, r
     if source == "unresolved":  # untimed lines were read only to check them (and the target speaker)
         utts = []
     return Clip(id=d["id"], media=str(media), utterances=utts, target_speaker=d.get("target_speaker") or None,
-                labels=list(d.get("labels") or []), description=d.get("description") or "", timestamps_source=source)
+                labels=list(d.get("labels") or []), description=d.get("description") or "", timestamps_source=source,
+                custom=custom)
+
+
+def _unknown_key_note(key: str) -> str:
+    near = difflib.get_close_matches(key, sorted(KNOWN_KEYS), n=1, cutoff=0.75)
+    if near:
+        return (f"unknown key '{key}' kept as custom metadata; did you mean '{near[0]}'? (as spelled, acoustemo "
+                "does not use it)")
+    return f"key '{key}' is not one of acoustemo's; kept as the clip's custom metadata"
 
 
 def _check_media(media: Path, given: str, found: list[str], check_media: bool) -> float | None:
@@ -179,9 +224,6 @@ def _check_media(media: Path, given: str, found: list[str], check_media: bool) -
 
 
 def _utterances(d: dict, root: Path, duration_s: float | None, found: list[str], resolve: bool) -> tuple[list[Utterance], str]:
-    if "utterances" in d and "subtitles" in d:
-        found.append("give either 'utterances' or 'subtitles', not both")
-        return [], "manifest"
     if "subtitles" in d:
         return _subtitle_utterances(d, root, duration_s, found, resolve)
     if "utterances" not in d:

@@ -12,7 +12,6 @@ MER-style clips hold one utterance, so a subtitle sentence becomes one utterance
 
 from __future__ import annotations
 
-import ast
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from acoustemo.data.media import MEDIA_EXTENSIONS, probe
 from acoustemo.data.segments import Clip, Utterance
 from acoustemo.data.subtitles import SUBTITLE_EXTENSIONS
 from acoustemo.errors import ManifestError
+from acoustemo.evaluate.parsing import normalize_labels, parse_list_string
 
 
 @dataclass
@@ -119,17 +119,9 @@ def read_csv(path: str | Path, need: tuple[str, ...], one_of: tuple[str, ...] = 
 
 
 def parse_openset(text: str) -> list[str]:
-    """"['happy', 'relaxed']" -> ['happy', 'relaxed']; also accepts a plain comma-separated list."""
-    text = text.strip()
-    if not text:
-        return []
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        value = text.strip("[]").replace('"', "").replace("'", "").split(",")
-    if isinstance(value, str):
-        value = [value]
-    return [str(v).strip().lower() for v in value if str(v).strip()]
+    """An `openset` cell ("['happy', 'relaxed']") -> lowercased labels, read by the evaluator's parser (the field's
+    `string_to_list`), so a manifest's gold labels are exactly the ones `acoustemo evaluate` scores against."""
+    return normalize_labels(parse_list_string(text))
 
 
 def prepare_csv(media_dir: str | Path, out_manifest: str | Path, descriptions: str | Path | None = None,

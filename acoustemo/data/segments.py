@@ -29,7 +29,8 @@ class Clip:
     """One manifest line: a media file, its utterances and (for training/eval) the gold answer.
 
     `media` is an absolute path once read from a manifest. `timestamps_source` says where the
-    utterance times came from: "manifest", "subtitles", "vad", "asr" or "aligned".
+    utterance times came from: "manifest", "subtitles", "vad", "asr" or "aligned". `custom` holds the manifest
+    line's own metadata (keys acoustemo does not use, such as a corpus' `mood` column), carried through untouched.
     """
 
     id: str
@@ -39,6 +40,7 @@ class Clip:
     labels: list[str] = field(default_factory=list)
     description: str = ""
     timestamps_source: str = "manifest"
+    custom: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         d = asdict(self)

@@ -26,17 +26,19 @@ from acoustemo.features.base import Features, encoder_key
 
 FORMAT = 1
 _SUFFIX = ".safetensors"
-_hash_memo: dict[tuple[str, int, int], str] = {}
+_hash_memo: dict[tuple, str] = {}
 
 
 def media_sha256(path: str | Path) -> str:
-    """sha256 of the file's bytes, memoised by (path, size, mtime_ns) so repeated checks are free."""
+    """sha256 of the file's bytes, memoised by (path, inode, size, mtime_ns, ctime_ns) so repeated checks are free.
+    ctime is in the key because mtime alone can be put back (`cp -p`, rsync -t, os.utime) after a same-size rewrite;
+    ctime cannot be set by a user and changes with every write."""
     path = Path(path).resolve()
     try:
         st = path.stat()
     except OSError as e:
         raise MediaError(f"{path}: cannot read the media file ({e.strerror}); check the manifest's 'media' path") from None
-    key = (str(path), st.st_size, st.st_mtime_ns)
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     if key not in _hash_memo:
         h = hashlib.sha256()
         with open(path, "rb") as f:
