@@ -185,3 +185,48 @@ def build(model, cfg, clips=CLIPS, with_answers=True, visual_dim=None):
     load_a, load_v = features_for(clips, cfg, visual_dim=visual_dim)
     ds = AcoustEmoDataset(clips, load_a, load_v, model.tokenizer, cfg, with_answers=with_answers)
     return ds, collate([ds[i] for i in range(len(ds))], model.tokenizer.pad_token_id)
+
+
+# ------------------------------------------------------------------- a tiny training corpus (train, predict)
+TINY_ENCODER = "whisper-tiny.en"  # the cheapest real encoder shipped offline (384-d, 50 Hz)
+CORPUS_CLIPS = [  # (id, target speaker's line, other line, labels, description)
+    ("c0", "I lost my keys again.", "Check the table.", ["worried"], "Anna sounds worried."),
+    ("c1", "We won the game!", "Amazing.", ["happy", "excited"], "Anna is excited."),
+    ("c2", "Leave me alone.", "Fine.", ["angry"], "Anna is angry."),
+    ("c3", "He is not coming back.", "I am sorry.", ["sad"], "Anna is sad."),
+    ("c4", "Is that a spider?", "Yes.", ["scared"], "Anna is scared."),
+]
+
+
+def write_corpus(root: Path) -> dict:
+    """Five two-speaker clips: c0-c2 train, c3-c4 val; features extracted once into root/features."""
+    import torch
+
+    from acoustemo.data.manifest import read_manifest
+    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.cache import FeatureCache
+    from acoustemo.features.extract import extract
+
+    lines = []
+    for cid, mine, other, labels, desc in CORPUS_CLIPS:
+        _, utts = make_dialogue(root / cid, [("Anna", "en-us", mine), ("Ben", "en-us+m3", other)], gap_s=0.2)
+        lines.append({"id": cid, "media": f"{cid}/dialogue.wav", "utterances": utts, "target_speaker": "Anna",
+                      "labels": labels, "description": desc})
+    (root / "train.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines[:3]))
+    (root / "val.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines[3:]))
+    clips = read_manifest(root / "train.jsonl") + read_manifest(root / "val.jsonl")
+    threads = torch.get_num_threads()
+    report = extract(clips, FeatureCache(root / "features"), get_acoustic_encoder(TINY_ENCODER), progress=False)
+    torch.set_num_threads(threads)  # CTranslate2 resets the OpenMP thread count; keep the tests' single thread
+    assert report.ok, report.summary()
+    return {"train": root / "train.jsonl", "val": root / "val.jsonl", "cache": root / "features"}
+
+
+def corpus_configs(corpus: dict, **train_fields):
+    """The loop's mechanics are tested on the paper's single stage (recipe "paper"); the default two-stage recipe
+    has its own tests below."""
+    fields = dict(recipe="paper", acoustic_encoder=TINY_ENCODER, cache_dir=str(corpus["cache"]), lr=1e-2,
+                  warmup_ratio=0.1, save_every_steps=0, progress=False)
+    from acoustemo.training import resolve_configs
+
+    return resolve_configs("debug", train_overrides={**fields, **train_fields})

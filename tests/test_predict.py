@@ -10,7 +10,7 @@ import pytest
 
 from acoustemo.cli import main
 from acoustemo.infer import OUTPUT_KEYS, load_predictor, predict_clip, predict_manifest
-from test_train import configs, write_corpus
+from conftest import corpus_configs as configs, write_corpus
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

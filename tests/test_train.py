@@ -18,51 +18,13 @@ import pytest
 from acoustemo.errors import ConfigError
 from acoustemo.training import (
     TrainConfig, epoch_batches, load_config_file, lr_factor, optimizer_state_dict, optimizer_tensors,
-    resolve_configs, rng_state, set_rng_state, steps_per_epoch, train,
+    rng_state, set_rng_state, steps_per_epoch, train,
 )
-from conftest import make_dialogue
+from conftest import TINY_ENCODER, corpus_configs, write_corpus
 
-ENCODER = "whisper-tiny.en"  # the cheapest real encoder shipped offline (384-d, 50 Hz)
+ENCODER = TINY_ENCODER
 REPO = Path(__file__).resolve().parents[1]
-CLIPS = [  # (id, target speaker's line, other line, labels, description)
-    ("c0", "I lost my keys again.", "Check the table.", ["worried"], "Anna sounds worried."),
-    ("c1", "We won the game!", "Amazing.", ["happy", "excited"], "Anna is excited."),
-    ("c2", "Leave me alone.", "Fine.", ["angry"], "Anna is angry."),
-    ("c3", "He is not coming back.", "I am sorry.", ["sad"], "Anna is sad."),
-    ("c4", "Is that a spider?", "Yes.", ["scared"], "Anna is scared."),
-]
-
-
-def write_corpus(root: Path) -> dict:
-    """Five two-speaker clips: c0-c2 train, c3-c4 val; features extracted once into root/features."""
-    import torch
-
-    from acoustemo.data.manifest import read_manifest
-    from acoustemo.features.base import get_acoustic_encoder
-    from acoustemo.features.cache import FeatureCache
-    from acoustemo.features.extract import extract
-
-    lines = []
-    for cid, mine, other, labels, desc in CLIPS:
-        _, utts = make_dialogue(root / cid, [("Anna", "en-us", mine), ("Ben", "en-us+m3", other)], gap_s=0.2)
-        lines.append({"id": cid, "media": f"{cid}/dialogue.wav", "utterances": utts, "target_speaker": "Anna",
-                      "labels": labels, "description": desc})
-    (root / "train.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines[:3]))
-    (root / "val.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines[3:]))
-    clips = read_manifest(root / "train.jsonl") + read_manifest(root / "val.jsonl")
-    threads = torch.get_num_threads()
-    report = extract(clips, FeatureCache(root / "features"), get_acoustic_encoder(ENCODER), progress=False)
-    torch.set_num_threads(threads)  # CTranslate2 resets the OpenMP thread count; keep the tests' single thread
-    assert report.ok, report.summary()
-    return {"train": root / "train.jsonl", "val": root / "val.jsonl", "cache": root / "features"}
-
-
-def configs(corpus: dict, **train_fields):
-    """The loop's mechanics are tested on the paper's single stage (recipe "paper"); the default two-stage recipe
-    has its own tests below."""
-    fields = dict(recipe="paper", acoustic_encoder=ENCODER, cache_dir=str(corpus["cache"]), lr=1e-2,
-                  warmup_ratio=0.1, save_every_steps=0, progress=False)
-    return resolve_configs("debug", train_overrides={**fields, **train_fields})
+configs = corpus_configs
 
 
 def read_log(run: Path) -> list[dict]:
