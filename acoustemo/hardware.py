@@ -106,17 +106,17 @@ def int8_by_default(llm_dtype: str, device: str | torch.device = "cpu") -> bool:
     """Whether prediction gives the LLM int8 weights unless told: on a CPU, only when the LLM computes in bf16.
 
     torch's int8-weight kernel is fast with bf16 activations (1.5-2x faster decoding than bf16 weights on an
-    AVX512-BF16 CPU). With a float32 LLM, on a CPU without native bf16 (2-core AVX2 EPYC, BENCHMARKS.md), int8
-    loses to plain float32 weights: 11.8 / 12.8 s vs 10.0 / 9.2 s for the sample clip's answer with the kernel
-    fed bf16, ~100 s with it fed float32 (its float32 path is not vectorised)."""
+    AVX512-BF16 CPU). With a float32 LLM, on a CPU without native bf16, int8 loses to plain float32 weights
+    (benchmarks/int8_fallback.py on an AVX2 EPYC, CPU s for the sample clip's answer: float32 3.3-3.6, int8 with
+    the kernel fed bf16 4.2-5.5, fed float32 28-41: its float32 path is not vectorised)."""
     return torch.device(device).type == "cpu" and llm_dtype == "bfloat16"
 
 
 def int8_activation_dtype(llm_dtype: str) -> torch.dtype:
     """The dtype Int8Linear feeds torch's int8-weight kernel (`_weight_int8pack_mm`) when int8 is asked for.
 
-    The LLM's own dtype, except float32: the kernel's float32 path is not vectorised (~8x slower end to end on an
-    AVX2 EPYC), while its bf16 path widens bf16 to float32 inside vectorised code and needs no native bf16. Only
+    The LLM's own dtype, except float32: the kernel's float32 path is not vectorised (~7x slower end to end on an
+    AVX2 EPYC, benchmarks/int8_fallback.py), while its bf16 path widens bf16 to float32 inside vectorised code and needs no native bf16. Only
     the activations entering the int8 matmuls are rounded to bf16; the rest of a float32 LLM stays float32."""
     return torch.bfloat16 if llm_dtype == "float32" else getattr(torch, llm_dtype)
 
