@@ -33,7 +33,9 @@ DEFAULT_STREAMS = (("whisper", 512), ("prosody", 10))  # = get_acoustic_encoder(
 class ModelConfig:
     # LLM: "smollm2-135m" (bundled), "tiny-random-llama" (debug) or a local HF folder (LLaMA-2-7B, Qwen...)
     llm: str = "smollm2-135m"
-    llm_dtype: str = "bfloat16"  # bf16 is what runs well on a modern CPU; float32 for exact tests
+    # "auto" = chosen from the hardware when the model is built (acoustemo/hardware.py: bf16 on CPUs with native
+    # bf16 and on GPUs that support it, else float32 on CPU / float16 on GPU); a saved config records what was used.
+    llm_dtype: str = "auto"
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
@@ -81,8 +83,8 @@ class ModelConfig:
         problems = []
         if not self.llm:
             problems.append("llm is empty: give 'smollm2-135m' or the path of a local Hugging Face model folder")
-        if self.llm_dtype not in ("float32", "bfloat16", "float16"):
-            problems.append(f"llm_dtype={self.llm_dtype!r} must be float32, bfloat16 or float16")
+        if self.llm_dtype not in ("auto", "float32", "bfloat16", "float16"):
+            problems.append(f"llm_dtype={self.llm_dtype!r} must be auto, float32, bfloat16 or float16")
         if self.ablation not in ABLATIONS:
             problems.append(f"ablation={self.ablation!r} must be one of {', '.join(ABLATIONS)}")
         if self.stream_norm not in STREAM_NORMS:
@@ -145,6 +147,13 @@ class ModelConfig:
             raise ConfigError(f"unknown ModelConfig field(s) {sorted(unknown)}")
         return cls(**{**PRESETS[name], **overrides})
 
+    def resolved(self, device=None) -> "ModelConfig":
+        """This config with llm_dtype "auto" replaced by the hardware's choice for `device` (default: cuda if
+        available, else cpu); see acoustemo/hardware.py. The model is built from, and saves, the resolved one."""
+        from acoustemo.hardware import default_device, resolve_dtype
+
+        return dataclasses.replace(self, llm_dtype=resolve_dtype(self.llm_dtype, device or default_device()))
+
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
         d["acoustic_streams"] = [[n, w] for n, w in self.acoustic_streams]
@@ -178,13 +187,13 @@ class ModelConfig:
 
 PRESETS: dict[str, dict] = {
     "paper": dict(
-        llm="", llm_dtype="bfloat16", num_queries=32, global_num_queries=32, d_model=768, qformer_layers=2,
+        llm="", llm_dtype="auto", num_queries=32, global_num_queries=32, d_model=768, qformer_layers=2,
         qformer_heads=12, qformer_ffn=3072, max_window_frames=512, visual_num_queries=32, max_seq_len=1024,
     ),
     # Sized by benchmarks/qformer.py (see BENCHMARKS.md): on CPU the LLM step cost is driven by the sequence
     # length, i.e. by K; K=8 per window keeps a 12-utterance dialogue well inside 1024 tokens.
     "cpu-default": dict(
-        llm="smollm2-135m", llm_dtype="bfloat16", num_queries=8, global_num_queries=16, d_model=256,
+        llm="smollm2-135m", llm_dtype="auto", num_queries=8, global_num_queries=16, d_model=256,
         qformer_layers=2, qformer_heads=4, qformer_ffn=1024, max_window_frames=512, visual_num_queries=8,
         max_seq_len=1024,
     ),

@@ -114,19 +114,24 @@ class Predictor:
 
 def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.PathLike | None = None,
                    device: str | None = None, acoustic_encoder: str | None = None,
-                   max_new_tokens: int = 96, int8: bool | None = None, drafts: bool = True) -> Predictor:
+                   max_new_tokens: int = 96, int8: bool | None = None, drafts: bool = True,
+                   llm_dtype: str | None = None) -> Predictor:
     """Load a trained model for prediction, with the encoder it was trained on (from its train_config.json).
 
-    LoRA is merged into the LLM. `int8` (default: on CPU) also gives the LLM's linear layers int8 weights, which
-    decodes 1.5-2x faster on CPU (AcoustEmoModel.quantize_int8); False keeps the checkpoint's own dtype.
+    LoRA is merged into the LLM. `int8` (default: on a CPU when the LLM computes in bf16, see
+    acoustemo.hardware.int8_by_default) also gives the LLM's linear layers int8 weights, which decodes 1.5-2x
+    faster there (AcoustEmoModel.quantize_int8); False keeps the LLM's dtype.
     `drafts` (default on) decodes a single clip with checked n-gram drafts: 3.8 tokens per LLM pass on the
     benchmark, ~1.7x faster, for the same greedy answer (acoustemo/model/decoding.py); batches of clips always go through HF generate.
+    `llm_dtype` (None: the checkpoint's where this hardware runs it natively, else the hardware's choice; "auto":
+    the hardware's choice; or float32 / bfloat16 / float16) is the LLM's compute dtype (acoustemo/hardware.py).
 
     Features go to `cache_dir`, by default the training run's feature cache if it still exists, else
     $ACOUSTEMO_CACHE/features (~/.cache/acoustemo/features).
     """
     from acoustemo.features.base import get_acoustic_encoder, get_visual_encoder
     from acoustemo.features.cache import FeatureCache
+    from acoustemo.hardware import int8_by_default
     from acoustemo.model.acoustemo import AcoustEmoModel
     from acoustemo.training import TRAIN_CONFIG_NAME, TrainConfig
 
@@ -142,9 +147,10 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
             from acoustemo.offline import cache_dir as user_cache
 
             cache_dir = user_cache() / "features"
-    model = AcoustEmoModel.from_pretrained(folder)
-    model.to(torch.device(device) if device else _default_device()).eval()
-    if int8 or (int8 is None and model.device.type == "cpu"):
+    device = torch.device(device) if device else _default_device()
+    model = AcoustEmoModel.from_pretrained(folder, llm_dtype=llm_dtype, device=device)
+    model.to(device).eval()
+    if int8 or (int8 is None and int8_by_default(model.cfg.llm_dtype, model.device)):
         model.quantize_int8()  # merges LoRA first
     else:
         model.merge_lora()

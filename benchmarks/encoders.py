@@ -53,7 +53,10 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    out = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "cpu": platform.processor()}}
+    from acoustemo.hardware import hardware_report
+
+    out = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "cpu": platform.processor(),
+                       **hardware_report()}}
     with tempfile.TemporaryDirectory() as tmp:
         wavs = clips(Path(tmp), args.clips)
         seconds = sum(len(w) for w in wavs) / 16000

@@ -68,6 +68,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ablation", choices=ABLATIONS, help="paper Table 2 variant (default full)")
     p.add_argument("--llm", metavar="NAME|DIR", help="the LLM: 'smollm2-135m' (bundled) or a local Hugging Face "
                    "model folder, e.g. /models/Llama-2-7b-hf (needed by --preset paper)")
+    p.add_argument("--llm-dtype", choices=("auto", "float32", "bfloat16", "float16"), help="the LLM's compute "
+                   "dtype (default auto: bfloat16 on CPUs with native bf16 and on GPUs that support it, float32 on "
+                   "other CPUs; the run's config.json records the one used)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly (configs reloaded from it)")
     g = p.add_argument_group("training (TrainConfig; unset recipe fields come from --recipe)")
     g.add_argument("--epochs", type=int)
@@ -99,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
                        if getattr(args, flag) is not None}
     if args.no_progress:
         train_overrides["progress"] = False
-    model_overrides = {k: v for k, v in (("ablation", args.ablation), ("llm", args.llm)) if v}
+    model_overrides = {k: v for k, v in (("ablation", args.ablation), ("llm", args.llm),
+                                         ("llm_dtype", args.llm_dtype)) if v}
     if args.resume and not (args.preset or args.config):
         model_cfg, train_cfg = load_run_configs(args.out)  # the run's own configs; flags may still change them
         model_cfg = type(model_cfg).from_json({**model_cfg.to_json(), **model_overrides})

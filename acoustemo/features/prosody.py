@@ -47,9 +47,15 @@ class ProsodyEncoder:
     id = "prosody"
 
     def __init__(self, fmin_hz: float = 50.0, fmax_hz: float = 800.0, threads: int = 0, precision: str = "float32"):
-        if precision not in ("float32", "bfloat16"):
-            raise EncoderError(f"precision must be 'float32' or 'bfloat16', got '{precision}'")
-        # bfloat16 runs CREPE ~2x faster on CPUs with AVX512-BF16/AMX (F0 within 0.1 cent), slower elsewhere.
+        if precision not in ("float32", "bfloat16", "auto"):
+            raise EncoderError(f"precision must be 'float32', 'bfloat16' or 'auto', got '{precision}'")
+        # bfloat16 runs CREPE ~2x faster on CPUs with AVX512-BF16/AMX (F0 within 0.1 cent), slower elsewhere;
+        # "auto" picks it only there (acoustemo/hardware.py, which also warns about an explicit bf16 elsewhere).
+        # The default stays float32, not "auto": the resolved precision is part of the feature cache key, and the
+        # shipped checkpoint was trained on float32 CREPE features.
+        from acoustemo.hardware import resolve_dtype
+
+        precision = resolve_dtype(precision, "cpu", what="prosody precision")
         self.fmin_hz, self.fmax_hz, self.threads, self.precision = fmin_hz, fmax_hz, threads, precision
         self.dim = len(CHANNELS)
         self.streams = [("prosody", self.dim)]

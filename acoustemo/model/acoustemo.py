@@ -15,6 +15,7 @@ arrive precomputed). Ablations are the config switch `ablation`; the dataset bui
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -39,8 +40,11 @@ ANSWER_BANK = "answer_bank.json"  # optional: answers the decoder's drafts may g
 
 
 class AcoustEmoModel(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, device: str | torch.device | None = None):
+        """Builds the model on the CPU; llm_dtype "auto" is resolved here for `device` (where the model will run;
+        default cuda if available, else cpu), and self.cfg, which save_pretrained writes, records the result."""
         super().__init__()
+        cfg = cfg.resolved(device)
         self.cfg = cfg
         self.answer_bank = []  # see the property
         self.decode_stats = DecodeStats()  # running totals of the one-clip decoder's passes and kept drafts
@@ -210,15 +214,18 @@ class AcoustEmoModel(nn.Module):
         return self
 
     def quantize_int8(self) -> "AcoustEmoModel":
-        """Merge LoRA, then give the LLM's linear layers int8 weights (per output channel; activations keep their
-        dtype). CPU only, inference only: greedy decoding reads every weight once per token, and int8 weights
-        read faster (benchmarks/generate_speed.py). Answers can differ from the unquantised model's in
-        near-ties; benchmarks/int8_agreement.py compares both on a bench split."""
+        """Merge LoRA, then give the LLM's linear layers int8 weights (per output channel; the activations entering
+        the int8 kernel are in acoustemo.hardware.int8_activation_dtype, the rest keeps the LLM's dtype). CPU
+        only, inference only: greedy decoding reads every weight once per token, and int8 weights read faster
+        (benchmarks/generate_speed.py). Answers can differ from the unquantised model's in near-ties;
+        benchmarks/int8_agreement.py compares both on a bench split."""
         if self.device.type != "cpu":
             raise ConfigError(f"int8 decoding runs on CPU only; this model is on {self.device}: leave it in its "
                               f"own dtype on a GPU")
+        from acoustemo.hardware import int8_activation_dtype
+
         self.merge_lora()
-        quantize_linears_int8(self.llm)
+        quantize_linears_int8(self.llm, int8_activation_dtype(self.cfg.llm_dtype))
         return self
 
     # checkpoints ----------------------------------------------------------------------------------------------
@@ -258,9 +265,14 @@ class AcoustEmoModel(nn.Module):
             os.replace(tmp, directory)
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, config: ModelConfig | None = None) -> "AcoustEmoModel":
+    def from_pretrained(cls, directory: str | os.PathLike, config: ModelConfig | None = None,
+                        llm_dtype: str | None = None, device: str | torch.device | None = None) -> "AcoustEmoModel":
         """Rebuild a saved model. With `config`, it must match the saved one in every field that shapes the
-        weights (runtime fields such as max_seq_len may differ); otherwise ConfigError names the fields."""
+        weights (runtime fields such as max_seq_len may differ); otherwise ConfigError names the fields.
+
+        The LLM's dtype: `llm_dtype` if given ("auto" = the hardware's choice), else `config`'s, else the saved
+        one where `device` (default cuda if available, else cpu) runs it natively, else the hardware's choice:
+        a checkpoint trained in bf16 runs in float32 on a CPU without native bf16 (acoustemo/hardware.py)."""
         from peft import set_peft_model_state_dict
         from peft.utils import load_peft_weights
         from safetensors.torch import load_file
@@ -275,7 +287,14 @@ class AcoustEmoModel(nn.Module):
             if diff:
                 raise ConfigError(f"checkpoint {directory} was saved with another config ({'; '.join(diff)}, "
                                   f"checkpoint vs given); load it with its own config.json or retrain")
-        model = cls(config or saved)
+        from acoustemo.hardware import default_device, dtype_for_checkpoint
+
+        device = device or default_device()
+        if config is None:
+            config = dataclasses.replace(saved, llm_dtype=dtype_for_checkpoint(saved.llm_dtype, llm_dtype, device))
+        elif llm_dtype is not None:
+            config = dataclasses.replace(config, llm_dtype=llm_dtype)
+        model = cls(config, device)
         if (directory / BASE_WEIGHTS).is_file():
             _load_exact(model.llm, load_file(directory / BASE_WEIGHTS), directory / BASE_WEIGHTS, allow_missing="lora_")
         state = load_file(directory / WEIGHTS)

@@ -43,7 +43,7 @@ def torch_dtype(name: str) -> torch.dtype:
     return _DTYPES[name]
 
 
-def load_llm(name: str, dtype: str = "bfloat16"):
+def load_llm(name: str, dtype: str = "float32"):
     """(causal LM, tokenizer with the placeholder tokens added) for `name`.
 
     `name` is "smollm2-135m" (bundled offline), "tiny-random-llama" (debug) or a local HF folder.
@@ -151,36 +151,45 @@ def add_lora(model, r: int, alpha: int, dropout: float, targets: list[str]):
 
 
 class Int8Linear(nn.Module):
-    """A frozen nn.Linear with int8 weights, one scale per output channel (symmetric, max-abs / 127); the
-    activations keep their dtype. Decoding on CPU reads every weight once per token, so a quarter of fp32's
-    bytes is faster (torch's int8-weight CPU kernel, as in gpt-fast / torchao's weight-only int8)."""
+    """A frozen nn.Linear with int8 weights, one scale per output channel (symmetric, max-abs / 127). Decoding on
+    CPU reads every weight once per token, so a quarter of fp32's bytes is faster (torch's int8-weight CPU kernel,
+    as in gpt-fast / torchao's weight-only int8). The activations entering that kernel are cast to
+    `activation_dtype` (default: the layer's own dtype; see acoustemo.hardware.int8_activation_dtype); the output
+    comes back in the input's dtype."""
 
-    def __init__(self, linear: nn.Linear):
+    def __init__(self, linear: nn.Linear, activation_dtype: torch.dtype | None = None):
         super().__init__()
         w = linear.weight.detach().float()
         scale = w.abs().amax(dim=1).clamp(min=1e-12) / 127
         self.register_buffer("weight_int8", torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8))
         self.register_buffer("scale", scale.to(linear.weight.dtype))
+        # the kernel wants its scales in the activations' dtype
+        self.register_buffer("kernel_scale", scale.to(activation_dtype or linear.weight.dtype), persistent=False)
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach(), requires_grad=False)
         self.in_features, self.out_features = linear.in_features, linear.out_features
+        # torch 2.13's int8 kernel crashes (segfault) on bf16 / fp16 input whose width is not a multiple of 8
+        # (e.g. the debug preset's FFN of 37); such layers always take the dequantised path
+        self.kernel_ok = self.kernel_scale.dtype == torch.float32 or self.in_features % 8 == 0
 
     GEMV_ROWS = 16  # up to this many rows (tokens x batch) go through the int8 kernel
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        flat = x.reshape(-1, self.in_features).to(self.scale.dtype)
-        if flat.shape[0] <= self.GEMV_ROWS:  # decoding: the int8 kernel
-            y = torch.ops.aten._weight_int8pack_mm(flat, self.weight_int8, self.scale)
+        flat = x.reshape(-1, self.in_features)
+        if flat.shape[0] <= self.GEMV_ROWS and self.kernel_ok:  # decoding: the int8 kernel
+            y = torch.ops.aten._weight_int8pack_mm(flat.to(self.kernel_scale.dtype), self.weight_int8,
+                                                   self.kernel_scale)
         else:  # a prompt's prefill is compute-bound, where that kernel is slow: dequantise and use a normal GEMM
+            flat = flat.to(self.scale.dtype)
             y = flat @ (self.weight_int8.to(flat.dtype) * self.scale[:, None]).T
-        y = y.reshape(*x.shape[:-1], -1)
+        y = y.reshape(*x.shape[:-1], -1).to(x.dtype)
         return y if self.bias is None else y + self.bias
 
 
-def quantize_linears_int8(module: nn.Module) -> nn.Module:
+def quantize_linears_int8(module: nn.Module, activation_dtype: torch.dtype | None = None) -> nn.Module:
     """Replace every nn.Linear inside `module` by an Int8Linear, in place; returns `module`."""
     for name, child in module.named_children():
         if isinstance(child, nn.Linear):
-            setattr(module, name, Int8Linear(child))
+            setattr(module, name, Int8Linear(child, activation_dtype))
         else:
-            quantize_linears_int8(child)
+            quantize_linears_int8(child, activation_dtype)
     return module

@@ -208,6 +208,7 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
     _check_launch(accelerator, cfg)
+    mcfg = mcfg.resolved(accelerator.device)  # llm_dtype "auto" -> this hardware's choice, saved with the run
     main, rank, world = accelerator.is_main_process, accelerator.process_index, accelerator.num_processes
     train_clips = read_manifest(train_manifest)
     val_clips = read_manifest(val_manifest) if val_manifest else []

@@ -1,0 +1,153 @@
+"""Compute dtypes follow the hardware (acoustemo/hardware.py, issue #15): each branch of the capability check is
+forced with monkeypatch, and the dtypes a run resolves are the ones its config records and the model runs in."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import torch
+
+from acoustemo import hardware
+from acoustemo.config import ModelConfig
+from acoustemo.errors import ConfigError
+from acoustemo.features.prosody import ProsodyEncoder
+from acoustemo.model.llm import Int8Linear
+from conftest import make_dialogue
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+ENCODER = "whisper-tiny.en"
+
+
+def native(monkeypatch, bf16: bool, cuda_bf16: bool = False) -> None:
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: bf16)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: cuda_bf16)
+
+
+@pytest.mark.parametrize("bf16, cpu_dtype", [(True, "bfloat16"), (False, "float32")])
+def test_auto_on_cpu_is_bf16_only_where_native(monkeypatch, bf16, cpu_dtype):
+    native(monkeypatch, bf16)
+    assert hardware.resolve_dtype("auto", "cpu") == cpu_dtype
+    assert hardware.runs_natively("bfloat16", "cpu") is bf16
+    assert hardware.runs_natively("float32", "cpu")
+    assert hardware.resolve_dtype("float32", "cpu") == "float32"  # what the user sets is kept
+    assert hardware.resolve_dtype("bfloat16", "cpu") == "bfloat16"
+    assert ModelConfig.preset("cpu-default").resolved("cpu").llm_dtype == cpu_dtype
+    assert ModelConfig.preset("debug").resolved("cpu").llm_dtype == "float32"  # the debug preset sets float32
+    assert hardware.int8_by_default(cpu_dtype, "cpu") is bf16
+    assert ProsodyEncoder(precision="auto").settings()["precision"] == cpu_dtype
+    assert ProsodyEncoder().settings()["precision"] == "float32"  # the cache key of the default stays
+
+
+@pytest.mark.parametrize("bf16, gpu_dtype", [(True, "bfloat16"), (False, "float16")])
+def test_auto_on_gpu_is_bf16_where_supported_else_fp16(monkeypatch, bf16, gpu_dtype):
+    native(monkeypatch, bf16=False, cuda_bf16=bf16)
+    assert hardware.resolve_dtype("auto", "cuda") == gpu_dtype
+    assert ModelConfig.preset("paper", llm="/models/llama").resolved("cuda").llm_dtype == gpu_dtype
+    assert not hardware.int8_by_default(gpu_dtype, "cuda")
+    assert hardware.resolve_dtype("auto", "mps") == "float32"
+
+
+def test_choice_is_logged_once_and_a_slow_explicit_dtype_warned(monkeypatch, caplog):
+    native(monkeypatch, False)
+    monkeypatch.setattr(hardware, "_logged", set())
+    with caplog.at_level(logging.INFO, logger="acoustemo.hardware"):
+        for _ in range(3):
+            hardware.resolve_dtype("auto", "cpu")
+            hardware.resolve_dtype("bfloat16", "cpu")
+    infos = [r for r in caplog.records if r.levelno == logging.INFO]
+    warns = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(infos) == 1 and "float32" in infos[0].getMessage()
+    assert len(warns) == 1 and "no native bfloat16" in warns[0].getMessage()
+    with pytest.raises(ConfigError, match="auto, float32"):
+        ModelConfig.preset("debug", llm_dtype="fp8")
+    with pytest.raises(ConfigError, match="must be one of"):
+        hardware.resolve_dtype("int4", "cpu")
+
+
+@pytest.mark.parametrize("saved, requested, bf16, expected", [
+    ("bfloat16", None, False, "float32"),  # an old bf16 checkpoint on an AVX2 CPU
+    ("bfloat16", None, True, "bfloat16"),
+    ("float32", None, True, "float32"),  # float32 runs everywhere: kept
+    ("float16", None, False, "float32"),
+    ("float32", "auto", True, "bfloat16"),  # the user asks for the hardware's choice
+    ("bfloat16", "float32", True, "float32"),
+])
+def test_checkpoint_dtype_falls_back_only_where_it_is_slow(monkeypatch, saved, requested, bf16, expected):
+    native(monkeypatch, bf16)
+    assert hardware.dtype_for_checkpoint(saved, requested, "cpu") == expected
+
+
+def test_int8_linear_feeds_its_kernel_bf16_and_answers_in_float32():
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(40, 24)
+    q = Int8Linear(linear, hardware.int8_activation_dtype("float32"))
+    assert q.kernel_scale.dtype == torch.bfloat16 and q.scale.dtype == torch.float32
+    for rows in (1, Int8Linear.GEMV_ROWS + 1):  # the int8 kernel (decoding) and the dequantised GEMM (prefill)
+        x = torch.randn(rows, 40)
+        y = q(x)
+        assert y.dtype == torch.float32
+        torch.testing.assert_close(y, linear(x), atol=0.05, rtol=0.02)
+    assert hardware.int8_activation_dtype("bfloat16") == torch.bfloat16
+    odd = torch.nn.Linear(37, 24).to(torch.bfloat16)  # a width torch's bf16 int8 kernel would crash on
+    x = torch.randn(1, 37, dtype=torch.bfloat16)
+    torch.testing.assert_close(Int8Linear(odd)(x).float(), odd(x).float(), atol=0.05, rtol=0.05)
+
+
+# ---------------------------------------------------------------------- a run records what it ran in, end to end
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    from acoustemo.data.manifest import read_manifest
+    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.cache import FeatureCache
+    from acoustemo.features.extract import extract
+
+    root = tmp_path_factory.mktemp("corpus")
+    lines = []
+    for cid, mine, labels in (("c0", "We won the game!", ["excited"]), ("c1", "He is not coming back.", ["sad"])):
+        _, utts = make_dialogue(root / cid, [("Anna", "en-us", mine), ("Ben", "en-us+m3", "I see.")], gap_s=0.2)
+        lines.append({"id": cid, "media": f"{cid}/dialogue.wav", "utterances": utts, "target_speaker": "Anna",
+                      "labels": labels, "description": f"Anna sounds {labels[0]}."})
+    (root / "train.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines))
+    threads = torch.get_num_threads()
+    extract(read_manifest(root / "train.jsonl"), FeatureCache(root / "features"), get_acoustic_encoder(ENCODER),
+            progress=False)
+    torch.set_num_threads(threads)  # CTranslate2 resets the OpenMP thread count
+    return root
+
+
+def train_auto(corpus, out, monkeypatch, bf16: bool):
+    from acoustemo.training import resolve_configs, train
+
+    native(monkeypatch, bf16)
+    model_cfg, train_cfg = resolve_configs("debug", model_overrides={"llm_dtype": "auto"}, train_overrides=dict(
+        acoustic_encoder=ENCODER, cache_dir=str(corpus / "features"), max_steps=2, save_every_steps=0,
+        progress=False))
+    assert model_cfg.llm_dtype == "auto"
+    train(corpus / "train.jsonl", None, out, model_cfg, train_cfg)
+    return out
+
+
+@pytest.mark.parametrize("bf16, dtype", [(True, "bfloat16"), (False, "float32")])
+def test_run_config_records_the_resolved_dtype_and_loads_in_the_other(corpus, tmp_path, monkeypatch, bf16, dtype):
+    from acoustemo.data.manifest import read_manifest
+    from acoustemo.infer import load_predictor
+    from acoustemo.model.acoustemo import AcoustEmoModel
+
+    run = train_auto(corpus, tmp_path / "run", monkeypatch, bf16)
+    checkpoint = run / "last" / "model"
+    for config in (run / "config.json", checkpoint / "config.json"):
+        assert json.loads(config.read_text())["llm_dtype"] == dtype
+    assert AcoustEmoModel.from_pretrained(checkpoint).llm.get_input_embeddings().weight.dtype == getattr(torch, dtype)
+
+    # the same checkpoint on the other kind of CPU, as prediction loads it
+    native(monkeypatch, not bf16)
+    other = "float32" if bf16 else "bfloat16"
+    predictor = load_predictor(run, cache_dir=corpus / "features", max_new_tokens=8, llm_dtype=None if bf16 else "auto")
+    assert predictor.model.cfg.llm_dtype == other
+    int8 = [m for m in predictor.model.llm.modules() if isinstance(m, Int8Linear)]
+    assert bool(int8) is (other == "bfloat16")  # int8 weights only where the LLM computes in bf16
+    assert predictor.model.llm.get_input_embeddings().weight.dtype == getattr(torch, other)
+    preds = predictor.predict(read_manifest(corpus / "train.jsonl"))
+    assert [p.id for p in preds] == ["c0", "c1"] and all(isinstance(p.answer, str) for p in preds)
