@@ -51,12 +51,12 @@ class ModelConfig:
     qformer_heads: int = 12
     qformer_ffn: int = 3072
     qformer_dropout: float = 0.1
-    # Acoustic input path (beyond the paper; both switchable). stream_norm: "layernorm" normalises each stream
-    # across its channels per frame after corpus CMVN, "none" keeps CMVN only (frame levels survive).
-    # window_stats: each window's per-channel mean / std / min / max is projected and added to its queries
-    # (acoustemo/model/qformer.py WindowStats), so what a linear probe reads is in the tokens from the start.
-    stream_norm: str = "none"
-    window_stats: bool = True
+    # Acoustic input path (beyond the paper; both switchable, both off by default: at 700 training clips neither
+    # beat the original path, BENCHMARKS.md #17). stream_norm: "layernorm" normalises each stream across its
+    # channels per frame after corpus CMVN, "none" keeps CMVN only (frame levels survive). window_stats: each
+    # window's per-channel mean / std / min / max is projected and added to its queries (model/qformer.py).
+    stream_norm: str = "layernorm"
+    window_stats: bool = False
     # Size of the learned frame-position table. Longer windows (and the global window over the whole clip) do
     # not fail: their positions are linearly interpolated into the table (ViT-style), so order is kept.
     max_window_frames: int = 512

@@ -309,7 +309,9 @@ def test_the_default_recipe_runs_both_stages_and_scores_stage_1(corpus, tmp_path
 
     model_cfg, train_cfg = configs(corpus, recipe="two-stage", max_steps=2, align_epochs=3, align_batch_size=2,
                                    save_every_steps=1)
-    assert (train_cfg.align_mode, train_cfg.align_pooling, train_cfg.freeze_acoustic) == ("labels", "max", True)
+    import dataclasses
+    model_cfg = dataclasses.replace(model_cfg, stream_norm="none", window_stats=True)  # the beyond-paper input path
+    assert (train_cfg.align_mode, train_cfg.align_pooling, train_cfg.freeze_acoustic) == ("labels", "mean", True)
 
     def keep_step_1(step, loss):
         if step == 1:
@@ -322,7 +324,7 @@ def test_the_default_recipe_runs_both_stages_and_scores_stage_1(corpus, tmp_path
     assert "align_val_avg" in align[-1] and "align_val_avg" not in align[0]
     assert result.steps == 2
     saved = json.loads((tmp_path / "run" / "train_config.json").read_text())
-    assert saved["recipe"] == "two-stage" and saved["align_pooling"] == "max"
+    assert saved["recipe"] == "two-stage" and saved["align_pooling"] == "mean"
     # the LM stage trains LoRA only: the stage-1 Q-Formers are the same after steps 1 and 2, the adapter is not
     one = AcoustEmoModel.from_pretrained(tmp_path / "step1")
     two = AcoustEmoModel.from_pretrained(tmp_path / "run" / "last" / "model")

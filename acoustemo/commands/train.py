@@ -47,8 +47,8 @@ def add_recipe_arguments(g) -> None:
     g.add_argument("--align-lr", type=float, help="learning rate of stage 1 (default 1e-3)")
     g.add_argument("--align-mode", choices=("answer", "labels"), help="stage-1 objective: classify the label words "
                    "with heads tied to their text embeddings (two-stage), or regress the gold answer's text embedding")
-    g.add_argument("--align-pooling", choices=("max", "mean"), help="stage-1 label pooling: max = each target "
-                   "window scores on its own, the best one counts (two-stage); mean = all tokens averaged first")
+    g.add_argument("--align-pooling", choices=("max", "mean"), help="stage-1 label pooling: mean = all tokens "
+                   "averaged first (two-stage); max = each target window scores on its own, the best one counts")
     g.add_argument("--freeze-acoustic", action=argparse.BooleanOptionalAction, default=None,
                    help="the LM stage trains LoRA only; the Q-Formers keep their stage-1 weights (two-stage: on)")
     g.add_argument("--label-loss-weight", type=float, metavar="W", help="weight of the answer's 'Emotions:' tokens "

@@ -24,11 +24,11 @@ OPERATIONAL_FIELDS = frozenset({"log_every_steps", "num_workers", "cache_dir", "
 
 # Named recipes: the values of TrainConfig's recipe fields (those left None) under each name.
 RECIPES: dict[str, dict] = {
-    # Stage 1 teaches the Q-Formers, without the LLM, to point at the label words (multiple-instance pooling over
-    # the target's windows); the LM stage then trains LoRA alone to read the frozen tokens, the answer's
-    # "Emotions:" line weighted x10. What learns on a few hundred clips (BENCHMARKS.md, issue #17).
+    # Stage 1 teaches the Q-Formers, without the LLM, to point at the label words; the LM stage then trains LoRA
+    # alone to read the frozen tokens, the answer's "Emotions:" line weighted x10. What learns on a few hundred
+    # clips where the paper's stage collapses (BENCHMARKS.md, issues #6 and #17).
     "two-stage": dict(epochs=1, lr=1e-4, lora_lr_scale=10.0, align_epochs=10, align_mode="labels",
-                      align_pooling="max", freeze_acoustic=True, label_loss_weight=10.0),
+                      align_pooling="mean", freeze_acoustic=True, label_loss_weight=10.0),
     # The paper's single stage (§4.1): AdamW 2e-5, 3 epochs, Eq. 4 as a plain mean, everything trains together.
     # For paper-scale runs with enough data; on a few hundred clips it answers every clip alike.
     "paper": dict(epochs=3, lr=2e-5, lora_lr_scale=1.0, align_epochs=0, align_mode="answer", align_pooling="mean",
