@@ -93,13 +93,15 @@ class Predictor:
     def load_visual(self, clip: Clip):
         return self.cache.get_or_compute(clip.media, self.visual, clip.id) if self.visual is not None else None
 
-    def predict(self, clips: list[Clip]) -> list[Prediction]:
-        """One batch of clips (utterances already set) -> their predictions, in order."""
+    def predict(self, clips: list[Clip], load_acoustic=None, load_visual=None) -> list[Prediction]:
+        """One batch of clips (utterances already set) -> their predictions, in order. `load_acoustic` /
+        `load_visual` (Clip -> Features) replace the feature cache, e.g. with windows sliced from one extraction
+        of a long recording (acoustemo.timeline)."""
         from acoustemo.data.dataset import AcoustEmoDataset, collate
         from acoustemo.data.prompt import parse_answer
 
-        ds = AcoustEmoDataset(clips, self.load_acoustic, self.load_visual, self.model.tokenizer, self.model.cfg,
-                              with_answers=False)
+        ds = AcoustEmoDataset(clips, load_acoustic or self.load_acoustic, load_visual or self.load_visual,
+                              self.model.tokenizer, self.model.cfg, with_answers=False)
         batch = collate([ds[i] for i in range(len(ds))], self.model.tokenizer.pad_token_id)
         texts = self.model.generate(batch, max_new_tokens=self.max_new_tokens, drafts=self.drafts)
         out = []
