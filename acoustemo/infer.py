@@ -199,6 +199,7 @@ class PredictReport:
     skipped: int  # already in the output from an earlier run
     predicted: int
     failed: list[tuple[str, str]] = field(default_factory=list)  # (clip id, reason)
+    split: list[tuple[str, int]] = field(default_factory=list)  # (clip id, windows): clips longer than one window
     wall_s: float = 0.0
 
     @property
@@ -208,9 +209,13 @@ class PredictReport:
 
 def predict_manifest(manifest: str | os.PathLike, model_dir: Predictor | str | os.PathLike, out: str | os.PathLike,
                      cache_dir: str | os.PathLike | None = None, batch_size: int = 8,
-                     progress: bool = True, int8: bool | None = None) -> PredictReport:
+                     progress: bool = True, int8: bool | None = None, timeline=None) -> PredictReport:
     """Predict every clip of `manifest` into `out` (JSONL, one {"id", "emotions", "explanation"} per clip).
-    `int8` is load_predictor's (ignored when `model_dir` is a Predictor already)."""
+    `int8` is load_predictor's (ignored when `model_dir` is a Predictor already).
+
+    A clip whose dialogue does not fit one window (token budget or `timeline.max_span_s`, a
+    acoustemo.timeline.TimelineConfig) is split into context windows like a long recording; its line adds
+    "windows" and the report lists it in `split`."""
     import time
 
     from acoustemo.data.manifest import read_manifest
@@ -231,14 +236,15 @@ def predict_manifest(manifest: str | os.PathLike, model_dir: Predictor | str | o
         bar = _progress(len(clips), len(clips) - len(todo), progress)
         with open(partial, "a", encoding="utf-8") as f:
             for i in range(0, len(todo), batch_size):
-                preds = _predict_batch(predictor, todo[i : i + batch_size], report)
-                for p in preds:
-                    line = {"id": p.id, "emotions": p.emotions, "explanation": p.explanation}
-                    done[p.id] = line
+                short, lines = _split_long(predictor, todo[i : i + batch_size], timeline, report)
+                preds = _predict_batch(predictor, short, report) if short else []
+                lines += [{"id": p.id, "emotions": p.emotions, "explanation": p.explanation} for p in preds]
+                for line in lines:
+                    done[line["id"]] = line
                     f.write(json.dumps(line, ensure_ascii=False) + "\n")
                 f.flush()
                 os.fsync(f.fileno())
-                report.predicted += len(preds)
+                report.predicted += len(lines)
                 bar.update(len(todo[i : i + batch_size]))
                 bar.set_postfix(failed=len(report.failed), refresh=False)
         bar.close()
@@ -247,6 +253,27 @@ def predict_manifest(manifest: str | os.PathLike, model_dir: Predictor | str | o
     partial.unlink(missing_ok=True)
     report.wall_s = time.perf_counter() - start
     return report
+
+
+def _split_long(predictor: Predictor, clips: list[Clip], config, report: PredictReport) -> tuple[list[Clip], list[dict]]:
+    """(clips that fit one window, the finished lines of those that did not and were split into windows)."""
+    from acoustemo.timeline import manifest_line, split_clip
+
+    short, lines = [], []
+    for clip in clips:
+        try:
+            clip = _with_utterances(clip)
+            tl = split_clip(predictor, clip, config)
+        except Exception as e:
+            report.failed.append((clip.id, f"{type(e).__name__}: {e}"))
+            log.warning("clip %s failed: %s", clip.id, e)
+            continue
+        if tl is None:
+            short.append(clip)
+        else:
+            lines.append(manifest_line(tl))
+            report.split.append((clip.id, len(tl.windows)))
+    return short, lines
 
 
 def _predict_batch(predictor: Predictor, clips: list[Clip], report: PredictReport) -> list[Prediction]:
@@ -282,7 +309,7 @@ def _read_done(out: Path) -> dict[str, dict]:
             except json.JSONDecodeError:
                 continue
             if isinstance(d, dict) and all(k in d for k in OUTPUT_KEYS):
-                done[d["id"]] = {k: d[k] for k in OUTPUT_KEYS}
+                done[d["id"]] = {k: d[k] for k in OUTPUT_KEYS + ("windows",) if k in d}
     return done
 
 

@@ -264,10 +264,11 @@ def predict_timeline(media: str | os.PathLike, utterances: list[Utterance], pred
                      config: TimelineConfig | None = None, timestamps_source: str = "subtitles",
                      warnings: list[str] | tuple = (), clip_id: str | None = None,
                      progress: Callable[[int, int], None] | None = None, windows: list[ContextWindow] | None = None,
-                     duration_s: float | None = None) -> Timeline:
+                     duration_s: float | None = None, every_speaker: bool = True) -> Timeline:
     """The timeline of one recording whose utterances are known (see the module docstring).
 
-    `progress(done, total)` is called after each batch (total = windows x speakers asked)."""
+    `progress(done, total)` is called after each batch (total = windows x speakers asked). Without `speaker`,
+    every speaker of a window is asked about, or, with every_speaker=False, "the main speaker" once per window."""
     config = config or TimelineConfig()
     media = Path(media).resolve()
     clip_id = clip_id or media.stem
@@ -287,7 +288,7 @@ def predict_timeline(media: str | os.PathLike, utterances: list[Utterance], pred
     for w in windows:
         a, b = _frames_of(w, utterances, feats)
         origins.append(a / feats.frame_rate_hz)
-        for target, lane in _targets(w, utterances, speaker):
+        for target, lane in _targets(w, utterances, speaker, every_speaker):
             jobs.append((w, a, b, target, lane))
 
     start = time.perf_counter()
@@ -310,9 +311,12 @@ def _frames_of(w: ContextWindow, utts: list[Utterance], feats: RecordingFeatures
     return a, b
 
 
-def _targets(w: ContextWindow, utts: list[Utterance], speaker: str | None) -> list[tuple[str | None, str]]:
+def _targets(w: ContextWindow, utts: list[Utterance], speaker: str | None,
+             every_speaker: bool = True) -> list[tuple[str | None, str]]:
     """(name the question asks about, timeline lane) for each answer the window gets."""
     own = [utts[i].speaker for i in w.answered]
+    if not speaker and not every_speaker:
+        return [(None, "")]  # a manifest clip without a target: "the main speaker", as for a short clip
     if speaker:
         named = any(u.speaker for u in utts)
         return [(speaker, speaker)] if speaker in own or not named else []
@@ -340,7 +344,8 @@ def _answer(predictor, jobs, utts, feats: RecordingFeatures, visual, media: Path
     for (w, a, b, target, lane), p in zip(jobs, preds):
         t0 = a / feats.frame_rate_hz
         own = [utts[i] for i in w.answered]
-        theirs = [u for u in own if u.speaker == lane] or ([] if any(u.speaker for u in own) else own)
+        theirs = [u for u in own if u.speaker == lane] or ([] if lane or any(u.speaker for u in own) else own)
+        theirs = own if target is None and not lane else theirs
         speaking = sum(u.duration_s for u in theirs)
         out.append(TimelineEntry(w.index, lane, min(u.start_s for u in own), max(u.end_s for u in own), p.emotions,
                                  shift_times(p.explanation, t0), p.answer, speaking, p.warnings))
@@ -401,3 +406,31 @@ def format_timeline(tl: Timeline, width: int = 100) -> str:
         lines.append(f"  {(speaker or '(unnamed)'):<{name_w}}  {shares}  [{s.windows} windows, {s.speaking_s:.0f} s]")
     return "\n".join(lines)
 
+
+
+# manifests -----------------------------------------------------------------------------------------------------
+def split_clip(predictor, clip: Clip, config: TimelineConfig | None = None) -> Timeline | None:
+    """predict_manifest's long clips: the clip's Timeline when its dialogue does not fit one window, else None
+    (the clip goes through the ordinary batch). Asks about the clip's target speaker, or "the main speaker"."""
+    config = config or TimelineConfig()
+    if not clip.utterances:
+        return None
+    windows = plan_for(predictor, clip.utterances, clip.target_speaker, config)
+    if len(windows) <= 1:
+        return None
+    return predict_timeline(clip.media, clip.utterances, predictor, clip.target_speaker, config,
+                            clip.timestamps_source, clip_id=clip.id, windows=windows, every_speaker=False)
+
+
+def manifest_line(tl: Timeline) -> dict:
+    """One predictions-file line for a split clip: {"id", "emotions", "explanation"} like any clip (the emotions
+    of the target over the whole clip, most speaking time first; the windows' explanations in order, each with its
+    time span) plus "windows": the per-window answers."""
+    lane = tl.target_speaker or ""
+    summary = tl.summary().get(lane)
+    emotions = [e.emotion for e in summary.emotions] if summary else []
+    mine = [e for e in tl.entries if e.speaker == lane]
+    explanation = " ".join(f"[{e.start_s:.1f}-{e.end_s:.1f} s] {e.explanation}" for e in mine if e.explanation)
+    windows = [{"start": round(e.start_s, 3), "end": round(e.end_s, 3), "emotions": e.emotions,
+                "explanation": e.explanation} for e in mine]
+    return {"id": tl.id, "emotions": emotions, "explanation": explanation, "windows": windows}

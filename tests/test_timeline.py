@@ -282,3 +282,25 @@ def test_lanes_plot_reads_at_one_hour():
     assert ax.xaxis.get_major_formatter()(1800.0, 0) == "0:30:00"
     legend = {t.get_text() for t in fig.legends[0].get_texts()}
     assert legend == {"sad", "anxious", "excited", "(none)"}
+
+
+def test_manifest_splits_clips_longer_than_one_window(long_dialogue, dialogue, predictor, timeline_run, tmp_path):
+    from acoustemo.infer import OUTPUT_KEYS, predict_manifest
+
+    wav, _, utts = long_dialogue
+    short_wav, short_utts = dialogue
+    lines = [{"id": "long", "media": str(wav), "utterances": [u.to_json() for u in utts], "target_speaker": "Ben"},
+             {"id": "short", "media": str(short_wav), "utterances": short_utts, "target_speaker": "Anna"}]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(d) + "\n" for d in lines))
+    out = tmp_path / "preds.jsonl"
+    report = predict_manifest(manifest, predictor, out, batch_size=2, progress=False,
+                              timeline=TimelineConfig(max_span_s=20.0))
+    assert report.failed == [] and report.predicted == 2
+    long_line, short_line = [json.loads(x) for x in out.read_text().splitlines()]
+    ben_windows = [w for w in timeline_run[0].windows if any(utts[i].speaker == "Ben" for i in w.answered)]
+    assert report.split == [("long", len(timeline_run[0].windows))]
+    assert [(w["start"], w["end"]) for w in long_line["windows"]] == [
+        (utts[w.answered[0]].start_s, utts[w.answered[-1]].end_s) for w in ben_windows]
+    assert tuple(short_line) == OUTPUT_KEYS and short_line["id"] == "short"
+    assert isinstance(long_line["emotions"], list) and isinstance(long_line["explanation"], str)

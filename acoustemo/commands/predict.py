@@ -75,10 +75,18 @@ def _run_manifest(args) -> int:
         raise ConfigError(f"--{', --'.join(misplaced)} apply to a single MEDIA file; a manifest gives them per clip")
     if args.out is None:
         raise ConfigError("--manifest needs --out PREDS.jsonl")
+    from acoustemo.timeline import TimelineConfig
+
+    config = TimelineConfig(args.max_span, args.context)
     report = predict_manifest(args.manifest, _predictor(args), args.out, args.cache_dir, args.batch_size or 8,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, timeline=config)
     print(f"{report.out}: {report.predicted} predicted, {report.skipped} already there, {len(report.failed)} failed "
           f"of {report.total} clips ({report.clips_per_s:.2f} clips/s)", file=sys.stderr)
+    if report.split:
+        print(f"{len(report.split)} clip(s) longer than one window (token budget or --max-span {config.max_span_s:g} s) "
+              f"were split into context windows; their lines add \"windows\":", file=sys.stderr)
+        for clip_id, n in report.split:
+            print(f"  SPLIT {clip_id}: {n} windows", file=sys.stderr)
     for clip_id, reason in report.failed:
         print(f"  FAILED {clip_id}: {reason}", file=sys.stderr)
     return 1 if report.failed else 0
