@@ -189,11 +189,11 @@ class RecordingFeatures:
         return Features(data, self.frame_rate_hz, self.encoder_id, list(self.streams), (b - a) / self.frame_rate_hz)
 
 
-def load_recording_features(predictor, media: Path, clip_id: str) -> RecordingFeatures:
+def load_recording_features(predictor, media: Path, clip_id: str, timings: dict | None = None) -> RecordingFeatures:
     """The acoustic features of the whole file from the predictor's cache, computed (streamed) on a miss."""
     from acoustemo.features.stream import cached_recording_features
 
-    return cached_recording_features(predictor.cache, predictor.acoustic, media, clip_id)
+    return cached_recording_features(predictor.cache, predictor.acoustic, media, clip_id, timings=timings)
 
 
 # prediction ----------------------------------------------------------------------------------------------------
@@ -279,7 +279,7 @@ def predict_timeline(media: str | os.PathLike, utterances: list[Utterance], pred
     timings["plan"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    feats = load_recording_features(predictor, media, clip_id)
+    feats = load_recording_features(predictor, media, clip_id, timings)
     visual = _visual_features(predictor, media, clip_id)
     timings["features"] = time.perf_counter() - start
     duration_s = duration_s if duration_s is not None else feats.duration_s

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from acoustemo.bench.sentences import NEUTRAL_SENTENCES
 from acoustemo.data.dataset import AcoustEmoDataset, TokenBudgetWarning
@@ -47,26 +48,20 @@ def _t(s: float) -> str:
     return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
 
 
-class CountingEncoder:
-    """The real encoder, counting how often it runs over audio (each call = one extraction)."""
-
-    def __init__(self, inner):
-        self.inner, self.calls = inner, 0
-
-    def __getattr__(self, name):
-        attr = getattr(self.inner, name)
-        if name.startswith("encode") and callable(attr):
-            def counted(*args, **kwargs):
-                self.calls += 1
-                return attr(*args, **kwargs)
-            return counted
-        return attr
-
-
 @pytest.fixture(scope="module")
 def predictor(tmp_path_factory):
+    """The untrained debug predictor; its Whisper encoder records how many samples each call encodes, so a test
+    can count the passes over the audio (one extraction = every sample encoded once)."""
     p = untrained_predictor(tmp_path_factory.mktemp("features"))
-    return replace(p, acoustic=CountingEncoder(p.acoustic))
+    whisper, real = p.acoustic.whisper, p.acoustic.whisper.encode
+    whisper.encoded = []
+
+    def encode(waveform):
+        whisper.encoded.append(len(waveform))
+        return real(waveform)
+
+    whisper.encode = encode
+    return p
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +119,10 @@ def test_windows_keep_turns_budget_span_and_every_utterance_once(long_dialogue, 
 def test_features_are_extracted_once_and_sliced_on_the_files_clock(long_dialogue, predictor, timeline_run):
     wav, srt, utts = long_dialogue
     tl, given, progress = timeline_run
-    assert predictor.acoustic.calls == 1
-    full = predictor.cache.load(wav, predictor.acoustic.inner, "long_dialogue")
+    n_samples = sf.info(wav).frames
+    assert sum(predictor.acoustic.whisper.encoded) == n_samples  # one pass over the audio...
+    assert len(predictor.acoustic.whisper.encoded) == 2  # ...in two chunks (120 s + the rest): streamed
+    full = predictor.cache.load(wav, predictor.acoustic, "long_dialogue")
     assert full is not None
     L, rate = full.data.shape[0], full.frame_rate_hz
     by_text = {u.text: u for u in utts}
@@ -153,7 +150,7 @@ def test_features_are_extracted_once_and_sliced_on_the_files_clock(long_dialogue
 
     # a second run reads the cache: no new extraction
     predict_media(wav, srt, speaker="Ben", model=predictor, config=TimelineConfig(max_span_s=20.0))
-    assert predictor.acoustic.calls == 1
+    assert len(predictor.acoustic.whisper.encoded) == 2
 
 
 def test_every_speaker_answered_where_they_speak(long_dialogue, timeline_run):
@@ -213,8 +210,6 @@ def test_bad_input_gets_clear_messages(long_dialogue, predictor, tmp_path):
     pred = predict_media(wav, part, model=predictor, config=TimelineConfig(max_span_s=60.0))
     assert any("cues cover 0.3-" in w and "answers only for that part" in w for w in pred.warnings)
     silent = tmp_path / "silence.wav"
-    import soundfile as sf
-
     sf.write(silent, np.zeros(16000 * 3, np.float32), 16000)
     empty = tmp_path / "empty.json"
     empty.write_text("[]")
@@ -304,3 +299,28 @@ def test_manifest_splits_clips_longer_than_one_window(long_dialogue, dialogue, p
         (utts[w.answered[0]].start_s, utts[w.answered[-1]].end_s) for w in ben_windows]
     assert tuple(short_line) == OUTPUT_KEYS and short_line["id"] == "short"
     assert isinstance(long_line["emotions"], list) and isinstance(long_line["explanation"], str)
+
+
+def test_streamed_extraction_equals_one_whole_file_extraction(long_dialogue, predictor, timeline_run, tmp_path):
+    """The chunked features (2 chunks, margins, prosody channels over the whole file) are the whole-file ones."""
+    from acoustemo.features.cache import FeatureCache
+
+    wav, _, _ = long_dialogue
+    streamed = predictor.cache.load(wav, predictor.acoustic, "long_dialogue")
+    whole = FeatureCache(tmp_path).get_or_compute(wav, predictor.acoustic, "long_dialogue")
+    assert streamed.data.shape == whole.data.shape and streamed.metadata == whole.metadata
+    w = predictor.acoustic.whisper.dim
+    np.testing.assert_allclose(streamed.data[:, :w], whole.data[:, :w], atol=2e-3)
+    np.testing.assert_allclose(streamed.data[:, w:], whole.data[:, w:], atol=1e-4)
+
+
+def test_chunks_with_margin_cover_every_sample_once():
+    from acoustemo.features.stream import chunks_with_margin
+
+    x = np.arange(1000, dtype=np.float32)
+    pieces = iter(np.split(x, [7, 300, 301, 650]))
+    got = list(chunks_with_margin(pieces, chunk=240, margin=32))
+    own = np.concatenate([c[left : left + n] for c, left, n in got])
+    np.testing.assert_array_equal(own, x)
+    assert [(left, n, len(c)) for c, left, n in got] == [(0, 240, 272), (32, 240, 304), (32, 240, 304), (32, 240, 304),
+                                                         (32, 40, 72)]
