@@ -5,7 +5,8 @@
     python benchmarks/longform.py --make bench_data/long60 --from bench_data/long10 --repeat 6   # an hour
 
 --run times `acoustemo.timeline.predict_media` with the shipped checkpoint (int8 LLM weights, as predict on CPU)
-and an empty feature cache: decoding, Whisper, the prosody stream (CREPE), writing the cache file, planning the
+and an empty feature cache (wall seconds, and the process's CPU seconds, which do not depend on what else a shared
+machine runs): decoding, Whisper, the prosody stream (CREPE), writing the cache file, planning the
 windows and the LLM (Q-Formers + generation), plus the model load, and the process's peak RSS (ru_maxrss) and its
 RSS after loading the model. --llm-dtype float32 loads the LLM in float32 instead of the checkpoint's bfloat16
 (ModelConfig.llm_dtype is a runtime field): on CPUs without native bf16 (AVX2 only) bf16 matmuls are far slower.
@@ -90,6 +91,12 @@ def _rss_mb() -> float:
     return float("nan")
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process (all threads): the work done, whatever else the shared machine runs."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def load(llm_dtype: str | None, cache: Path, int8: bool = True, drafts: bool = True):
     from acoustemo.config import ModelConfig
     from acoustemo.features.base import get_acoustic_encoder
@@ -106,7 +113,22 @@ def load(llm_dtype: str | None, cache: Path, int8: bool = True, drafts: bool = T
     return Predictor(model, folder, FeatureCache(cache), get_acoustic_encoder("default"), None, 96, drafts)
 
 
-def run(folder: Path, llm_dtype: str | None, batch_size: int, max_span_s: float, threads: int, int8: bool) -> dict:
+def _first_windows(predictor, folder: Path, config, n: int):
+    from acoustemo.data.subtitles import read_subtitles
+    from acoustemo.timeline import plan_for, predict_timeline
+
+    utts, _ = read_subtitles(folder / "dialogue.srt")
+    start = time.perf_counter()
+    windows = plan_for(predictor, utts, None, config)
+    plan_s = time.perf_counter() - start
+    tl = predict_timeline(folder / "dialogue.wav", utts, predictor, None, config, windows=windows[:n])
+    tl.timings_s["plan"] = plan_s
+    tl.timings_s["planned_windows"] = len(windows)
+    return tl
+
+
+def run(folder: Path, llm_dtype: str | None, batch_size: int, max_span_s: float, threads: int, int8: bool,
+        answer_windows: int = 0, table_to: str | None = None) -> dict:
     import torch
 
     from acoustemo.timeline import Timeline, TimelineConfig, predict_media
@@ -117,17 +139,27 @@ def run(folder: Path, llm_dtype: str | None, batch_size: int, max_span_s: float,
         predictor = load(llm_dtype, Path(cache), int8)
         load_s = time.perf_counter() - start
         rss_loaded = _rss_mb()
+        cpu0 = _cpu_s()
         start = time.perf_counter()
-        tl = predict_media(folder / "dialogue.wav", folder / "dialogue.srt", model=predictor,
-                           config=TimelineConfig(max_span_s, 2, batch_size))
+        config = TimelineConfig(max_span_s, 2, batch_size)
+        if answer_windows:  # the whole file's features and plan, the LLM on the first windows only
+            tl = _first_windows(predictor, folder, config, answer_windows)
+        else:
+            tl = predict_media(folder / "dialogue.wav", folder / "dialogue.srt", model=predictor, config=config)
         wall = time.perf_counter() - start
+        cpu = _cpu_s() - cpu0
     assert isinstance(tl, Timeline)
+    if table_to:
+        from acoustemo.timeline import format_timeline
+
+        Path(table_to).write_text(format_timeline(tl) + "\n" + json.dumps(tl.to_json(), indent=1) + "\n")
     t = tl.timings_s
     return {
         "recording": str(folder), "duration_s": round(tl.duration_s, 1), "utterances": len(tl.utterances),
-        "windows": len(tl.windows), "answers": len(tl.entries), "max_span_s": max_span_s, "batch_size": batch_size,
+        "windows": int(tl.timings_s.get("planned_windows", len(tl.windows))), "answered_windows": len(tl.windows), "answers": len(tl.entries), "max_span_s": max_span_s, "batch_size": batch_size,
         "llm_dtype": llm_dtype or predictor.model.cfg.llm_dtype, "int8": int8, "torch_threads": threads,
-        "end_to_end_s": round(wall, 1), "model_load_s": round(load_s, 1),
+        "end_to_end_s": round(wall, 1), "end_to_end_cpu_s": round(cpu, 1), "model_load_s": round(load_s, 1),
+        "load_average_1min": round(os.getloadavg()[0], 1),
         "parts_s": {"decode": round(t.get("decode", 0), 1), "whisper": round(t.get("whisper", 0), 1),
                     "prosody": round(t.get("prosody", 0), 1), "write_cache": round(t.get("write", 0), 1),
                     "features_total": round(t.get("features", 0), 1), "plan": round(t.get("plan", 0), 2),
@@ -154,13 +186,17 @@ def main() -> None:
     ap.add_argument("--max-span", type=float, default=30.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-int8", action="store_true")
+    ap.add_argument("--table", metavar="OUT.txt", help="also write the terminal table and the timeline JSON here")
+    ap.add_argument("--answer-windows", type=int, default=0, help="answer only the first N windows (features and the "
+                    "plan still cover the whole file): for the memory of a long file without hours of LLM time")
     args = ap.parse_args()
     out = {"cpu_capability": torch.backends.cpu.get_cpu_capability(),
            "native_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()), "cpus": os.cpu_count()}
     if args.make:
         out["made"] = repeat(args.src, args.make, args.repeat) if args.src else make(args.make, args.minutes, args.utterances)
     if args.run:
-        out["run"] = run(args.run, args.llm_dtype, args.batch_size, args.max_span, args.threads, not args.no_int8)
+        out["run"] = run(args.run, args.llm_dtype, args.batch_size, args.max_span, args.threads, not args.no_int8,
+                         args.answer_windows, args.table)
     json.dump(out, sys.stdout, indent=1)
     print()
 
