@@ -93,13 +93,15 @@ class Predictor:
     def load_visual(self, clip: Clip):
         return self.cache.get_or_compute(clip.media, self.visual, clip.id) if self.visual is not None else None
 
-    def predict(self, clips: list[Clip]) -> list[Prediction]:
-        """One batch of clips (utterances already set) -> their predictions, in order."""
+    def predict(self, clips: list[Clip], load_acoustic=None, load_visual=None) -> list[Prediction]:
+        """One batch of clips (utterances already set) -> their predictions, in order. `load_acoustic` /
+        `load_visual` (Clip -> Features) replace the feature cache, e.g. with windows sliced from one extraction
+        of a long recording (acoustemo.timeline)."""
         from acoustemo.data.dataset import AcoustEmoDataset, collate
         from acoustemo.data.prompt import parse_answer
 
-        ds = AcoustEmoDataset(clips, self.load_acoustic, self.load_visual, self.model.tokenizer, self.model.cfg,
-                              with_answers=False)
+        ds = AcoustEmoDataset(clips, load_acoustic or self.load_acoustic, load_visual or self.load_visual,
+                              self.model.tokenizer, self.model.cfg, with_answers=False)
         batch = collate([ds[i] for i in range(len(ds))], self.model.tokenizer.pad_token_id)
         texts = self.model.generate(batch, max_new_tokens=self.max_new_tokens, drafts=self.drafts)
         out = []
@@ -203,6 +205,7 @@ class PredictReport:
     skipped: int  # already in the output from an earlier run
     predicted: int
     failed: list[tuple[str, str]] = field(default_factory=list)  # (clip id, reason)
+    split: list[tuple[str, int]] = field(default_factory=list)  # (clip id, windows): clips longer than one window
     wall_s: float = 0.0
 
     @property
@@ -212,10 +215,14 @@ class PredictReport:
 
 def predict_manifest(manifest: str | os.PathLike, model_dir: Predictor | str | os.PathLike, out: str | os.PathLike,
                      cache_dir: str | os.PathLike | None = None, batch_size: int = 8,
-                     progress: bool = True, int8: bool | None = None) -> PredictReport:
+                     progress: bool = True, int8: bool | None = None, timeline=None) -> PredictReport:
     """Predict every clip of `manifest` into `out` (JSONL, one {"id", "emotions", "explanation"} per clip, plus
     "custom": the line's own metadata keys when it has any).
-    `int8` is load_predictor's (ignored when `model_dir` is a Predictor already)."""
+    `int8` is load_predictor's (ignored when `model_dir` is a Predictor already).
+
+    A clip whose dialogue does not fit one window (token budget or `timeline.max_span_s`, a
+    acoustemo.timeline.TimelineConfig) is split into context windows like a long recording; its line adds
+    "windows" and the report lists it in `split`."""
     import time
 
     from acoustemo.data.manifest import read_manifest
@@ -237,16 +244,17 @@ def predict_manifest(manifest: str | os.PathLike, model_dir: Predictor | str | o
         bar = _progress(len(clips), len(clips) - len(todo), progress)
         with open(partial, "a", encoding="utf-8") as f:
             for i in range(0, len(todo), batch_size):
-                preds = _predict_batch(predictor, todo[i : i + batch_size], report)
-                for p in preds:
-                    line = {"id": p.id, "emotions": p.emotions, "explanation": p.explanation}
-                    if p.id in custom:
-                        line["custom"] = custom[p.id]
-                    done[p.id] = line
+                short, lines = _split_long(predictor, todo[i : i + batch_size], timeline, report)
+                preds = _predict_batch(predictor, short, report) if short else []
+                lines += [{"id": p.id, "emotions": p.emotions, "explanation": p.explanation} for p in preds]
+                for line in lines:
+                    if line["id"] in custom:
+                        line["custom"] = custom[line["id"]]
+                    done[line["id"]] = line
                     f.write(json.dumps(line, ensure_ascii=False) + "\n")
                 f.flush()
                 os.fsync(f.fileno())
-                report.predicted += len(preds)
+                report.predicted += len(lines)
                 bar.update(len(todo[i : i + batch_size]))
                 bar.set_postfix(failed=len(report.failed), refresh=False)
         bar.close()
@@ -256,6 +264,27 @@ def predict_manifest(manifest: str | os.PathLike, model_dir: Predictor | str | o
     partial.unlink(missing_ok=True)
     report.wall_s = time.perf_counter() - start
     return report
+
+
+def _split_long(predictor: Predictor, clips: list[Clip], config, report: PredictReport) -> tuple[list[Clip], list[dict]]:
+    """(clips that fit one window, the finished lines of those that did not and were split into windows)."""
+    from acoustemo.timeline import manifest_line, split_clip
+
+    short, lines = [], []
+    for clip in clips:
+        try:
+            clip = _with_utterances(clip)
+            tl = split_clip(predictor, clip, config)
+        except Exception as e:
+            report.failed.append((clip.id, f"{type(e).__name__}: {e}"))
+            log.warning("clip %s failed: %s", clip.id, e)
+            continue
+        if tl is None:
+            short.append(clip)
+        else:
+            lines.append(manifest_line(tl))
+            report.split.append((clip.id, len(tl.windows)))
+    return short, lines
 
 
 def _predict_batch(predictor: Predictor, clips: list[Clip], report: PredictReport) -> list[Prediction]:
@@ -291,7 +320,7 @@ def _read_done(out: Path) -> dict[str, dict]:
             except json.JSONDecodeError:
                 continue
             if isinstance(d, dict) and all(k in d for k in OUTPUT_KEYS):
-                done[d["id"]] = {k: d[k] for k in OUTPUT_KEYS}
+                done[d["id"]] = {k: d[k] for k in OUTPUT_KEYS + ("windows",) if k in d}
     return done
 
 

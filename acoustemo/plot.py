@@ -340,3 +340,83 @@ def _clip_of(media: Path, prediction, speaker: str | None):
 
     return Clip(prediction.id, str(media.resolve()), list(prediction.utterances), target_speaker=speaker or None,
                 timestamps_source=prediction.timestamps_source)
+
+
+# Long recordings (acoustemo.timeline): one lane per speaker, windows coloured by emotion ---------------------
+_EMOTION_COLOURS = {"neutral": "#BDBDBD", "sad": "#4C72B0", "excited": "#F28E2B", "anxious": "#8172B3",
+                    "angry": "#C44E52", "surprised": "#EDC948", "happy": "#59A14F", "calm": "#76B7B2",
+                    "fearful": "#B07AA1", "disgusted": "#9C755F", "frustrated": "#E15759", "worried": "#9D7660"}
+_NO_EMOTION = "#F0F0F0"  # a window whose answer names no emotion
+_OTHER_COLOURS = ["#17BECF", "#BCBD22", "#7F7F7F", "#FF9DA7", "#AEC7E8", "#98DF8A", "#FFBB78", "#C5B0D5"]
+
+
+def emotion_colours(emotions: Sequence[str]) -> dict[str, str]:
+    """A fixed colour per known emotion; other words take the spare palette in sorted order (stable per plot)."""
+    out, spare = {}, iter(_OTHER_COLOURS * (1 + len(emotions) // len(_OTHER_COLOURS)))
+    for e in sorted(set(emotions)):
+        out[e] = _EMOTION_COLOURS.get(e) or next(spare)
+    return out
+
+
+def recording_timeline_figure(timeline, title: str | None = None):
+    """The Figure for a Timeline: per speaker a lane whose windows are stripes of their emotions (one stripe per
+    emotion, stacked), with the speaker's utterances as a thin strip underneath. Everything is one rectangle per
+    window or utterance, so an hour draws as fast and as legibly as a minute. Axes labels: "lanes"."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import FuncFormatter
+
+    lanes = timeline.speakers or [""]
+    colours = emotion_colours([e for entry in timeline.entries for e in entry.emotions])
+    fig = Figure(figsize=(14, 1.4 + 0.9 * len(lanes)), dpi=110, layout="constrained")
+    ax = fig.add_subplot(1, 1, 1, label="lanes")
+    for row, lane in enumerate(lanes):
+        y = len(lanes) - 1 - row
+        mine = [e for e in timeline.entries if e.speaker == lane]
+        for entry in mine:
+            words = entry.emotions or ["(none)"]
+            height = 0.62 / len(words)
+            for k, word in enumerate(words):
+                ax.broken_barh([(entry.start_s, max(entry.end_s - entry.start_s, 1e-3))], (y - 0.2 + k * height, height),
+                               facecolors=colours.get(word, _NO_EMOTION), edgecolors="white" if entry.emotions
+                               else "#AAAAAA", linewidth=0.6)
+        speech = [(u.start_s, u.end_s - u.start_s) for u in timeline.utterances if u.speaker == lane]
+        ax.broken_barh(speech, (y - 0.34, 0.08), facecolors="#444444", linewidth=0)
+    ax.set_yticks(range(len(lanes)), [s or "(unnamed)" for s in reversed(lanes)])
+    ax.set_ylim(-0.6, len(lanes) - 0.4)
+    ax.set_xlim(0, max(timeline.duration_s, max((e.end_s for e in timeline.entries), default=1.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda s, _: _clock_label(s, timeline.duration_s)))
+    ax.set_xlabel("time (file clock)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(title if title is not None else f"{Path(timeline.media).name}: emotions per speaker, "
+                 f"{len(timeline.windows)} windows (dark strip: speech)", fontsize=10)
+    handles = [Patch(facecolor=c, label=e) for e, c in sorted(colours.items(), key=lambda kv: kv[0])]
+    if any(not entry.emotions for entry in timeline.entries):
+        handles.append(Patch(facecolor=_NO_EMOTION, edgecolor="#AAAAAA", label="(none)"))
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 10), frameon=False, fontsize=8)
+    return fig
+
+
+def plot_recording_timeline(out_png: str | os.PathLike, timeline, title: str | None = None) -> Path:
+    """Draw `recording_timeline_figure(timeline)` and write it atomically to `out_png`; returns the path."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = recording_timeline_figure(timeline, title)
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    try:
+        FigureCanvasAgg(fig)
+        fig.savefig(tmp, format="png", dpi=fig.dpi, facecolor="white")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def _clock_label(seconds: float, duration_s: float) -> str:
+    seconds = max(seconds, 0.0)
+    if duration_s >= 3600:
+        return f"{int(seconds // 3600)}:{int(seconds % 3600 // 60):02d}:{int(seconds % 60):02d}"
+    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"

@@ -2,6 +2,10 @@
 
     acoustemo predict talk.mp4 --model runs/exp1 [--subtitles talk.srt] [--speaker Anna] [--json answer.json]
     acoustemo predict --manifest test.jsonl --model runs/exp1 --out preds.jsonl     # resumable, batched
+    acoustemo predict meeting.mp4 --subtitles meeting.srt [--max-span 30] --json timeline.json --plot lanes.png
+
+A recording whose dialogue does not fit one window (the token budget or --max-span) becomes an emotion timeline
+per speaker (acoustemo.timeline): the terminal shows a compact table and the summary, --json the full timeline.
 
 Without subtitles the utterances come from VAD + ASR; with untimed subtitles (.txt) the lines are aligned to
 the ASR words. --model takes a training run folder (its best/ is used) or a saved model folder.
@@ -28,7 +32,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="OUT", help="with MEDIA: write the full prediction as JSON ('-' = stdout)")
     p.add_argument("--plot", metavar="OUT.png", help="with MEDIA: draw the timeline (waveform, pitch, utterances, "
                                                     "the utterance Q-Former's attention) to this PNG")
-    p.add_argument("--batch-size", type=int, default=8, help="with --manifest: clips per generation batch")
+    p.add_argument("--batch-size", type=int, default=None, help="clips (--manifest, default 8) or windows x speakers "
+                   "of a long recording (default 4) per generation batch")
+    p.add_argument("--max-span", type=float, default=30.0, metavar="S", help="a recording (or manifest clip) longer "
+                   "than one window is answered in context windows of at most S seconds of dialogue, cut at turn "
+                   "boundaries (default 30; 30-60 suits the shipped checkpoint)")
+    p.add_argument("--context", type=int, default=2, metavar="N", help="preceding utterances shown before each "
+                   "window's own, where they fit (default 2)")
     p.add_argument("--cache-dir", metavar="DIR", help="feature cache (default: the training run's cache, else "
                                                        "$ACOUSTEMO_CACHE/features)")
     p.add_argument("--max-new-tokens", type=int, default=96, help="answer length limit in tokens (default 96)")
@@ -68,28 +78,43 @@ def _run_manifest(args) -> int:
         raise ConfigError(f"--{', --'.join(misplaced)} apply to a single MEDIA file; a manifest gives them per clip")
     if args.out is None:
         raise ConfigError("--manifest needs --out PREDS.jsonl")
-    report = predict_manifest(args.manifest, _predictor(args), args.out, args.cache_dir, args.batch_size,
-                              progress=not args.no_progress)
+    from acoustemo.timeline import TimelineConfig
+
+    config = TimelineConfig(args.max_span, args.context)
+    report = predict_manifest(args.manifest, _predictor(args), args.out, args.cache_dir, args.batch_size or 8,
+                              progress=not args.no_progress, timeline=config)
     print(f"{report.out}: {report.predicted} predicted, {report.skipped} already there, {len(report.failed)} failed "
           f"of {report.total} clips ({report.clips_per_s:.2f} clips/s)", file=sys.stderr)
+    if report.split:
+        print(f"{len(report.split)} clip(s) longer than one window (token budget or --max-span {config.max_span_s:g} s) "
+              f"were split into context windows; their lines add \"windows\":", file=sys.stderr)
+        for clip_id, n in report.split:
+            print(f"  SPLIT {clip_id}: {n} windows", file=sys.stderr)
     for clip_id, reason in report.failed:
         print(f"  FAILED {clip_id}: {reason}", file=sys.stderr)
     return 1 if report.failed else 0
 
 
 def _run_media(args) -> int:
-    from acoustemo.infer import predict_clip
+    from acoustemo.timeline import Timeline, TimelineConfig, predict_media
 
     if args.out is not None:
         raise ConfigError("--out is for --manifest; with one MEDIA file use --json OUT")
+    config = TimelineConfig(args.max_span, args.context, **({"batch_size": args.batch_size} if args.batch_size else {}))
     predictor = _predictor(args)
-    pred = predict_clip(args.media, args.subtitles, args.speaker, model=predictor)
+    bar = _Bar(not args.no_progress)
+    try:
+        pred = predict_media(args.media, args.subtitles, args.speaker, model=predictor, config=config, progress=bar)
+    finally:
+        bar.close()
     for note in pred.warnings:
         print(f"warning: {note}", file=sys.stderr)
     if args.plot:
-        from acoustemo.plot import plot_prediction
+        from acoustemo.plot import plot_prediction, plot_recording_timeline
 
-        print(f"timeline: {plot_prediction(args.plot, args.media, pred, predictor, args.speaker)}", file=sys.stderr)
+        path = (plot_recording_timeline(args.plot, pred) if isinstance(pred, Timeline)
+                else plot_prediction(args.plot, args.media, pred, predictor, args.speaker))
+        print(f"timeline: {path}", file=sys.stderr)
     if args.json == "-":
         print(json.dumps(pred.to_json(), indent=2, ensure_ascii=False))
         return 0
@@ -97,6 +122,12 @@ def _run_media(args) -> int:
         from acoustemo.data.manifest import write_text_atomic
 
         write_text_atomic(Path(args.json), json.dumps(pred.to_json(), indent=2, ensure_ascii=False) + "\n")
+    if isinstance(pred, Timeline):
+        from acoustemo.timeline import format_timeline
+
+        print(format_timeline(pred))
+        print(f"Model: {pred.model}" + ("" if args.json else "  (--json OUT for the explanations)"))
+        return 0
     print(f"Utterances ({pred.timestamps_source}):")
     for u in pred.utterances:
         print(f"  [{u.start_s:.2f}-{u.end_s:.2f} s] {u.speaker or '?'}: {u.text}")
@@ -104,3 +135,23 @@ def _run_media(args) -> int:
     print(f"Explanation: {pred.explanation}")
     print(f"Model: {pred.model}")
     return 0
+
+
+class _Bar:
+    """tqdm over a long recording's windows x speakers, opened at the first progress call (short clips: none)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.bar = enabled, None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, unit="answer", desc="windows", dynamic_ncols=True)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
