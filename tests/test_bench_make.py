@@ -46,7 +46,7 @@ def _meta(folder: Path) -> dict:
 
 def test_manifests_are_valid(bench):
     folder, _, summary = bench
-    assert summary.counts == {"train": 6, "val": 1, "test": 1} and summary.made == N
+    assert summary.counts == {"train": 5, "val": 1, "test": 2} and summary.made == N  # 70 / 10 / 20 %
     rows = _rows(folder)
     assert len(rows) == N and len({r["id"] for r in rows}) == N
     for r in rows:
