@@ -109,7 +109,7 @@ def test_csv_with_wrong_columns(tmp_path):
 
 def test_parse_openset_is_the_evaluators_parser(tmp_path):
     """One parser for the field's list cells: prepare's labels are exactly what evaluate reads from the same CSV,
-    including the cells the reference splits oddly (an apostrophe ends a label, a bare list is one label)."""
+    including the cells the reference splits oddly (an apostrophe ends a label, commas split too)."""
     from acoustemo.evaluate.parsing import read_labels
 
     cells = {"s1": "['Happy', 'relaxed ']", "s2": "['it's fine', 'calm']", "s3": "happy, sad", "s4": "[]",
@@ -122,7 +122,7 @@ def test_parse_openset_is_the_evaluators_parser(tmp_path):
     assert {name: parse_openset(cell) for name, cell in cells.items()} == read_labels(csv_path).labels
     assert parse_openset("['Happy', 'relaxed ']") == ["happy", "relaxed"]
     assert parse_openset("['it's fine', 'calm']") == ["it", "s fine", "calm"]  # as the reference splits it
-    assert parse_openset("happy, sad") == ["happy, sad"] and parse_openset("") == []
+    assert parse_openset("happy, sad") == ["happy", "sad"] and parse_openset("") == []  # string_to_list splits commas
 
 
 @pytest.mark.skipif(not OPENSET_CSV.is_file(), reason=f"the field's OV label file is not at {OPENSET_CSV} (../shared/emer)")

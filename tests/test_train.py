@@ -401,7 +401,7 @@ def test_two_ddp_processes_stay_in_sync(corpus, tmp_path):
            str(REPO / "configs" / "accelerate" / "cpu-ddp.yaml"), "-m", "acoustemo",
            "train", "--train", str(corpus["train"]), "--val", str(corpus["val"]), "--out", str(out),
            "--preset", "debug", "--encoder", ENCODER, "--cache-dir", str(corpus["cache"]), "--lr", "1e-2",
-           "--max-steps", "4", "--no-progress"]
+           "--epochs", "2", "--max-steps", "4", "--no-progress"]  # the default recipe: stage 1 on each rank, then DDP
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     end = read_log(out)[-1]
