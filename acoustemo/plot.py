@@ -50,6 +50,11 @@ def plot_timeline(
     """
     fig = timeline_figure(waveform, sample_rate_hz, utterances, pitch_hz, pitch_rate_hz, attention,
                           attention_rate_hz, emotions, title)
+    return _save_png(fig, out_png)
+
+
+def _save_png(fig, out_png: str | os.PathLike) -> Path:
+    """Write a matplotlib Figure to `out_png` atomically (temp file + rename); returns the path."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     out = Path(out_png)
@@ -400,19 +405,7 @@ def recording_timeline_figure(timeline, title: str | None = None):
 
 def plot_recording_timeline(out_png: str | os.PathLike, timeline, title: str | None = None) -> Path:
     """Draw `recording_timeline_figure(timeline)` and write it atomically to `out_png`; returns the path."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    fig = recording_timeline_figure(timeline, title)
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    try:
-        FigureCanvasAgg(fig)
-        fig.savefig(tmp, format="png", dpi=fig.dpi, facecolor="white")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    return _save_png(recording_timeline_figure(timeline, title), out_png)
 
 
 def _clock_label(seconds: float, duration_s: float) -> str:
