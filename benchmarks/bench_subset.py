@@ -1,0 +1,51 @@
+"""`bench run` on the first N train clips of a `bench make` folder (its own val and test splits, its cached
+features), or its probe rows alone: the issue-#17 figures measured before a whole default table was affordable.
+
+    python benchmarks/bench_subset.py bench_data/n1000 --train-limit 280 --out /tmp/b280     # full, seed 0
+    python benchmarks/bench_subset.py bench_data/n1000 --probes-only --out /tmp/probes       # probe rows, 700 train
+
+The subset folder holds the cut manifests, links to the bench's media and feature cache, and copies of meta.json
+and groupings.json; the table is printed as `bench run` prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+from pathlib import Path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("bench", type=Path)
+    ap.add_argument("--out", type=Path, required=True, help="subset folder (created)")
+    ap.add_argument("--train-limit", type=int, default=0, help="first N train clips (0 = all)")
+    ap.add_argument("--ablations", default="full")
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--probes-only", action="store_true", help="score the probe rows, train nothing")
+    args = ap.parse_args()
+
+    from acoustemo.bench.run import RunConfig, run_benchmark, run_probe
+
+    src, dst = args.bench.resolve(), args.out
+    (dst / "runs").mkdir(parents=True, exist_ok=True)
+    lines = (src / "train.jsonl").read_text().splitlines(keepends=True)
+    (dst / "train.jsonl").write_text("".join(lines[: args.train_limit] if args.train_limit else lines))
+    for name in ("val.jsonl", "test.jsonl", "meta.json", "groupings.json"):
+        shutil.copyfile(src / name, dst / name)
+    for link, target in ((dst / "media", src / "media"), (dst / "runs" / "features", src / "runs" / "features")):
+        if not link.exists():
+            os.symlink(target, link)
+    cfg = RunConfig(ablations=tuple(args.ablations.split(",")), seeds=tuple(int(s) for s in args.seeds.split(",")),
+                    probes=not args.probes_only, progress=False, isolate=False)
+    if args.probes_only:
+        memo: dict = {}
+        for pooling, name in (("utterance", "probe"), ("global", "probe-global")):
+            run_probe(dst, dst / "runs", cfg, pooling, name, memo)
+        return
+    print(run_benchmark(dst, cfg, dst / "runs").markdown)
+
+
+if __name__ == "__main__":
+    main()
