@@ -19,7 +19,7 @@ ABLATIONS = ("full", "no-global", "fixed-window", "no-utterance")
 LAYOUTS = ("interleaved", "paper")
 STREAM_NORMS = ("layernorm", "none")
 # Fields added after checkpoints were shipped: a config.json without them was written with these values.
-LEGACY_DEFAULTS = {"stream_norm": "layernorm", "window_stats": False}
+LEGACY_DEFAULTS = {"stream_norm": "layernorm", "window_stats": False, "speaker_relative": []}
 
 # Fields that only change how a batch is built or run, not the weights: a checkpoint may load under other values.
 RUNTIME_FIELDS = frozenset({"max_seq_len", "min_window_tokens", "min_global_tokens", "answer_budget_tokens",
@@ -57,6 +57,9 @@ class ModelConfig:
     # window's per-channel mean / std / min / max is projected and added to its queries (model/qformer.py).
     stream_norm: str = "layernorm"
     window_stats: bool = False
+    # Streams that also enter the Q-Formers relative to each speaker's own median frame in the clip (beyond the
+    # paper; data/windows.py speaker_relative): a copy "<name>_speaker" of each is appended to the input channels.
+    speaker_relative: list[str] = field(default_factory=list)
     # Size of the learned frame-position table. Longer windows (and the global window over the whole clip) do
     # not fail: their positions are linearly interpolated into the table (ViT-style), so order is kept.
     max_window_frames: int = 512
@@ -80,6 +83,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         self.acoustic_streams = [(str(n), int(w)) for n, w in self.acoustic_streams]
         self.lora_targets = list(self.lora_targets)
+        self.speaker_relative = list(self.speaker_relative)
         problems = []
         if not self.llm:
             problems.append("llm is empty: give 'smollm2-135m' or the path of a local Hugging Face model folder")
@@ -93,6 +97,10 @@ class ModelConfig:
             problems.append(f"layout={self.layout!r} must be one of {', '.join(LAYOUTS)}")
         if not self.acoustic_streams or any(w < 1 for _, w in self.acoustic_streams):
             problems.append(f"acoustic_streams={self.acoustic_streams} needs at least one (name, width>=1)")
+        unknown_streams = [n for n in self.speaker_relative if n not in dict(self.acoustic_streams)]
+        if unknown_streams or len(set(self.speaker_relative)) != len(self.speaker_relative):
+            problems.append(f"speaker_relative={self.speaker_relative} must name distinct streams of acoustic_streams "
+                            f"({', '.join(n for n, _ in self.acoustic_streams)})")
         if len({n for n, _ in self.acoustic_streams}) != len(self.acoustic_streams):
             problems.append(f"acoustic_streams={self.acoustic_streams} repeats a stream name")
         for name in ("num_queries", "global_num_queries", "d_model", "qformer_layers", "qformer_heads",
@@ -131,7 +139,14 @@ class ModelConfig:
 
     @property
     def acoustic_dim(self) -> int:
+        """Width of the encoder's features (acoustic_streams)."""
         return sum(w for _, w in self.acoustic_streams)
+
+    @property
+    def input_streams(self) -> list[tuple[str, int]]:
+        """The acoustic Q-Formers' input: the encoder's streams, then each speaker_relative copy."""
+        widths = dict(self.acoustic_streams)
+        return self.acoustic_streams + [(f"{n}_speaker", widths[n]) for n in self.speaker_relative]
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "ModelConfig":

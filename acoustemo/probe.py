@@ -57,13 +57,22 @@ def clip_vector(data: np.ndarray, frame_rate_hz: float, clip: Clip, pooling: str
     return np.concatenate([per_window.mean(0).ravel(), per_window.max(0).ravel(), whole.ravel()])
 
 
+def stream_groups(streams: list[tuple[str, int]]) -> list[str]:
+    """The stream subsets the probe tries besides all streams: each encoder stream alone, and each with its
+    speaker-relative copy ("<name>_speaker", ModelConfig.speaker_relative) where the model reads one; a subset
+    is written as '+'-joined stream names."""
+    names = [n for n, _ in streams]
+    plain = [n for n in names if not (n.endswith("_speaker") and n[: -len("_speaker")] in names)]
+    return plain + [f"{n}+{n}_speaker" for n in plain if f"{n}_speaker" in names]
+
+
 def stream_columns(streams: list[tuple[str, int]], pooling: str, keep: str | None) -> np.ndarray | None:
-    """Column indices of the probe vector that belong to stream `keep` (None = all columns)."""
+    """Column indices of the probe vector that belong to the streams of `keep` ('+'-joined; None = all)."""
     if keep is None:
         return None
     widths = [w for _, w in streams]
-    start = sum(w for n, w in streams[: [n for n, _ in streams].index(keep)])
-    channels = np.arange(start, start + dict(streams)[keep])
+    starts = dict(zip([n for n, _ in streams], np.cumsum([0] + widths[:-1])))
+    channels = np.concatenate([np.arange(starts[n], starts[n] + dict(streams)[n]) for n in keep.split("+")])
     blocks = len(STATISTICS) * (1 if pooling == "global" else 3)
     return np.concatenate([b * sum(widths) + channels for b in range(blocks)])
 
@@ -94,7 +103,7 @@ class LinearProbe:
         Ytr = np.array([[w in c.labels for w in labels] for c in train])
         held = val or train
         Xva, _ = _matrix(held, load_acoustic, pooling, memo) if val else (Xtr, streams)
-        options = [None] + ([n for n, _ in streams] if len(streams) > 1 else [])
+        options = [None] + (stream_groups(streams) if len(streams) > 1 else [])
         best, choices = None, []
         for keep in options:
             cols = stream_columns(streams, pooling, keep)

@@ -6,7 +6,7 @@ pooling variant, scored by the stage-1 label heads alone (no LLM) on a held-out 
 
 A variant is '+'-joined switches: session3 (mean pooling, LayerNorm input, no stats = the session-3 recipe),
 max (multiple-instance pooling), stats (ModelConfig.window_stats), ln (stream_norm layernorm), q16 (16 queries
-per window), prosody (prosody stream only). Prints one JSON line per variant.
+per window), prosody (prosody stream only), rel (ModelConfig.speaker_relative = prosody). Prints one JSON line per variant.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ def main() -> None:
     ap.add_argument("--eval-split", default="val", help="val, test, or train-tail (the train clips past --train-limit)")
     ap.add_argument("--ablation", default="full")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep-best", action="store_true", help="score --eval-split after every epoch and keep the best")
+    ap.add_argument("--report-split", default="", help="also score this split (e.g. test) with the final weights")
     args = ap.parse_args()
 
     from acoustemo.bench.run import per_label_f1
@@ -65,25 +67,41 @@ def main() -> None:
                          window_stats="stats" in parts, num_queries=16 if "q16" in parts else 8)
         if keep:
             overrides["acoustic_streams"] = [("prosody", 10)]
+        if "rel" in parts:
+            overrides["speaker_relative"] = ["prosody"]
         pooling = "max" if "max" in parts else "mean"
         torch.manual_seed(args.seed)
         cfg = ModelConfig.preset("cpu-default", llm_dtype="float32", **overrides)
         model = AcoustEmoModel(cfg)
-        model.set_acoustic_stats(*acoustic_stats(train, load))
+        model.set_acoustic_stats(*acoustic_stats(train, load, cfg))
         ds = lambda clips: AcoustEmoDataset(clips, load, None, model.tokenizer, cfg)  # noqa: E731
+        gold = {c.id: c.labels for c in held}
+        held_ds = ds(held)
+
+        def score(result):
+            pred = stage1_labels(model, held_ds, held, result, pooling)
+            return _avg([gold[k] for k in gold], [pred[k] for k in gold])
+
         t0 = time.perf_counter()
         result = align_acoustic(model, ds(train), train, args.epochs, args.lr, 16, 4.0, 0.05, args.seed, "labels",
-                                pooling)
+                                pooling, evaluate=score if args.keep_best else None, keep_best=args.keep_best)
         seconds = time.perf_counter() - t0
-        pred = stage1_labels(model, ds(held), held, result, pooling)
-        gold = {c.id: c.labels for c in held}
+        pred = stage1_labels(model, held_ds, held, result, pooling)
+        report = {}
+        if args.report_split:
+            other = cached(read_manifest(f"{args.bench}/{args.report_split}.jsonl"))
+            opred = stage1_labels(model, ds(other), other, result, pooling)
+            ogold = {c.id: c.labels for c in other}
+            report = {f"{args.report_split}_avg": round(100 * _avg([ogold[k] for k in ogold], [opred[k] for k in ogold]), 2),
+                      f"{args.report_split}_f1": {k: round(v, 1) for k, v in per_label_f1(ogold, opred).items()}}
         print(json.dumps({
             "variant": variant, "pooling": pooling, **{k: v for k, v in overrides.items() if k != "acoustic_streams"},
             "streams": keep or "all", "train_clips": len(train), "eval_clips": len(held), "epochs": args.epochs,
             "final_loss": round(result.losses[-1], 4), "stage1_s": round(seconds, 1),
+            "epoch_scores": [round(100 * v, 2) for v in result.val_scores], "best_epoch": result.best_epoch,
             "eval_avg": round(100 * _avg([gold[k] for k in gold], [pred[k] for k in gold]), 2),
             "f1": {k: round(v, 1) for k, v in per_label_f1(gold, pred).items()},
-            "cpu": torch.backends.cpu.get_cpu_capability(),
+            **report, "cpu": torch.backends.cpu.get_cpu_capability(),
         }), flush=True)
 
 

@@ -1,7 +1,10 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from acoustemo.data.windows import fixed_windows, frame_range
+import numpy as np
+
+from acoustemo.data.segments import Utterance
+from acoustemo.data.windows import fixed_windows, frame_range, speaker_relative
 
 rates = st.sampled_from([0.5, 1.0, 12.5, 25.0, 49.95, 50.0, 100.0])
 times = st.floats(min_value=0.0, max_value=120.0, allow_nan=False)
@@ -64,3 +67,23 @@ def test_fixed_windows_tile_the_clip(duration, window):
         assert e0 == pytest.approx(s1)
         assert e0 - s0 == pytest.approx(window)
     assert all(e > s for s, e in wins)
+
+
+def test_speaker_relative_subtracts_each_speakers_own_median():
+    # 10 frames at 10 Hz; A speaks frames 0-2 and 6-7, B frames 3-4; frames 5, 8, 9 are silence
+    x = np.array([[1.0], [2.0], [9.0], [10.0], [30.0], [0.0], [3.0], [4.0], [5.0], [6.0]])
+    utts = [Utterance(0.0, 0.3, "A"), Utterance(0.3, 0.5, "B"), Utterance(0.6, 0.8, "A")]
+    out = speaker_relative(x, utts, 10.0)
+    # A's frames are 1, 2, 9, 3, 4 (median 3); B's are 10, 30 (median 20)
+    assert out[:, 0].tolist() == [-2.0, -1.0, 6.0, -10.0, 10.0, 0.0, 0.0, 1.0, 0.0, 0.0]
+    assert speaker_relative(x, [], 10.0).tolist() == [[0.0]] * 10
+
+
+def test_speaker_relative_ignores_a_shift_of_one_speakers_level():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 3))
+    utts = [Utterance(0.0, 1.0, "A"), Utterance(1.0, 2.0, "B"), Utterance(2.0, 3.0, "A")]
+    louder = x.copy()
+    louder[:10] += 5.0
+    louder[20:30] += 5.0  # every frame of A is 5 units up: A relative to A does not change
+    np.testing.assert_allclose(speaker_relative(louder, utts, 10.0), speaker_relative(x, utts, 10.0))

@@ -15,12 +15,13 @@ from __future__ import annotations
 import warnings
 from typing import Callable
 
+import numpy as np
 import torch
 
 from acoustemo.config import ModelConfig
 from acoustemo.data.prompt import build_prompt, chat_prompt, format_answer
 from acoustemo.data.segments import Clip
-from acoustemo.data.windows import fixed_windows, frame_range
+from acoustemo.data.windows import fixed_windows, frame_range, speaker_relative
 from acoustemo.errors import ConfigError
 from acoustemo.model.llm import GLOBAL_AUDIO, UTT_AUDIO, VIDEO
 
@@ -92,7 +93,7 @@ class AcoustEmoDataset(torch.utils.data.Dataset):
             raise ConfigError(f"clip {clip.id}: its acoustic features are empty; re-extract them")
         rate = float(feats.frame_rate_hz)
         duration_s = float(feats.duration_s or feats.data.shape[0] / rate)
-        return torch.as_tensor(feats.data, dtype=torch.float32), rate, duration_s
+        return torch.as_tensor(input_frames(feats, clip, self.cfg), dtype=torch.float32), rate, duration_s
 
     def _visual(self, clip: Clip) -> torch.Tensor | None:
         if self.cfg.visual_dim is None:
@@ -145,6 +146,26 @@ class AcoustEmoDataset(torch.utils.data.Dataset):
             TokenBudgetWarning, stacklevel=3,
         )
         return k, g
+
+
+def input_features(feats, clip: Clip, cfg: ModelConfig):
+    """`feats` (a Features) as the acoustic Q-Formers read it: streams cfg.input_streams (the linear probe of
+    `bench run` reads the same)."""
+    import dataclasses
+
+    if not cfg.speaker_relative:
+        return feats
+    return dataclasses.replace(feats, data=input_frames(feats, clip, cfg),
+                               streams=list(feats.streams) + cfg.input_streams[len(cfg.acoustic_streams):])
+
+
+def input_frames(feats, clip: Clip, cfg: ModelConfig) -> np.ndarray:
+    """The acoustic Q-Formers' input frames of a clip, (L, width of cfg.input_streams): the encoder's features,
+    then the speaker-relative copy of each stream in cfg.speaker_relative (data/windows.py)."""
+    if not cfg.speaker_relative:
+        return feats.data
+    extra = [speaker_relative(feats.stream(n), clip.utterances, feats.frame_rate_hz) for n in cfg.speaker_relative]
+    return np.concatenate([feats.data, *extra], axis=1).astype(np.float32, copy=False)
 
 
 def collate(examples: list[dict], pad_id: int) -> dict:

@@ -60,9 +60,9 @@ class AcoustEmoModel(nn.Module):
                            window_stats=cfg.window_stats and acoustic)
 
         # Disabled branches are not built at all, so parameter counts and checkpoints reflect the ablation.
-        self.utt_qformer = qformer(cfg.acoustic_streams, cfg.num_queries) if cfg.uses_windows else None
+        self.utt_qformer = qformer(cfg.input_streams, cfg.num_queries) if cfg.uses_windows else None
         self.utt_proj = nn.Linear(cfg.d_model, hidden) if cfg.uses_windows else None
-        self.global_qformer = qformer(cfg.acoustic_streams, cfg.global_num_queries) if cfg.uses_global else None
+        self.global_qformer = qformer(cfg.input_streams, cfg.global_num_queries) if cfg.uses_global else None
         self.global_proj = nn.Linear(cfg.d_model, hidden) if cfg.uses_global else None
         has_video = cfg.visual_dim is not None
         self.video_qformer = qformer([("visual", cfg.visual_dim)], cfg.visual_num_queries, acoustic=False) if has_video else None

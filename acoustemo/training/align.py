@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -128,11 +129,19 @@ class AlignResult:
     losses: list[float]  # mean loss of each epoch
     words: list[str] = field(default_factory=list)  # "labels" mode: the head words, and their learned biases
     bias: torch.Tensor | None = None
+    val_scores: list[float] = field(default_factory=list)  # with `evaluate`: its score after each epoch
+    best_epoch: int | None = None  # with `keep_best`: the epoch (1-based) whose weights the model keeps
 
 
 def align_acoustic(model, dataset, clips, epochs: int, lr: float, batch_size: int, gain: float, weight_decay: float,
-                   seed: int, mode: str = "answer", pooling: str = "mean") -> AlignResult:
-    """Run stage 1 on `dataset` (an AcoustEmoDataset over `clips`)."""
+                   seed: int, mode: str = "answer", pooling: str = "mean",
+                   evaluate: Callable[[AlignResult], float] | None = None, keep_best: bool = False) -> AlignResult:
+    """Run stage 1 on `dataset` (an AcoustEmoDataset over `clips`).
+
+    evaluate(result so far) -> a held-out score (higher is better), called after every epoch; with keep_best the
+    model (and the heads' biases) end at the epoch that scored best, ties going to the earlier epoch: early
+    stopping, since the Q-Formers fit a few hundred clips long before the loss stops falling.
+    """
     if mode == "answer":
         targets, norm = answer_targets(model, clips, gain)
         words, bias = [], None
@@ -146,7 +155,7 @@ def align_acoustic(model, dataset, clips, epochs: int, lr: float, batch_size: in
     has_global = model.global_qformer is not None
     was_training = model.training
     model.train()
-    losses = []
+    losses, scores, best = [], [], None
     for epoch in range(epochs):
         order = torch.randperm(len(clips), generator=generator).tolist()
         total = 0.0
@@ -168,8 +177,25 @@ def align_acoustic(model, dataset, clips, epochs: int, lr: float, batch_size: in
         losses.append(total / len(order))
         log.info("stage-1 alignment (%s, %s pooling) epoch %d/%d: loss %.4f", mode, pooling, epoch + 1, epochs,
                  losses[-1])
+        if evaluate is not None:
+            scores.append(float(evaluate(AlignResult(losses, words, None if bias is None else bias.detach()))))
+            model.train()
+            log.info("stage-1 epoch %d: held-out score %.4f", epoch + 1, scores[-1])
+            if keep_best and (best is None or scores[-1] > scores[best[0] - 1]):
+                trained = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad
+                           and not n.startswith("llm.")}
+                best = (epoch + 1, trained, None if bias is None else bias.detach().clone())
+    if best is not None and best[0] < epochs:
+        with torch.no_grad():
+            params_by_name = dict(model.named_parameters())
+            for n, value in best[1].items():
+                params_by_name[n].copy_(value)
+        if bias is not None:
+            bias = best[2]
+        log.info("stage 1 keeps epoch %d of %d (held-out score %.4f)", best[0], epochs, scores[best[0] - 1])
     model.train(was_training)
-    return AlignResult(losses, words, None if bias is None else bias.detach())
+    return AlignResult(losses, words, None if bias is None else bias.detach(), scores,
+                       best[0] if best is not None else None)
 
 
 @torch.no_grad()

@@ -235,7 +235,7 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
 
     model = AcoustEmoModel.from_pretrained(checkpoint / "model", mcfg) if checkpoint else AcoustEmoModel(mcfg)
     if not checkpoint:  # a resumed model already carries the statistics of its first start
-        model.set_acoustic_stats(*acoustic_stats(train_clips, loaders[0]))
+        model.set_acoustic_stats(*acoustic_stats(train_clips, loaders[0], mcfg))
     if cfg.answer_bank:
         from acoustemo.data.prompt import format_answer
 
@@ -442,12 +442,16 @@ def _enable_checkpointing(llm) -> None:
     base.config.use_cache = False
 
 
-def acoustic_stats(clips, load_acoustic) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std (D,) over every frame of the training clips (float64 sums, so order-proof)."""
+def acoustic_stats(clips, load_acoustic, cfg: ModelConfig | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std over every frame of the training clips (float64 sums, so order-proof), of the
+    Q-Formers' input (data/dataset.py input_frames; the encoder's features alone when cfg is None)."""
+    from acoustemo.data.dataset import input_frames
+
     total = sq = None
     n = 0
     for clip in clips:
-        x = torch.from_numpy(load_acoustic(clip).data).double()
+        feats = load_acoustic(clip)
+        x = torch.from_numpy(np.asarray(feats.data if cfg is None else input_frames(feats, clip, cfg))).double()
         total = x.sum(0) if total is None else total + x.sum(0)
         sq = (x * x).sum(0) if sq is None else sq + (x * x).sum(0)
         n += x.shape[0]
