@@ -1,13 +1,21 @@
 """The local web demo: upload a video or audio file (and subtitles), see the emotions, the explanation, the
-utterances and the timeline plot.
+utterances and the timeline plot; a recording longer than one context window comes back as an emotion timeline
+per speaker (acoustemo.timeline), with its progress while it works.
 
 HTTP, multipart parsing and concurrency are FastAPI / Starlette's, parsing python-multipart's, the server uvicorn's;
 what stays ours is the upload rules (size caps, type checks, same-origin only), the per-request temporary folder and
-the page. The predictor is injected — `predictor(media_path, subtitles_path, speaker, plot_path) -> dict` (the
-`predict --json` dict; it may write a PNG at `plot_path`) — and runs in a worker thread under one lock, so the model
-is loaded once and never runs two requests at a time, while pages and health checks keep being answered. Uploads
-wait their turn (at most `max_pending` of them on disk at once, the others wait before their body is read) and live
-only in a `tempfile.mkdtemp` folder that is deleted after the response.
+the page. The predictor is injected — `predictor(media_path, subtitles_path, speaker, plot_path, progress) -> dict`
+(the `predict --json` dict, a clip's or a timeline's; it may write a PNG at `plot_path` and calls
+`progress(done, total)` as a long recording's windows are answered) — and runs in a worker thread under one lock,
+so the model is loaded once and never runs two requests at a time, while pages and health checks keep being
+answered. Uploads live only in a `tempfile.mkdtemp` folder that is deleted once they are answered.
+
+Two ways in, one pipeline:
+- POST /api/jobs answers at once with a job id; the upload waits for the model in the background and
+  GET /api/jobs/ID tells its state and progress, then holds the answer for `job_ttl_s` (the page uses this).
+  At most `max_jobs` jobs are unfinished at once (uploads on disk); more are refused with 503.
+- POST /api/predict holds the connection until the answer (for curl and scripts). At most `max_pending` of these
+  uploads are on disk at once; the others wait before their body is read.
 
     GET  /              the page (acoustemo/web/index.html)
     GET  /static/NAME   its script and style sheet
@@ -15,6 +23,11 @@ only in a `tempfile.mkdtemp` folder that is deleted after the response.
     POST /api/predict   multipart form: media (file), subtitles (file, optional), speaker (text, optional)
                         -> the prediction JSON + "plot": "data:image/png;base64,..." (null when none was drawn)
                         errors -> {"error": message} with 400 / 403 / 404 / 411 / 413 / 415 / 422 / 500 / 503
+    POST /api/jobs      the same form -> 202 {"job": ID, "url": "/api/jobs/ID", "state": "queued", ...};
+                        errors found in the upload itself answer at once, as for /api/predict
+    GET  /api/jobs/ID   {"state": "queued" | "running" | "done" | "error", "done", "total" (answers of a long
+                        recording's windows x speakers; 0 until it is split), "ahead" (jobs before it),
+                        "result" (when done: /api/predict's answer), "error" and "status" (when it failed)}
     GET  /openapi.json  the API for other programs; GET /docs shows it as a page (offline, no CDN)
 """
 
@@ -28,13 +41,15 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import socket
 import tempfile
 import threading
+import time
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -50,7 +65,8 @@ from acoustemo.errors import AcoustEmoError, ConfigError
 
 log = logging.getLogger(__name__)
 
-Predictor = Callable[[Path, "Path | None", "str | None", Path], dict]
+Progress = Callable[[int, int], None]
+Predictor = Callable[[Path, "Path | None", "str | None", Path, "Progress | None"], dict]
 
 MEDIA_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".aac")
 SUBTITLE_EXTENSIONS = (".srt", ".vtt", ".json", ".txt")
@@ -264,16 +280,17 @@ def _describe(path: Path) -> str:
 def _hide_path(message: str, *uploads: Upload | None) -> str:
     """Messages name the user's file, not the server's temporary path."""
     for u in uploads:
-        if u is not None:
-            message = message.replace(str(u.path), u.filename).replace(str(u.path.parent.parent), "<upload>")
+        if u is not None:  # the library may name the path as given or resolved (a symlinked temporary folder)
+            for path in dict.fromkeys((u.path, u.path.resolve())):
+                message = message.replace(str(path), u.filename).replace(str(path.parent.parent), "<upload>")
     return message
 
 
 def run_predictor(predictor: Predictor, media: Upload, subtitles: Upload | None, speaker: str | None,
-                  plot: Path) -> dict:
+                  plot: Path, progress: Progress | None = None) -> dict:
     """The predictor's answer plus the plot as a data: URL and the upload's names, with no server path in it."""
     try:
-        result = dict(predictor(media.path, subtitles.path if subtitles else None, speaker, plot))
+        result = dict(predictor(media.path, subtitles.path if subtitles else None, speaker, plot, progress))
     except AcoustEmoError as e:
         _release_memory()
         raise UploadError(422, _hide_path(str(e), media, subtitles)) from None
@@ -285,9 +302,12 @@ def run_predictor(predictor: Predictor, media: Upload, subtitles: Upload | None,
     _release_memory()
     result["plot"] = ("data:image/png;base64," + base64.b64encode(plot.read_bytes()).decode()
                       if plot.is_file() else None)
-    result["upload"] = {"media": media.filename, "subtitles": subtitles.filename if subtitles else None,
-                        "speaker": speaker}
+    result["upload"] = upload_names(media, subtitles, speaker)
     return json.loads(_hide_path(json.dumps(result, ensure_ascii=False), media, subtitles))
+
+
+def upload_names(media: Upload, subtitles: Upload | None, speaker: str | None) -> dict:
+    return {"media": media.filename, "subtitles": subtitles.filename if subtitles else None, "speaker": speaker}
 
 
 def _release_memory() -> None:
@@ -297,6 +317,89 @@ def _release_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
         pass
+
+
+# ------------------------------------------------------------------------------------------------------ jobs
+
+
+@dataclass
+class Job:
+    """One upload answered in the background (POST /api/jobs); its state is read with GET /api/jobs/ID."""
+
+    id: str
+    upload: dict = field(default_factory=dict)  # the names received (set once the form is read), as in "upload"
+    state: str = "queued"  # queued -> running -> done | error
+    done: int = 0  # answers given so far (a long recording's windows x speakers)
+    total: int = 0  # 0 until the recording is split into windows (a short clip stays at 0)
+    result: dict | None = None
+    error: str | None = None
+    status: int = 200  # what POST /api/predict would have answered with
+    finished_at: float | None = None  # time.monotonic()
+    task: asyncio.Task | None = field(default=None, repr=False)  # held so the event loop does not drop it
+
+    def progress(self, done: int, total: int) -> None:
+        """Called from the model's worker thread: plain int stores, read by the event loop."""
+        self.total, self.done = total, done
+
+    def to_json(self, ahead: int) -> dict:
+        out = {"job": self.id, "url": f"/api/jobs/{self.id}", "state": self.state, "done": self.done,
+               "total": self.total, "ahead": ahead, "upload": self.upload}
+        if self.state == "done":
+            out["result"] = self.result
+        if self.state == "error":
+            out["error"], out["status"] = self.error, self.status
+        return out
+
+
+class JobBoard:
+    """The jobs of one server, oldest first. At most `max_jobs` unfinished (each holds an upload on disk); a
+    finished one is kept `ttl_s` seconds for its page to read, and at most `max_kept` of them, so memory does not
+    grow with the number of uploads."""
+
+    def __init__(self, max_jobs: int = 4, ttl_s: float = 600.0, max_kept: int = 16):
+        if max_jobs < 1 or ttl_s <= 0 or max_kept < 1:
+            raise ValueError(f"need max_jobs >= 1, ttl_s > 0, max_kept >= 1; got {max_jobs}, {ttl_s}, {max_kept}")
+        self.max_jobs, self.ttl_s, self.max_kept = max_jobs, ttl_s, max_kept
+        self.jobs: dict[str, Job] = {}
+
+    def unfinished(self) -> list[Job]:
+        return [j for j in self.jobs.values() if j.finished_at is None]
+
+    def open(self) -> Job:
+        """A new queued job, before its upload is read (so the limit bounds the disk too); UploadError(503) when
+        `max_jobs` are already unfinished."""
+        self.sweep()
+        busy = self.unfinished()
+        if len(busy) >= self.max_jobs:
+            raise UploadError(503, f"the server is already working on {len(busy)} uploads (its limit); try again "
+                                   "when one has finished")
+        job = Job(secrets.token_urlsafe(16))
+        self.jobs[job.id] = job
+        return job
+
+    def finish(self, job: Job) -> None:
+        job.finished_at = time.monotonic()
+
+    def drop(self, job: Job) -> None:
+        self.jobs.pop(job.id, None)
+
+    def ahead(self, job: Job) -> int:
+        """Unfinished jobs posted before this one (the model answers them in order)."""
+        if job.finished_at is not None:
+            return 0
+        ids = list(self.jobs)
+        return sum(1 for i in ids[: ids.index(job.id)] if self.jobs[i].finished_at is None)
+
+    def sweep(self) -> None:
+        """Forget finished jobs older than ttl_s, then the oldest finished beyond max_kept."""
+        now = time.monotonic()
+        finished = [j for j in self.jobs.values() if j.finished_at is not None]
+        for j in finished:
+            if now - j.finished_at > self.ttl_s:
+                self.drop(j)
+        finished = [j for j in finished if j.id in self.jobs]
+        for j in sorted(finished, key=lambda j: j.finished_at)[: max(0, len(finished) - self.max_kept)]:
+            self.drop(j)
 
 
 # ------------------------------------------------------------------------------------------------------ the app
@@ -321,15 +424,19 @@ _ERRORS = {400: "malformed form or no media file", 403: "posted from another sit
 
 
 def create_app(predictor: Predictor, model_name: str = "", max_upload_bytes: int = 200 * 2**20,
-               max_pending: int = 4, max_queued: int = 64, bound_host: str = "127.0.0.1", url: str = ""):
-    """The ASGI app. At most `max_pending` uploads are read to disk at once (bounding temporary disk use); up to
-    `max_queued` more wait, unread, for their turn; past that the answer is 503."""
+               max_pending: int = 4, max_queued: int = 64, bound_host: str = "127.0.0.1", url: str = "",
+               max_jobs: int = 4, job_ttl_s: float = 600.0):
+    """The ASGI app. POST /api/predict: at most `max_pending` uploads are read to disk at once (bounding temporary
+    disk use); up to `max_queued` more wait, unread, for their turn; past that the answer is 503. POST /api/jobs: at
+    most `max_jobs` unfinished jobs, each answer kept `job_ttl_s` seconds after it is ready."""
     app = FastAPI(title="AcoustEmo demo", version="1", docs_url=None, redoc_url=None,
-                  description="Upload a clip, get the emotions the model hears and its explanation.")
+                  description="Upload a clip or a long recording, get the emotions the model hears and its "
+                              "explanation (a timeline per speaker for a recording longer than one context window).")
     app.add_middleware(SecurityHeaders)
     web_dir = resources.files("acoustemo") / "web"
     state = {"waiting": 0}
     disk_slots, predict_lock = asyncio.Semaphore(max_pending), asyncio.Lock()
+    board = JobBoard(max_jobs, job_ttl_s)
 
     @app.exception_handler(UploadError)
     async def upload_error(request, exc: UploadError):
@@ -370,23 +477,20 @@ def create_app(predictor: Predictor, model_name: str = "", max_upload_bytes: int
     async def docs():
         return HTMLResponse(api_page(app.openapi()))
 
-    @app.post("/api/predict", summary="Predict the emotions in one clip", response_model=None,
-              openapi_extra={"requestBody": {"required": True,
-                                             "content": {"multipart/form-data": {"schema": _FORM_SCHEMA}}}},
-              responses={200: {"description": "the `acoustemo predict --json` answer, plus `plot` (a PNG data: URL "
-                                              "or null) and `upload` (the names received)"},
-                         **{code: {"description": what, **_ERROR_SCHEMA} for code, what in _ERRORS.items()}})
+    answer_doc = ("the `acoustemo predict --json` answer (a clip's, or with \"kind\": \"timeline\" a long "
+                  "recording's), plus `plot` (a PNG data: URL or null) and `upload` (the names received)")
+    form_body = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _FORM_SCHEMA}}}}
+    error_docs = {code: {"description": what, **_ERROR_SCHEMA} for code, what in _ERRORS.items()}
+
+    @app.post("/api/predict", summary="Predict the emotions in one clip or recording (waits for the answer)",
+              response_model=None, openapi_extra=form_body,
+              responses={200: {"description": answer_doc}, **error_docs})
     async def predict(request: Request):
-        length = -1  # unknown: nothing is drained
-        try:
-            length = content_length(request.headers, max_upload_bytes)
-            check_origin(request.headers, bound_host, url)
-            check_form_type(request.headers)
+        def admit() -> None:
             if state["waiting"] >= max_pending + max_queued:
                 raise UploadError(503, f"the server has {state['waiting']} uploads waiting; try again shortly")
-        except UploadError:
-            await _drain(request.stream(), length)
-            raise
+
+        length, _ = await _accept(request, admit)
         state["waiting"] += 1
         try:
             async with disk_slots:
@@ -397,16 +501,79 @@ def create_app(predictor: Predictor, model_name: str = "", max_upload_bytes: int
     async def _handle_upload(request, length: int):
         folder = Path(tempfile.mkdtemp(prefix="acoustemo-upload-"))
         try:
-            media, subtitles, speaker = await _read_form(request, length, folder)
-            await run_in_threadpool(check_media, media)
-            if subtitles is not None:
-                await run_in_threadpool(check_subtitles, subtitles)
+            media, subtitles, speaker = await _receive(request, length, folder)
             async with predict_lock:
                 result = await run_in_threadpool(run_predictor, predictor, media, subtitles, speaker,
                                                  folder / "timeline.png")
             return JSONResponse(result)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+    @app.post("/api/jobs", summary="Start answering one clip or recording; follow it at the returned url",
+              response_model=None, status_code=202, openapi_extra=form_body,
+              responses={202: {"description": "{job, url, state: queued, done, total, ahead, upload}"},
+                         **error_docs})
+    async def create_job(request: Request):
+        length, job = await _accept(request, board.open)
+        folder = Path(tempfile.mkdtemp(prefix="acoustemo-upload-"))
+        try:
+            media, subtitles, speaker = await _receive(request, length, folder)
+        except BaseException:
+            board.drop(job)
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        job.upload = upload_names(media, subtitles, speaker)
+        job.task = asyncio.create_task(_run_job(job, folder, media, subtitles, speaker))
+        return JSONResponse(job.to_json(board.ahead(job)), 202)
+
+    async def _run_job(job: Job, folder: Path, media: Upload, subtitles: Upload | None, speaker: str | None):
+        try:
+            async with predict_lock:
+                job.state = "running"
+                job.result = await run_in_threadpool(run_predictor, predictor, media, subtitles, speaker,
+                                                     folder / "timeline.png", job.progress)
+            job.state = "done"
+        except UploadError as e:
+            job.error, job.status, job.state = str(e), e.status, "error"
+        except Exception:  # a bug or a full disk: the page gets a message, the log the traceback
+            log.exception("job %s failed", job.id)
+            job.error, job.status, job.state = "the server failed while answering (see its log)", 500, "error"
+        finally:
+            board.finish(job)
+            shutil.rmtree(folder, ignore_errors=True)
+
+    @app.get("/api/jobs/{job_id}", summary="A job's state, progress and, once done, its answer",
+             responses={200: {"description": "{job, url, state, done, total, ahead, upload, result | error, status}"},
+                        404: {"description": "no such job (or its answer has expired)", **_ERROR_SCHEMA}})
+    async def job_state(job_id: str, request: Request) -> dict:
+        check_origin(request.headers, bound_host, url)
+        board.sweep()
+        job = board.jobs.get(job_id)
+        if job is None:
+            raise UploadError(404, f"no job {job_id!r}: it never existed, or its answer has expired (answers are "
+                                   f"kept {job_ttl_s / 60:g} minutes after they are ready); upload the file again")
+        return job.to_json(board.ahead(job))
+
+    async def _accept(request, admit: Callable):
+        """The checks made before the body is read, then `admit()` (a queue's); a refused body is drained so the
+        browser sees the answer. Returns (declared length, what admit returned)."""
+        length = -1  # unknown: nothing is drained
+        try:
+            length = content_length(request.headers, max_upload_bytes)
+            check_origin(request.headers, bound_host, url)
+            check_form_type(request.headers)
+            return length, admit()
+        except UploadError:
+            await _drain(request.stream(), length)
+            raise
+
+    async def _receive(request, length: int, folder: Path) -> tuple[Upload, Upload | None, str | None]:
+        """The form saved into `folder`, its files checked to be media and subtitles."""
+        media, subtitles, speaker = await _read_form(request, length, folder)
+        await run_in_threadpool(check_media, media)
+        if subtitles is not None:
+            await run_in_threadpool(check_subtitles, subtitles)
+        return media, subtitles, speaker
 
     async def _read_form(request, length: int, folder: Path) -> tuple[Upload, Upload | None, str | None]:
         body = request.stream()
@@ -495,13 +662,14 @@ class DemoServer:
     """uvicorn on a socket bound up front (so port 0 has a real number before serving starts)."""
 
     def __init__(self, sock: socket.socket, predictor: Predictor, model_name: str, max_upload_bytes: int,
-                 max_pending: int, max_queued: int):
+                 max_pending: int, max_queued: int, max_jobs: int = 4, job_ttl_s: float = 600.0):
         import uvicorn
 
         self.socket, self.server_address = sock, sock.getsockname()[:2]
         self.max_upload_bytes = max_upload_bytes
         self.app = create_app(predictor, model_name, max_upload_bytes, max_pending, max_queued,
-                              bound_host=self.server_address[0], url=self.url)
+                              bound_host=self.server_address[0], url=self.url, max_jobs=max_jobs,
+                              job_ttl_s=job_ttl_s)
         config = uvicorn.Config(self.app, http="h11", loop="asyncio", lifespan="off", log_config=None,
                                 access_log=False, timeout_graceful_shutdown=10)
         self._uvicorn = uvicorn.Server(config)
@@ -528,31 +696,44 @@ class DemoServer:
 
 
 def make_server(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000, max_upload_mb: float = 200,
-                model_name: str = "", max_pending: int = 4, max_queued: int = 64) -> DemoServer:
+                model_name: str = "", max_pending: int = 4, max_queued: int = 64, max_jobs: int = 4,
+                job_ttl_s: float = 600.0) -> DemoServer:
     """A bound server (port 0 = any free port); call `serve_forever()` (or run it in a thread)."""
     if max_upload_mb <= 0:
         raise ValueError(f"max_upload_mb must be positive, got {max_upload_mb}")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.create_server((host, port), family=family)
-    return DemoServer(sock, predictor, model_name, int(max_upload_mb * 2**20), max_pending, max_queued)
+    return DemoServer(sock, predictor, model_name, int(max_upload_mb * 2**20), max_pending, max_queued, max_jobs,
+                      job_ttl_s)
 
 
-def model_predictor(predictor) -> Predictor:
-    """The server's predictor for a loaded model (`acoustemo.infer.Predictor`): `predict_clip`, its JSON, and the
-    timeline plot with the Q-Former's attention. A failed plot costs a warning, not the answer.
+def model_predictor(predictor, config=None) -> Predictor:
+    """The server's predictor for a loaded model (`acoustemo.infer.Predictor`): `predict_media`, as the CLI's
+    `predict` runs it, so the library's own splitting decides: a dialogue that fits one context window gets the
+    clip's answer and its plot (with the Q-Former's attention), a longer one the timeline (`config`, an
+    `acoustemo.timeline.TimelineConfig`) and the one-lane-per-speaker plot. A failed plot costs a warning, not the
+    answer.
 
     Clips are named by content ("upload-<sha256 prefix>"), so features cached for one upload never overwrite a
     training clip's, and uploading the same file again (say, with other subtitles) reuses them."""
     from acoustemo.features.cache import media_sha256
-    from acoustemo.infer import predict_clip
-    from acoustemo.plot import plot_prediction
+    from acoustemo.plot import plot_prediction, plot_recording_timeline
+    from acoustemo.timeline import Timeline, TimelineConfig, predict_media
 
-    def predict(media: Path, subtitles: Path | None, speaker: str | None, plot_path: Path) -> dict:
+    config = config or TimelineConfig()
+
+    def predict(media: Path, subtitles: Path | None, speaker: str | None, plot_path: Path,
+                progress: Progress | None = None) -> dict:
         clip_id = "upload-" + media_sha256(media)[:16]
-        prediction = predict_clip(media, subtitles, speaker, model=predictor, clip_id=clip_id)
-        result = prediction.to_json()
+        answer = predict_media(media, subtitles, speaker, model=predictor, config=config, progress=progress,
+                               clip_id=clip_id)
+        result = answer.to_json()
         try:
-            plot_prediction(plot_path, media, prediction, predictor, speaker)
+            if isinstance(answer, Timeline):
+                result["media"] = media.name  # the upload's name, not the server's temporary path
+                plot_recording_timeline(plot_path, answer)
+            else:
+                plot_prediction(plot_path, media, answer, predictor, speaker)
         except Exception as e:  # the answer is still worth showing
             log.exception("timeline plot failed for %s", media.name)
             result.setdefault("warnings", []).append(f"the timeline plot could not be drawn: {e}")
@@ -562,8 +743,9 @@ def model_predictor(predictor) -> Predictor:
 
 
 def serve(model_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000, max_upload_mb: float = 200,
-          cache_dir: str | os.PathLike | None = None, device: str | None = None) -> None:
-    """Load the model once, then serve until interrupted.
+          cache_dir: str | os.PathLike | None = None, device: str | None = None, timeline=None) -> None:
+    """Load the model once, then serve until interrupted. `timeline` (an acoustemo.timeline.TimelineConfig)
+    splits recordings longer than one context window, as `predict --max-span/--context` does.
 
     Features of uploads are cached in a temporary folder deleted at exit (unless `cache_dir` is given), so nothing
     derived from an upload outlives the server."""
@@ -575,7 +757,7 @@ def serve(model_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 800
         log.info("loading the model from %s", model_dir)
         predictor = load_predictor(model_dir, cache, device)
         try:
-            server = make_server(model_predictor(predictor), host, port, max_upload_mb,
+            server = make_server(model_predictor(predictor, timeline), host, port, max_upload_mb,
                                  model_name=str(predictor.model_dir))
         except OSError as e:
             raise ConfigError(f"cannot listen on {host}:{port} ({e.strerror}); is another server using the port? "

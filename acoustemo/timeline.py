@@ -267,7 +267,8 @@ def predict_timeline(media: str | os.PathLike, utterances: list[Utterance], pred
                      duration_s: float | None = None, every_speaker: bool = True) -> Timeline:
     """The timeline of one recording whose utterances are known (see the module docstring).
 
-    `progress(done, total)` is called after each batch (total = windows x speakers asked). Without `speaker`,
+    `progress(done, total)` is called once the features are ready (done = 0) and after each batch (total =
+    windows x speakers asked). Without `speaker`,
     every speaker of a window is asked about, or, with every_speaker=False, "the main speaker" once per window."""
     config = config or TimelineConfig()
     media = Path(media).resolve()
@@ -293,6 +294,8 @@ def predict_timeline(media: str | os.PathLike, utterances: list[Utterance], pred
 
     start = time.perf_counter()
     entries: list[TimelineEntry] = []
+    if progress is not None:  # the features are ready: say how many answers are coming
+        progress(0, len(jobs))
     for i in range(0, len(jobs), config.batch_size):
         entries += _answer(predictor, jobs[i : i + config.batch_size], utterances, feats, visual, media, clip_id)
         if progress is not None:

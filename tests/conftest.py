@@ -78,6 +78,28 @@ def dialogue_video(tmp_path_factory, dialogue):
     return out, utts
 
 
+LONG_VOICES = {"Anna": "en-us", "Ben": "en-us+m3", "Cleo": "en-gb-x-rp+f2"}
+# 40 utterances in turns of 1-6 (Ben's 6-utterance turn runs past a 20 s span and must be cut inside)
+LONG_SPEAKERS = ("Anna Anna Ben Anna Cleo Cleo Ben Ben Ben Ben Ben Ben Anna Cleo Anna Anna Anna Ben Cleo Cleo "
+                 "Anna Ben Ben Anna Cleo Anna Ben Ben Cleo Cleo Cleo Anna Ben Anna Anna Cleo Ben Anna Cleo Anna").split()
+
+
+@pytest.fixture(scope="session")
+def long_dialogue(tmp_path_factory):
+    """A real multi-minute (> 2 min), 40-utterance, three-speaker dialogue: (wav_path, srt_path, [Utterance])."""
+    from acoustemo.bench.sentences import NEUTRAL_SENTENCES
+    from acoustemo.data.segments import Utterance
+
+    lines = [(s, LONG_VOICES[s], NEUTRAL_SENTENCES[i]) for i, s in enumerate(LONG_SPEAKERS)]
+    root = tmp_path_factory.mktemp("long")
+    wav, utts = make_dialogue(root, lines, gap_s=0.5)
+    wav = wav.rename(root / "long_dialogue.wav")  # its own clip id in the feature cache (ids are media stems)
+    srt = root / "dialogue.srt"
+    srt.write_text("".join(f"{i + 1}\n{srt_time(u['start'])} --> {srt_time(u['end'])}\n{u['speaker']}: {u['text']}\n\n"
+                           for i, u in enumerate(utts)))
+    return wav, srt, [Utterance.from_json(u) for u in utts]
+
+
 @pytest.fixture()
 def write_json():
     def _write(path: Path, obj) -> Path:

@@ -15,6 +15,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -46,11 +47,11 @@ def multipart(parts: list[tuple[str, str | None, bytes]], boundary: str | None =
     return out.getvalue(), f"multipart/form-data; boundary={boundary}"
 
 
-def post(server, parts, headers=None, timeout=120) -> tuple[int, dict]:
+def post(server, parts, headers=None, timeout=120, path="/api/predict") -> tuple[int, dict]:
     body, ctype = multipart(parts)
     conn = http.client.HTTPConnection(*server.server_address[:2], timeout=timeout)
     try:
-        conn.request("POST", "/api/predict", body=body, headers={"Content-Type": ctype, **(headers or {})})
+        conn.request("POST", path, body=body, headers={"Content-Type": ctype, **(headers or {})})
         resp = conn.getresponse()
         return resp.status, json.loads(resp.read())
     finally:
@@ -67,28 +68,60 @@ def get(server, path) -> tuple[int, str, bytes]:
         conn.close()
 
 
-class Recorder:
-    """Wraps the real predictor to record what it was given and whether two calls ever overlapped. With `hold`,
-    each call waits for `gate` before running, so a test can look at the server while a model call is under way."""
+def get_json(server, path) -> tuple[int, dict]:
+    status, _, body = get(server, path)
+    return status, json.loads(body)
 
-    def __init__(self, predictor, hold=False):
+
+def follow_job(server, url, timeout_s=300) -> list[dict]:
+    """Poll GET url until the job is done or failed; returns every state read (the last one is final)."""
+    seen, deadline = [], time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status, job = get_json(server, url)
+        assert status == 200, job
+        seen.append(job)
+        if job["state"] in ("done", "error"):
+            return seen
+        time.sleep(0.2)
+    raise AssertionError(f"job {url} still {seen[-1]['state']} after {timeout_s} s")
+
+
+class Recorder:
+    """Wraps the real predictor to record what it was given, the progress it reported and whether two calls ever
+    overlapped. With `hold`, each call waits for `gate` before running, so a test can look at the server while a
+    model call is under way; with `pause_mid`, the first progress report between 0 and the total sets `mid` and
+    waits for `resume`, so a test can read a long recording's progress half-way."""
+
+    def __init__(self, predictor, hold=False, pause_mid=False):
         self.predictor, self.calls, self.active, self.max_active = predictor, [], 0, 0
         self.entered, self.gate = threading.Event(), threading.Event()
+        self.mid, self.resume = threading.Event(), threading.Event()
+        self.progress: list[tuple[int, int]] = []
         if not hold:
             self.gate.set()
+        if not pause_mid:
+            self.resume.set()
         self._lock = threading.Lock()
 
-    def __call__(self, media, subtitles, speaker, plot):
+    def __call__(self, media, subtitles, speaker, plot, progress=None):
         with self._lock:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
             self.calls.append({"media": media, "subtitles": subtitles, "speaker": speaker, "plot": plot,
-                               "media_exists": media.is_file(),
+                               "media_exists": media.is_file(), "progress": progress is not None,
                                "media_sha256": hashlib.sha256(media.read_bytes()).hexdigest()})
         self.entered.set()
+
+        def report(done, total):
+            self.progress.append((done, total))
+            progress(done, total)
+            if 0 < done < total and not self.mid.is_set():
+                self.mid.set()
+                assert self.resume.wait(120)
+
         try:
             assert self.gate.wait(120)
-            return self.predictor(media, subtitles, speaker, plot)
+            return self.predictor(media, subtitles, speaker, plot, report if progress is not None else None)
         finally:
             with self._lock:
                 self.active -= 1
@@ -113,8 +146,8 @@ def running(demo_predictor, temp_root):
     """Start a server on a free loopback port; yields a function making one (several allowed per test)."""
     servers = []
 
-    def start(max_upload_mb=200, predictor=None, hold=False, **kwargs):
-        recorder = Recorder(predictor or demo_predictor, hold)
+    def start(max_upload_mb=200, predictor=None, hold=False, pause_mid=False, **kwargs):
+        recorder = Recorder(predictor or demo_predictor, hold, pause_mid)
         server = make_server(recorder, "127.0.0.1", 0, max_upload_mb=max_upload_mb, model_name="debug", **kwargs)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
@@ -278,7 +311,7 @@ def test_uploads_queue_one_model_call_at_a_time_while_pages_still_answer(running
     def worker(i):
         subs = json.dumps([{**u, "speaker": f"P{i}"} for u in utts]).encode()  # the same audio, own subtitles
         results[i] = post(server, [("media", f"clip{i}.wav", payload), ("subtitles", f"s{i}.json", subs),
-                                   ("speaker", None, f"S{i}".encode())])
+                                   ("speaker", None, f"P{i}".encode())])
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
     for t in threads:
@@ -294,7 +327,7 @@ def test_uploads_queue_one_model_call_at_a_time_while_pages_still_answer(running
     assert [r[1]["upload"]["media"] for r in results] == [f"clip{i}.wav" for i in range(4)]
     for i, (_, data) in enumerate(results):  # each answer belongs to its own request
         assert {u["speaker"] for u in data["utterances"]} == {f"P{i}"}
-        assert data["upload"]["speaker"] == f"S{i}"
+        assert data["upload"]["speaker"] == f"P{i}"
     assert all(r[1]["plot"] for r in results)
     assert rec.max_active == 1 and len(rec.calls) == 4
     assert len({c["media"].parents[1] for c in rec.calls}) == 4  # one private folder per request
@@ -393,7 +426,9 @@ def test_openapi_describes_the_predict_call(running):
     assert form["required"] == ["media"] and set(form["properties"]) == {"media", "subtitles", "speaker"}
     assert form["properties"]["media"]["format"] == "binary"
     assert {"200", "403", "413", "415"} <= set(op["responses"])
-    assert set(spec["paths"]) == {"/healthz", "/api/predict"}
+    assert set(spec["paths"]) == {"/healthz", "/api/predict", "/api/jobs", "/api/jobs/{job_id}"}
+    jobs = spec["paths"]["/api/jobs"]["post"]
+    assert jobs["requestBody"]["content"]["multipart/form-data"]["schema"] == form and "202" in jobs["responses"]
     status, ctype, body = get(server, "/docs")
     assert status == 200 and ctype.startswith("text/html")
     assert b"POST /api/predict" in body and b"/openapi.json" in body and b"cdn" not in body.lower()
@@ -458,3 +493,161 @@ def test_serve_command_loads_a_saved_model_and_leaves_nothing_behind(debug_model
         watchdog.cancel()
     assert code == 0, log.read_text()
     assert list(tmp_root.iterdir()) == []  # uploads and the features derived from them are gone
+
+
+# ---------------------------------------------------------------------------------- long recordings and jobs
+
+
+def _timeline_of(debug_model, wav, srt, speaker=None) -> dict:
+    """What the library's timeline gives for the same input, named as the server names an upload."""
+    from acoustemo.timeline import predict_media
+
+    clip_id = "upload-" + hashlib.sha256(wav.read_bytes()).hexdigest()[:16]
+    return predict_media(wav, srt, speaker, model=debug_model, clip_id=clip_id).to_json()
+
+
+def test_long_recording_job_shows_progress_then_the_same_timeline(running, long_dialogue, dialogue, debug_model,
+                                                                  temp_root, tmp_path):
+    """A multi-minute dialogue posted to /api/jobs: the job id comes back at once, GET reports "window answers k
+    of n" while the model works, and the answer is the library's timeline (the CLI's JSON) with the lanes plot.
+    A short clip posted behind it waits its turn and keeps today's answer."""
+    server, rec = running(hold=True, pause_mid=True)
+    wav, srt, utts = long_dialogue
+    status, job = post(server, [("media", "meeting.wav", wav.read_bytes()), ("subtitles", "meeting.srt",
+                                                                              srt.read_bytes())], path="/api/jobs")
+    assert status == 202, job
+    assert job["state"] == "queued" and job["url"] == f"/api/jobs/{job['job']}" and len(job["job"]) >= 20
+    assert job["upload"] == {"media": "meeting.wav", "subtitles": "meeting.srt", "speaker": None}
+    assert rec.entered.wait(60)  # the model call is held at the gate: the job is running, no answer counted yet
+    status, now = get_json(server, job["url"])
+    assert (status, now["state"], now["done"], now["total"], now["ahead"]) == (200, "running", 0, 0, 0)
+    assert "result" not in now
+
+    short_wav, short_utts = dialogue
+    status, short = post(server, [("media", "short.wav", short_wav.read_bytes()),
+                                  ("subtitles", "short.json", json.dumps(short_utts).encode()),
+                                  ("speaker", None, b"Anna")], path="/api/jobs")
+    assert status == 202 and short["state"] == "queued" and short["ahead"] == 1
+
+    rec.gate.set()
+    assert rec.mid.wait(300)  # half-way through the windows
+    status, now = get_json(server, job["url"])
+    assert now["state"] == "running" and 0 < now["done"] < now["total"]
+    assert (now["done"], now["total"]) == rec.progress[-1]
+    rec.resume.set()
+    seen = follow_job(server, job["url"])
+    final = seen[-1]
+    assert final["state"] == "done", final
+    result = final["result"]
+    n = len(result["timeline"])
+    assert (final["done"], final["total"]) == (n, n) and rec.progress[0] == (0, n) and rec.progress[-1] == (n, n)
+    assert [d for d, _ in rec.progress] == sorted(d for d, _ in rec.progress)
+
+    # the same timeline as the library (and `acoustemo predict --json`) gives for the same files
+    assert result["kind"] == "timeline" and result["media"] == "meeting.wav" and len(result["windows"]) > 3
+    assert result["speakers"] == ["Anna", "Ben", "Cleo"] and len(result["utterances"]) == len(utts)
+    expected = _timeline_of(debug_model, wav, srt)
+    for d in (expected, result):
+        d.pop("timings_s"), d.pop("media")
+    assert result.pop("upload") == {"media": "meeting.wav", "subtitles": "meeting.srt", "speaker": None}
+    plot = result.pop("plot")
+    assert result == expected
+    from PIL import Image
+
+    with Image.open(io.BytesIO(base64.b64decode(plot.split(",", 1)[1]))) as im:  # the lanes plot, not the clip's
+        assert im.size == (1540, 451)  # 14 x (1.4 + 0.9 per lane) in at 110 dpi: three speaker lanes
+    assert str(temp_root) not in json.dumps(final)
+
+    short_final = follow_job(server, short["url"])[-1]
+    assert short_final["state"] == "done" and "kind" not in short_final["result"]
+    assert [u["text"] for u in short_final["result"]["utterances"]] == [u["text"] for u in short_utts]
+    assert short_final["result"]["upload"]["speaker"] == "Anna" and short_final["total"] == 0
+    assert rec.max_active == 1 and [c["progress"] for c in rec.calls] == [True, True]
+    assert list(temp_root.iterdir()) == []  # both uploads deleted once answered
+
+
+def test_long_recording_through_the_waiting_predict_call(running, long_dialogue, debug_model):
+    """POST /api/predict (curl, scripts) answers a long recording with the same timeline, without progress."""
+    server, rec = running()
+    wav, srt, _ = long_dialogue
+    status, data = post(server, [("media", "meeting.wav", wav.read_bytes()), ("subtitles", "meeting.srt",
+                                                                               srt.read_bytes()),
+                                 ("speaker", None, b"Ben")], timeout=300)
+    assert status == 200, data
+    expected = _timeline_of(debug_model, wav, srt, "Ben")
+    assert data["kind"] == "timeline" and data["timeline"] == expected["timeline"]
+    assert {e["speaker"] for e in data["timeline"]} == {"Ben"} and data["summary"] == expected["summary"]
+    assert rec.calls[0]["progress"] is False and rec.progress == []
+
+
+def test_bad_recordings_get_clear_messages_through_jobs(running, long_dialogue, temp_root, tmp_path):
+    """A speaker who never speaks and a recording without speech fail with the library's message (naming the
+    speakers, and the upload rather than the server's path); subtitles covering part of the media are answered
+    with a warning that says so."""
+    import soundfile as sf
+
+    server, _ = running()
+    wav, srt, _ = long_dialogue
+    media = ("media", "meeting.wav", wav.read_bytes())
+    status, job = post(server, [media, ("subtitles", "meeting.srt", srt.read_bytes()), ("speaker", None, b"Dora")],
+                       path="/api/jobs")
+    assert status == 202, job
+    final = follow_job(server, job["url"])[-1]
+    assert final["state"] == "error" and final["status"] == 422 and "result" not in final
+    assert "'Dora' never speaks in meeting.wav" in final["error"]
+    assert "'Anna' (15 utterances), 'Ben' (14 utterances), 'Cleo' (11 utterances)" in final["error"]
+
+    part = "".join(srt.read_text().split("\n\n")[i] + "\n\n" for i in range(4)).encode()
+    status, job = post(server, [media, ("subtitles", "part.srt", part)], path="/api/jobs")
+    final = follow_job(server, job["url"])[-1]
+    assert final["state"] == "done", final
+    (warning,) = [w for w in final["result"]["warnings"] if "answers only for that part" in w]
+    assert warning.startswith("part.srt: the cues cover 0.3-") and str(temp_root) not in warning
+
+    silent = tmp_path / "silence.wav"
+    sf.write(silent, np.zeros(16000 * 3, np.float32), 16000)
+    status, job = post(server, [("media", "quiet room.wav", silent.read_bytes())], path="/api/jobs")
+    final = follow_job(server, job["url"])[-1]
+    assert final["state"] == "error" and final["status"] == 422
+    assert final["error"].startswith("quiet room.wav: no utterances (voice activity detection found no speech)")
+    assert list(temp_root.iterdir()) == []
+
+
+def test_jobs_are_bounded_and_expire(running, dialogue, temp_root):
+    """At most max_jobs unfinished jobs (a refused one leaves nothing on disk); a finished job's answer is kept
+    job_ttl_s, then forgotten; unknown ids get 404 in JSON."""
+    server, rec = running(hold=True, max_jobs=1, job_ttl_s=1.5)
+    wav, utts = dialogue
+    parts = [("media", "d.wav", wav.read_bytes()), ("subtitles", "d.json", json.dumps(utts).encode())]
+    status, first = post(server, parts, path="/api/jobs")
+    assert status == 202
+    assert rec.entered.wait(60)
+    status, data = post(server, parts, path="/api/jobs")
+    assert status == 503 and "already working on 1 uploads" in data["error"]
+    assert len(list(temp_root.iterdir())) == 1  # only the running job's upload
+    rec.gate.set()
+    assert follow_job(server, first["url"])[-1]["state"] == "done"
+    assert get_json(server, first["url"])[0] == 200  # kept for its page...
+    time.sleep(2.0)
+    status, data = get_json(server, first["url"])  # ...then forgotten
+    assert status == 404 and "expired" in data["error"]
+    status, data = get_json(server, "/api/jobs/no-such-job")
+    assert status == 404 and "no job 'no-such-job'" in data["error"]
+    status, again = post(server, parts, path="/api/jobs")  # the slot is free again
+    assert status == 202 and follow_job(server, again["url"])[-1]["state"] == "done"
+    assert len(rec.calls) == 2 and list(temp_root.iterdir()) == []
+
+
+def test_jobs_refuse_other_sites(running, dialogue):
+    server, rec = running()
+    wav, _ = dialogue
+    status, data = post(server, [("media", "d.wav", wav.read_bytes())], headers={"Origin": "http://evil.example"},
+                        path="/api/jobs")
+    assert status == 403 and "not allowed" in data["error"] and rec.calls == []
+    conn = http.client.HTTPConnection(*server.server_address[:2], timeout=30)
+    try:
+        conn.request("GET", "/api/jobs/x", headers={"Host": "attacker.example"})
+        resp = conn.getresponse()
+        assert resp.status == 403 and b"is not this machine" in resp.read()
+    finally:
+        conn.close()

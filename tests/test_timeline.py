@@ -12,38 +12,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from acoustemo.bench.sentences import NEUTRAL_SENTENCES
 from acoustemo.data.dataset import AcoustEmoDataset, TokenBudgetWarning
 from acoustemo.data.longform import prompt_token_counter, speaker_turns
 from acoustemo.data.segments import Utterance
 from acoustemo.data.windows import frame_range
 from acoustemo.errors import ConfigError, MediaError
 from acoustemo.timeline import Timeline, TimelineConfig, predict_media, shift_times, summarise, TimelineEntry
-from conftest import make_dialogue, untrained_predictor
+from conftest import untrained_predictor
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-VOICES = {"Anna": "en-us", "Ben": "en-us+m3", "Cleo": "en-gb-x-rp+f2"}
-# 40 utterances in turns of 1-6 (Ben's 6-utterance turn runs past a 20 s span and must be cut inside)
-SPEAKERS = ("Anna Anna Ben Anna Cleo Cleo Ben Ben Ben Ben Ben Ben Anna Cleo Anna Anna Anna Ben Cleo Cleo "
-            "Anna Ben Ben Anna Cleo Anna Ben Ben Cleo Cleo Cleo Anna Ben Anna Anna Cleo Ben Anna Cleo Anna").split()
-
-
-@pytest.fixture(scope="module")
-def long_dialogue(tmp_path_factory):
-    lines = [(s, VOICES[s], NEUTRAL_SENTENCES[i]) for i, s in enumerate(SPEAKERS)]
-    root = tmp_path_factory.mktemp("long")
-    wav, utts = make_dialogue(root, lines, gap_s=0.5)
-    wav = wav.rename(root / "long_dialogue.wav")  # its own clip id in the feature cache (ids are media stems)
-    srt = root / "dialogue.srt"
-    srt.write_text("".join(f"{i + 1}\n{_t(u['start'])} --> {_t(u['end'])}\n{u['speaker']}: {u['text']}\n\n"
-                           for i, u in enumerate(utts)))
-    return wav, srt, [Utterance.from_json(u) for u in utts]
-
-
-def _t(s: float) -> str:
-    ms = round(s * 1000)
-    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +121,8 @@ def test_features_are_extracted_once_and_sliced_on_the_files_clock(long_dialogue
                               predictor.model.tokenizer, cfg, with_answers=False)
         for i in range(len(ds)):
             assert len(ds[i]["input_ids"]) + cfg.answer_budget_tokens <= cfg.max_seq_len
-    assert progress[-1] == (len(tl.entries), len(tl.entries)) and len(progress) == -(-len(tl.entries) // 3)
+    n = len(tl.entries)
+    assert progress == [(0, n)] + [(min(k + 3, n), n) for k in range(0, n, 3)]  # features ready, then per batch
 
     # a second run reads the cache: no new extraction
     predict_media(wav, srt, speaker="Ben", model=predictor, config=TimelineConfig(max_span_s=20.0))

@@ -1,8 +1,10 @@
-// The AcoustEmo demo page: upload with progress, then render the JSON from POST /api/predict.
+// The AcoustEmo demo page: upload with progress (POST /api/jobs), follow the job (GET /api/jobs/ID) with its
+// progress, then render its answer: a clip's emotions and explanation, or a long recording's timeline.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 let limits = { max_upload_bytes: null, media_extensions: null, subtitle_extensions: null };
+const POLL_MS = 700;
 
 function show(el, on) { el.hidden = !on; }
 
@@ -43,8 +45,65 @@ function checkBeforeUpload(media, subtitles) {
 }
 
 function fmtTime(s) {
+  if (s >= 3600) {
+    const t = Math.round(s), h = Math.floor(t / 3600), m = Math.floor((t % 3600) / 60);
+    return `${h}:${String(m).padStart(2, "0")}:${String(t % 60).padStart(2, "0")}`;
+  }
   const m = Math.floor(s / 60);
   return `${m}:${(s - m * 60).toFixed(2).padStart(5, "0")}`;
+}
+
+function fillList(list, items) {
+  list.replaceChildren();
+  for (const text of items || []) {
+    const li = document.createElement("li");
+    li.textContent = text;
+    list.append(li);
+  }
+}
+
+function fillTable(table, rows) {
+  const body = table.tBodies[0];
+  body.replaceChildren();
+  for (const cells of rows) {
+    const row = body.insertRow();
+    for (const v of cells) row.insertCell().textContent = v;
+  }
+}
+
+function percent(x) { return `${Math.round(100 * x)}%`; }
+
+// A long recording (the server's "kind": "timeline", acoustemo.timeline.Timeline.to_json): the per-speaker summary,
+// the lanes plot and one row per window and speaker.
+function renderTimeline(data) {
+  const upload = data.upload || {};
+  $("timeline-file").textContent = upload.media ? `— ${upload.media}` : "";
+  const windows = data.windows || [], utterances = data.utterances || [];
+  const meta = [`${fmtTime(data.duration_s || 0)} long`,
+    `${utterances.length} utterances in ${windows.length} windows of at most ${data.config.max_span_s} s`,
+    `utterance times from: ${data.timestamps_source}`];
+  if (data.target_speaker) meta.push(`target speaker: ${data.target_speaker}`);
+  if (data.model) meta.push(`model: ${data.model}`);
+  $("timeline-meta").textContent = meta.join(" · ");
+  fillList($("timeline-warnings"), data.warnings);
+  const name = (s) => s || "(unnamed)";
+  fillTable($("timeline-summary"), Object.entries(data.summary || {}).map(([speaker, s]) => [
+    name(speaker), s.windows, `${Math.round(s.speaking_s)} s`,
+    s.emotions.map((e) => `${e.emotion} ${percent(e.share_time)} / ${percent(e.share_windows)}`).join(", ") || "(none named)",
+  ]));
+  fillTable($("timeline-rows"), (data.timeline || []).map((e) => [
+    fmtTime(e.start), fmtTime(e.end), name(e.speaker), e.emotions.join(", ") || "(none named)",
+    e.explanation || "(no explanation given)",
+  ]));
+  if (data.plot) { $("timeline-plot").src = data.plot; }
+  show($("timeline-plot-figure"), Boolean(data.plot));
+  show($("result"), false);
+  show($("timeline"), true);
+  $("timeline").scrollIntoView({ behavior: "smooth", block: "start" });
+}
+
+function render(data) {
+  if (data.kind === "timeline") { renderTimeline(data); } else { renderResult(data); }
 }
 
 function renderResult(data) {
@@ -87,8 +146,54 @@ function renderResult(data) {
   });
   if (data.plot) { $("plot").src = data.plot; }
   show($("plot-figure"), Boolean(data.plot));
+  show($("timeline"), false);
   show($("result"), true);
   $("result").scrollIntoView({ behavior: "smooth", block: "start" });
+}
+
+// What a job's state (GET /api/jobs/ID) means to the person waiting: [text, percent or null].
+function jobStatus(job) {
+  const name = (job.upload && job.upload.media) || "the file";
+  if (job.state === "queued") {
+    const ahead = job.ahead ? ` (${job.ahead} upload${job.ahead === 1 ? "" : "s"} ahead)` : "";
+    return [`Waiting for the model${ahead}…`, null];
+  }
+  if (job.total > 0) {
+    return [`Asking the model about ${name}: ${job.done} of ${job.total} window answers (windows × speakers)`,
+      100 * job.done / job.total];
+  }
+  return [`Analysing ${name}: finding utterances, encoding the audio, asking the model…`, null];
+}
+
+function showJobError(message, status) {
+  message = message.charAt(0).toUpperCase() + message.slice(1);
+  showError(`${message} (HTTP ${status})`);
+}
+
+function finish() {
+  $("submit").disabled = false;
+  setStatus("");
+}
+
+// Poll the job until it is done or failed; its progress goes to the status line.
+async function follow(url) {
+  for (;;) {
+    let job, status;
+    try {
+      const response = await fetch(url, { cache: "no-store" });
+      status = response.status;
+      job = await response.json();
+    } catch (e) {
+      finish();
+      showError("Lost contact with the server while it was working (is it still running?).");
+      return;
+    }
+    if (status !== 200) { finish(); showJobError(job.error || "the job could not be read", status); return; }
+    if (job.state === "done") { finish(); render(job.result); return; }
+    if (job.state === "error") { finish(); showJobError(job.error, job.status); return; }
+    setStatus(...jobStatus(job));
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
 }
 
 function submit(event) {
@@ -105,24 +210,20 @@ function submit(event) {
 
   // XMLHttpRequest rather than fetch: it reports upload progress.
   const xhr = new XMLHttpRequest();
-  xhr.open("POST", "/api/predict");
+  xhr.open("POST", "/api/jobs");
   xhr.responseType = "json";
   xhr.upload.onprogress = (e) => {
     if (e.lengthComputable) setStatus(`Uploading ${media.name}… ${Math.round(100 * e.loaded / e.total)}%`, 100 * e.loaded / e.total);
   };
-  xhr.upload.onload = () => setStatus("Analysing: finding utterances, encoding the audio, asking the model…", null);
+  xhr.upload.onload = () => setStatus(`Checking ${media.name}…`, null);
   xhr.onload = () => {
-    $("submit").disabled = false;
-    setStatus("");
     const data = xhr.response;
-    if (xhr.status === 200 && data) { renderResult(data); return; }
-    let message = data && data.error ? data.error : `The server answered HTTP ${xhr.status}.`;
-    message = message.charAt(0).toUpperCase() + message.slice(1);
-    showError(`${message} (HTTP ${xhr.status})`);
+    if (xhr.status === 202 && data && data.url) { setStatus(...jobStatus(data)); follow(data.url); return; }
+    finish();
+    showJobError(data && data.error ? data.error : `the server answered HTTP ${xhr.status}.`, xhr.status);
   };
   xhr.onerror = () => {
-    $("submit").disabled = false;
-    setStatus("");
+    finish();
     showError("The upload failed: the server closed the connection (is it still running, and is the file within the size limit?).");
   };
   $("submit").disabled = true;
