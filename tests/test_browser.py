@@ -41,8 +41,9 @@ def browser(tmp_path_factory):
 def server_factory(debug_model):
     servers = []
 
-    def start(max_upload_mb=200):
-        server = make_server(model_predictor(debug_model), "127.0.0.1", 0, max_upload_mb=max_upload_mb, model_name="debug")
+    def start(max_upload_mb=200, predictor=None):
+        server = make_server(predictor or model_predictor(debug_model), "127.0.0.1", 0, max_upload_mb=max_upload_mb,
+                             model_name="debug")
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return server
@@ -59,10 +60,10 @@ def _open(browser, server):
 
 
 def _wait_for_answer(browser, timeout_s=150):
-    """Wait until the page shows a result or an error; returns which."""
-    WebDriverWait(browser, timeout_s).until(
-        lambda d: d.find_element(By.ID, "result").is_displayed() or d.find_element(By.ID, "error").is_displayed())
-    return "result" if browser.find_element(By.ID, "result").is_displayed() else "error"
+    """Wait until the page shows a result, a timeline or an error; returns which."""
+    shown = ("result", "timeline", "error")
+    WebDriverWait(browser, timeout_s).until(lambda d: any(d.find_element(By.ID, x).is_displayed() for x in shown))
+    return next(x for x in shown if browser.find_element(By.ID, x).is_displayed())
 
 
 def test_upload_a_video_and_read_the_answer(browser, server_factory, debug_model, dialogue_video, tmp_path,
@@ -152,3 +153,95 @@ def test_page_renders_a_full_answer(browser, server_factory):
     row = browser.find_element(By.CSS_SELECTOR, "#utterances tbody tr")
     assert [td.text for td in row.find_elements(By.TAG_NAME, "td")] == ["1", "0:00.30", "0:02.85", "Anna",
                                                                         "It's fine, I just..."]
+
+
+def test_long_recording_shows_progress_then_the_timeline(browser, server_factory, debug_model, long_dialogue,
+                                                         tmp_path):
+    """A multi-minute recording: the status line counts the window answers while the model works, then the page
+    shows the library's timeline: the per-speaker summary, one row per window, the lanes plot."""
+    import hashlib
+    import time
+
+    from acoustemo.timeline import predict_media
+
+    demo = model_predictor(debug_model)
+
+    def slow_progress(media, subtitles, speaker, plot, progress=None):
+        def report(done, total):  # each report stays up long enough for the page's polling to see it
+            progress(done, total)
+            time.sleep(2.0)
+
+        return demo(media, subtitles, speaker, plot, report)
+
+    wav, srt, _ = long_dialogue
+    server = server_factory(predictor=slow_progress)
+    _open(browser, server)
+    browser.execute_script("""window.seen = [];
+        new MutationObserver(() => window.seen.push(document.getElementById("status-text").textContent))
+          .observe(document.getElementById("status-text"), {childList: true, characterData: true, subtree: true});""")
+    browser.find_element(By.ID, "media").send_keys(str(wav))
+    browser.find_element(By.ID, "subtitles").send_keys(str(srt))
+    browser.find_element(By.ID, "speaker").send_keys("Cleo")
+    browser.find_element(By.ID, "submit").click()
+    assert _wait_for_answer(browser, 400) == "timeline", browser.find_element(By.ID, "error").text
+
+    clip_id = "upload-" + hashlib.sha256(wav.read_bytes()).hexdigest()[:16]
+    expected = predict_media(wav, srt, "Cleo", model=debug_model, clip_id=clip_id)
+    n = len(expected.entries)
+    seen = browser.execute_script("return window.seen")
+    assert f"Asking the model about long_dialogue.wav: 0 of {n} window answers (windows × speakers)" in seen, seen
+    rows = browser.find_elements(By.CSS_SELECTOR, "#timeline-rows tbody tr")
+    cells = [[td.text for td in r.find_elements(By.TAG_NAME, "td")] for r in rows]
+    assert len(cells) == n > 2 and {c[2] for c in cells} == {"Cleo"}
+    for c, e in zip(cells, expected.entries):
+        assert c[3] == (", ".join(e.emotions) or "(none named)")
+        assert c[4] == (e.explanation or "(no explanation given)")
+    summary = [[td.text for td in r.find_elements(By.TAG_NAME, "td")]
+               for r in browser.find_elements(By.CSS_SELECTOR, "#timeline-summary tbody tr")]
+    assert [c[:2] for c in summary] == [["Cleo", str(n)]]
+    meta = browser.find_element(By.ID, "timeline-meta").text
+    assert f"40 utterances in {len(expected.windows)} windows of at most 30 s" in meta and "target speaker: Cleo" in meta
+    plot = browser.find_element(By.ID, "timeline-plot")
+    assert plot.is_displayed() and browser.execute_script("return arguments[0].naturalWidth", plot) == 1540
+    assert not browser.find_element(By.ID, "result").is_displayed()
+    assert not browser.find_element(By.ID, "status").is_displayed()
+    browser.save_screenshot(str(tmp_path / "demo-timeline.png"))
+
+
+def test_page_renders_a_timeline_and_job_states(browser, server_factory):
+    """A trained model's timeline through the page's own renderer, and what each job state says."""
+    _open(browser, server_factory())
+    answer = {"kind": "timeline", "media": "talk.wav", "duration_s": 3725.0, "model": "runs/exp1/best",
+              "timestamps_source": "subtitles", "target_speaker": None, "config": {"max_span_s": 30},
+              "speakers": ["Anna", ""],
+              "utterances": [{}, {}, {}], "windows": [{}, {}],
+              "timeline": [{"window": 0, "speaker": "Anna", "start": 1.5, "end": 28.0, "emotions": ["sad", "calm"],
+                            "explanation": "Her voice drops."},
+                           {"window": 1, "speaker": "", "start": 3600.0, "end": 3624.4, "emotions": [],
+                            "explanation": ""}],
+              "summary": {"Anna": {"windows": 1, "speaking_s": 20.4, "emotions": [
+                  {"emotion": "sad", "share_time": 1.0, "share_windows": 1.0},
+                  {"emotion": "calm", "share_time": 0.25, "share_windows": 0.5}]},
+                  "": {"windows": 1, "speaking_s": 9.0, "emotions": []}},
+              "warnings": ["part.srt: the cues cover 0.3-60.0 s of the 3725.0 s media"], "plot": None,
+              "upload": {"media": "talk.wav", "subtitles": "part.srt", "speaker": None}}
+    browser.execute_script("render(arguments[0])", answer)
+    rows = [[td.text for td in r.find_elements(By.TAG_NAME, "td")]
+            for r in browser.find_elements(By.CSS_SELECTOR, "#timeline-rows tbody tr")]
+    assert rows == [["0:01.50", "0:28.00", "Anna", "sad, calm", "Her voice drops."],
+                    ["1:00:00", "1:00:24", "(unnamed)", "(none named)", "(no explanation given)"]]
+    summary = [[td.text for td in r.find_elements(By.TAG_NAME, "td")]
+               for r in browser.find_elements(By.CSS_SELECTOR, "#timeline-summary tbody tr")]
+    assert summary == [["Anna", "1", "20 s", "sad 100% / 100%, calm 25% / 50%"], ["(unnamed)", "1", "9 s", "(none named)"]]
+    assert "1:02:05 long · 3 utterances in 2 windows of at most 30 s" in browser.find_element(By.ID, "timeline-meta").text
+    assert [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#timeline-warnings li")] == answer["warnings"]
+    assert not browser.find_element(By.ID, "timeline-plot-figure").is_displayed()
+    assert "talk.wav" in browser.find_element(By.ID, "timeline-file").text
+    job = {"upload": {"media": "talk.wav"}}
+    states = browser.execute_script("return [jobStatus(arguments[0]), jobStatus(arguments[1]), jobStatus(arguments[2])]",
+                                    {**job, "state": "queued", "ahead": 2, "done": 0, "total": 0},
+                                    {**job, "state": "running", "ahead": 0, "done": 0, "total": 0},
+                                    {**job, "state": "running", "ahead": 0, "done": 3, "total": 12})
+    assert states == [["Waiting for the model (2 uploads ahead)…", None],
+                      ["Analysing talk.wav: finding utterances, encoding the audio, asking the model…", None],
+                      ["Asking the model about talk.wav: 3 of 12 window answers (windows × speakers)", 25]]

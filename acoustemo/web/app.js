@@ -87,10 +87,14 @@ function renderTimeline(data) {
   $("timeline-meta").textContent = meta.join(" · ");
   fillList($("timeline-warnings"), data.warnings);
   const name = (s) => s || "(unnamed)";
-  fillTable($("timeline-summary"), Object.entries(data.summary || {}).map(([speaker, s]) => [
-    name(speaker), s.windows, `${Math.round(s.speaking_s)} s`,
-    s.emotions.map((e) => `${e.emotion} ${percent(e.share_time)} / ${percent(e.share_windows)}`).join(", ") || "(none named)",
-  ]));
+  const summary = data.summary || {};
+  // rows in the order speakers first speak ("speakers"): a JSON object's key order is not to be relied on
+  const speakers = (data.speakers || Object.keys(summary)).filter((speaker) => summary[speaker]);
+  fillTable($("timeline-summary"), speakers.map((speaker) => {
+    const s = summary[speaker];
+    const shares = s.emotions.map((e) => `${e.emotion} ${percent(e.share_time)} / ${percent(e.share_windows)}`);
+    return [name(speaker), s.windows, `${Math.round(s.speaking_s)} s`, shares.join(", ") || "(none named)"];
+  }));
   fillTable($("timeline-rows"), (data.timeline || []).map((e) => [
     fmtTime(e.start), fmtTime(e.end), name(e.speaker), e.emotions.join(", ") || "(none named)",
     e.explanation || "(no explanation given)",
