@@ -233,7 +233,7 @@ def test_page_renders_a_timeline_and_job_states(browser, server_factory):
     summary = [[td.text for td in r.find_elements(By.TAG_NAME, "td")]
                for r in browser.find_elements(By.CSS_SELECTOR, "#timeline-summary tbody tr")]
     assert summary == [["Anna", "1", "20 s", "sad 100% / 100%, calm 25% / 50%"], ["(unnamed)", "1", "9 s", "(none named)"]]
-    assert "1:02:05 long · 3 utterances in 2 windows of at most 30 s" in browser.find_element(By.ID, "timeline-meta").text
+    assert "duration 1:02:05 · 3 utterances in 2 windows of at most 30 s" in browser.find_element(By.ID, "timeline-meta").text
     assert [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#timeline-warnings li")] == answer["warnings"]
     assert not browser.find_element(By.ID, "timeline-plot-figure").is_displayed()
     assert "talk.wav" in browser.find_element(By.ID, "timeline-file").text

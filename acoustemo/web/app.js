@@ -79,7 +79,7 @@ function renderTimeline(data) {
   const upload = data.upload || {};
   $("timeline-file").textContent = upload.media ? `— ${upload.media}` : "";
   const windows = data.windows || [], utterances = data.utterances || [];
-  const meta = [`${fmtTime(data.duration_s || 0)} long`,
+  const meta = [`duration ${fmtTime(data.duration_s || 0)}`,
     `${utterances.length} utterances in ${windows.length} windows of at most ${data.config.max_span_s} s`,
     `utterance times from: ${data.timestamps_source}`];
   if (data.target_speaker) meta.push(`target speaker: ${data.target_speaker}`);
