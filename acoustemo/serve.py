@@ -279,10 +279,13 @@ def _describe(path: Path) -> str:
 
 def _hide_path(message: str, *uploads: Upload | None) -> str:
     """Messages name the user's file, not the server's temporary path."""
-    for u in uploads:
-        if u is not None:  # the library may name the path as given or resolved (a symlinked temporary folder)
-            for path in dict.fromkeys((u.path, u.path.resolve())):
-                message = message.replace(str(path), u.filename).replace(str(path.parent.parent), "<upload>")
+    # the library may name a path as given or resolved (a symlinked temporary folder); every file before the folder
+    # they share, so that one upload's folder is not cut out of another's path
+    names = {path: u.filename for u in uploads if u is not None for path in (u.path, u.path.resolve())}
+    for path, name in names.items():
+        message = message.replace(str(path), name)
+    for path in names:
+        message = message.replace(str(path.parent.parent), "<upload>")
     return message
 
 
