@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--eval-split", default="val", help="val, test, or train-tail (the train clips past --train-limit)")
     ap.add_argument("--ablation", default="full")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--schedule", default="constant", help="stage-1 lr schedule: constant or cosine")
     ap.add_argument("--keep-best", action="store_true", help="score --eval-split after every epoch and keep the best")
     ap.add_argument("--report-split", default="", help="also score this split (e.g. test) with the final weights")
     args = ap.parse_args()
@@ -84,7 +85,8 @@ def main() -> None:
 
         t0 = time.perf_counter()
         result = align_acoustic(model, ds(train), train, args.epochs, args.lr, 16, 4.0, 0.05, args.seed, "labels",
-                                pooling, evaluate=score if args.keep_best else None, keep_best=args.keep_best)
+                                pooling, evaluate=score if args.keep_best else None, keep_best=args.keep_best,
+                                schedule=args.schedule)
         seconds = time.perf_counter() - t0
         pred = stage1_labels(model, held_ds, held, result, pooling)
         report = {}
@@ -95,7 +97,7 @@ def main() -> None:
             report = {f"{args.report_split}_avg": round(100 * _avg([ogold[k] for k in ogold], [opred[k] for k in ogold]), 2),
                       f"{args.report_split}_f1": {k: round(v, 1) for k, v in per_label_f1(ogold, opred).items()}}
         print(json.dumps({
-            "variant": variant, "pooling": pooling, **{k: v for k, v in overrides.items() if k != "acoustic_streams"},
+            "variant": variant, "pooling": pooling, "schedule": args.schedule, **{k: v for k, v in overrides.items() if k != "acoustic_streams"},
             "streams": keep or "all", "train_clips": len(train), "eval_clips": len(held), "epochs": args.epochs,
             "final_loss": round(result.losses[-1], 4), "stage1_s": round(seconds, 1),
             "epoch_scores": [round(100 * v, 2) for v in result.val_scores], "best_epoch": result.best_epoch,

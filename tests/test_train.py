@@ -251,6 +251,39 @@ def test_label_alignment_points_the_tokens_at_the_gold_label_words(corpus):
     assert gold_word_wins() == 1.0  # the five training clips are fitted: each points at one of its own words
 
 
+def test_stage1_keeps_the_epoch_that_scored_best_held_out(corpus):
+    import torch
+
+    from acoustemo.training.align import align_acoustic
+    from acoustemo.data.dataset import AcoustEmoDataset
+    from acoustemo.data.manifest import read_manifest
+    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.cache import FeatureCache
+    from acoustemo.model.acoustemo import AcoustEmoModel
+
+    model_cfg, _ = configs(corpus)
+    clips = read_manifest(corpus["train"])
+    cache, enc = FeatureCache(corpus["cache"]), get_acoustic_encoder(ENCODER)
+    model = AcoustEmoModel(model_cfg)
+    ds = AcoustEmoDataset(clips, lambda c: cache.load(c, enc), None, model.tokenizer, model_cfg)
+    trainable = lambda: {n: p.detach().clone() for n, p in model.named_parameters()  # noqa: E731
+                         if p.requires_grad and not n.startswith("llm.")}
+    scripted, seen, biases = iter([0.2, 0.9, 0.5, 0.9]), [], []
+
+    def evaluate(result):  # a held-out score that peaks at epoch 2 (epoch 4 ties it: the earlier one wins)
+        seen.append(trainable())
+        biases.append(result.bias.clone())
+        return next(scripted)
+
+    result = align_acoustic(model, ds, clips, epochs=4, lr=1e-2, batch_size=2, gain=4.0, weight_decay=0.0, seed=0,
+                            mode="labels", pooling="mean", evaluate=evaluate, keep_best=True, schedule="cosine")
+    assert result.val_scores == [0.2, 0.9, 0.5, 0.9] and result.best_epoch == 2
+    now = trainable()
+    assert all(torch.equal(now[n], seen[1][n]) for n in now)  # epoch 2's weights, not the last epoch's
+    assert any(not torch.equal(seen[1][n], seen[3][n]) for n in now)  # (and the epochs did differ)
+    assert torch.equal(result.bias, biases[1])
+
+
 def test_freeze_acoustic_leaves_only_lora_to_the_optimizer(corpus):
     from acoustemo.model.acoustemo import AcoustEmoModel
     from acoustemo.training import build_optimizer, freeze_acoustic
@@ -322,6 +355,10 @@ def test_the_default_recipe_runs_both_stages_and_scores_stage_1(corpus, tmp_path
     align = [r for r in rows if r.get("event") == "align"]
     assert [r["align_epoch"] for r in align] == [1, 2, 3] and all(r["align_loss"] > 0 for r in align)
     assert "align_val_avg" in align[-1] and "align_val_avg" not in align[0]
+    # align_select "best" (the default): each epoch's val score is logged; the kept epoch's is what stage 2 starts from
+    scores = [r["align_epoch_val_avg"] for r in align]
+    kept = align[-1]["align_kept_epoch"]
+    assert scores[kept - 1] == max(scores) == align[-1]["align_val_avg"] and max(scores) not in scores[: kept - 1]
     assert result.steps == 2
     saved = json.loads((tmp_path / "run" / "train_config.json").read_text())
     assert saved["recipe"] == "two-stage" and saved["align_pooling"] == "mean"
@@ -336,6 +373,10 @@ def test_the_default_recipe_runs_both_stages_and_scores_stage_1(corpus, tmp_path
         TrainConfig(align_batch_size=0)
     with pytest.raises(ConfigError, match="align_mode='words'"):
         TrainConfig(align_mode="words")
+    with pytest.raises(ConfigError, match="align_schedule='linear'"):
+        TrainConfig(align_schedule="linear")
+    with pytest.raises(ConfigError, match="align_select='first'"):
+        TrainConfig(align_select="first")
 
 
 def test_answer_bank_is_saved_only_when_asked(corpus, trained, tmp_path):

@@ -19,7 +19,7 @@ from acoustemo.errors import ConfigError
 RECIPE_FLAGS = {"recipe": "recipe", "lora_lr_scale": "lora_lr_scale", "align_epochs": "align_epochs", "align_lr": "align_lr",
                 "align_mode": "align_mode", "align_pooling": "align_pooling",
                 "freeze_acoustic": "freeze_acoustic", "label_loss_weight": "label_loss_weight",
-                "answer_bank": "answer_bank"}
+                "align_schedule": "align_schedule", "align_select": "align_select", "answer_bank": "answer_bank"}
 
 # CLI flag -> TrainConfig field (flags left out keep the config file's / default value)
 _TRAIN_FLAGS = {
@@ -49,6 +49,10 @@ def add_recipe_arguments(g) -> None:
                    "with heads tied to their text embeddings (two-stage), or regress the gold answer's text embedding")
     g.add_argument("--align-pooling", choices=("max", "mean"), help="stage-1 label pooling: mean = all tokens "
                    "averaged first (two-stage); max = each target window scores on its own, the best one counts")
+    g.add_argument("--align-schedule", choices=("cosine", "constant"), help="stage-1 lr schedule (default cosine: "
+                   "5%% warm-up, then cosine to 0)")
+    g.add_argument("--align-select", choices=("best", "last"), help="best (default): score the stage-1 heads on "
+                   "--val after every epoch and keep the best epoch (early stopping); last: keep the last epoch")
     g.add_argument("--freeze-acoustic", action=argparse.BooleanOptionalAction, default=None,
                    help="the LM stage trains LoRA only; the Q-Formers keep their stage-1 weights (two-stage: on)")
     g.add_argument("--label-loss-weight", type=float, metavar="W", help="weight of the answer's 'Emotions:' tokens "

@@ -135,13 +135,20 @@ class AlignResult:
 
 def align_acoustic(model, dataset, clips, epochs: int, lr: float, batch_size: int, gain: float, weight_decay: float,
                    seed: int, mode: str = "answer", pooling: str = "mean",
-                   evaluate: Callable[[AlignResult], float] | None = None, keep_best: bool = False) -> AlignResult:
+                   evaluate: Callable[[AlignResult], float] | None = None, keep_best: bool = False,
+                   schedule: str = "constant") -> AlignResult:
     """Run stage 1 on `dataset` (an AcoustEmoDataset over `clips`).
 
     evaluate(result so far) -> a held-out score (higher is better), called after every epoch; with keep_best the
     model (and the heads' biases) end at the epoch that scored best, ties going to the earlier epoch: early
     stopping, since the Q-Formers fit a few hundred clips long before the loss stops falling.
+    schedule: "constant" lr, or "cosine" (5 % linear warm-up, then cosine to 0 over all the stage's updates, as
+    the LM stage).
     """
+    from acoustemo.training.loop import lr_factor
+
+    if schedule not in ("constant", "cosine"):
+        raise ConfigError(f"stage-1 schedule {schedule!r}: choose 'constant' or 'cosine'")
     if mode == "answer":
         targets, norm = answer_targets(model, clips, gain)
         words, bias = [], None
@@ -150,6 +157,10 @@ def align_acoustic(model, dataset, clips, epochs: int, lr: float, batch_size: in
         bias = torch.zeros(len(words), requires_grad=True)
     params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("llm.")]  # not LoRA
     optimizer = torch.optim.AdamW(params + ([] if mode == "answer" else [bias]), lr=lr, weight_decay=weight_decay)
+    total = epochs * -(-len(clips) // batch_size)
+    warmup = max(1, round(0.05 * total))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, (lambda step: lr_factor(step, total, warmup)) if schedule == "cosine" else (lambda step: 1.0))
     generator = torch.Generator().manual_seed(seed)
     pad = model.tokenizer.pad_token_id
     has_global = model.global_qformer is not None
@@ -158,7 +169,7 @@ def align_acoustic(model, dataset, clips, epochs: int, lr: float, batch_size: in
     losses, scores, best = [], [], None
     for epoch in range(epochs):
         order = torch.randperm(len(clips), generator=generator).tolist()
-        total = 0.0
+        epoch_loss = 0.0
         for i in range(0, len(order), batch_size):
             idx = order[i : i + batch_size]
             examples = [dataset[j] for j in idx]
@@ -173,8 +184,9 @@ def align_acoustic(model, dataset, clips, epochs: int, lr: float, batch_size: in
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(idx)
-        losses.append(total / len(order))
+            scheduler.step()
+            epoch_loss += loss.item() * len(idx)
+        losses.append(epoch_loss / len(order))
         log.info("stage-1 alignment (%s, %s pooling) epoch %d/%d: loss %.4f", mode, pooling, epoch + 1, epochs,
                  losses[-1])
         if evaluate is not None:

@@ -26,8 +26,9 @@ OPERATIONAL_FIELDS = frozenset({"log_every_steps", "num_workers", "cache_dir", "
 RECIPES: dict[str, dict] = {
     # Stage 1 teaches the Q-Formers, without the LLM, to point at the label words; the LM stage then trains LoRA
     # alone to read the frozen tokens, the answer's "Emotions:" line weighted x10. What learns on a few hundred
-    # clips where the paper's stage collapses (BENCHMARKS.md, issues #6 and #17).
-    "two-stage": dict(epochs=1, lr=1e-4, lora_lr_scale=10.0, align_epochs=10, align_mode="labels",
+    # clips where the paper's stage collapses (BENCHMARKS.md, issues #6 and #17). Stage 1 runs a cosine schedule and
+    # keeps its best epoch on the validation split (align_schedule, align_select).
+    "two-stage": dict(epochs=1, lr=1e-4, lora_lr_scale=10.0, align_epochs=12, align_mode="labels",
                       align_pooling="mean", freeze_acoustic=True, label_loss_weight=10.0),
     # The paper's single stage (§4.1): AdamW 2e-5, 3 epochs, Eq. 4 as a plain mean, everything trains together.
     # For paper-scale runs with enough data; on a few hundred clips it answers every clip alike.
@@ -55,6 +56,11 @@ class TrainConfig:
     # 0 = the paper's single stage.
     align_epochs: int | None = None  # recipe
     align_lr: float = 1e-3
+    # Stage 1's lr schedule: "cosine" (5 % warm-up, then cosine to 0) or "constant"
+    align_schedule: str = "cosine"
+    # "best": score the stage-1 heads on the validation split after every epoch and keep the best epoch's weights
+    # (early stopping; needs a validation manifest and align_mode "labels"); "last": keep the last epoch
+    align_select: str = "best"
     align_batch_size: int = 16
     align_gain: float = 4.0  # "answer" mode: scale of each answer's deviation from the corpus-mean answer
     # "labels": classify the label words with heads tied to their text embeddings; "answer": regress the gold
@@ -112,6 +118,10 @@ class TrainConfig:
             problems.append(f"align_mode={self.align_mode!r} must be 'answer' or 'labels'")
         if self.align_pooling not in ("mean", "max"):
             problems.append(f"align_pooling={self.align_pooling!r} must be 'mean' or 'max'")
+        if self.align_schedule not in ("cosine", "constant"):
+            problems.append(f"align_schedule={self.align_schedule!r} must be 'cosine' or 'constant'")
+        if self.align_select not in ("best", "last"):
+            problems.append(f"align_select={self.align_select!r} must be 'best' or 'last'")
         if not self.align_lr > 0 or not self.align_gain > 0:
             problems.append(f"align_lr={self.align_lr} and align_gain={self.align_gain} must be > 0")
         if not self.lr > 0:
