@@ -96,6 +96,7 @@ def _fails(truth: ClipTruth, emotions: list[str], text: str) -> set[str]:
     (["excited", "anxious"], GOLD.replace("Clara's voice", "Maya's voice"), {"speaker_right"}),
     (["excited", "anxious"], GOLD.replace("Maya's, not Clara's", "Clara's, not Maya's"), {"speaker_right"}),
     (["excited", "anxious"], GOLD.replace("Clara's voice", "her voice"), {"speaker_right"}),
+    (["excited", "anxious"], GOLD.replace("not Clara's", "not Rosa's"), {"speaker_right"}),  # not in this clip
     # the wrong time, and no time
     (["excited", "anxious"], GOLD.replace("6.0–6.9", "0.9–1.9"), {"time_right"}),
     (["excited", "anxious"], GOLD.replace("6.0–6.9", "5.4–6.3"), {"time_right"}),  # start 0.64 s early
