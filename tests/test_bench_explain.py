@@ -120,6 +120,10 @@ def test_plain_clip_passes_cue_and_time_only_without_a_claimed_cue():
     cue = "Ben speaks in a plain, even voice; at 1.0–2.0 s Ben's voice trembles, which sounds anxious."
     assert _fails(PLAIN, ["neutral"], cue) == {"cues_match_labels", "time_right"}
     assert _fails(PLAIN, ["anxious"], cue) == {"labels_right", "cues_match_labels", "time_right"}
+    split = "Ben speaks in a plain, even voice throughout; no vocal cue stands out, which sounds neutral."
+    assert [c.kind for c in parse_explanation(split)] == ["manner", "none"]
+    assert _fails(PLAIN, ["neutral"], split) == set()
+    assert _fails(PLAIN, ["neutral"], split.replace("neutral.", "sad.")) == {"cues_match_labels"}
     assert _fails(PLAIN, ["neutral"], "") == {"cues_match_labels", "speaker_right", "time_right"}  # says nothing
 
 

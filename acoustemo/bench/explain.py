@@ -58,8 +58,9 @@ _CUE_PATTERNS = {
 _MANNER_WORDS = {  # every word must be present (in any order) for the clause to name the manner
     "sad": (r"slow(?:ly)?", r"low(?:ly)?", r"quiet(?:ly)?"),
     "excited": (r"fast", r"high", r"loud(?:ly)?"),
-    "plain": (r"plain", r"even"),
+    "plain": (r"plain",),
 }
+_NO_CUE = re.compile(r"\bno (?:(?:vocal|local|other) )?cues?\b", re.IGNORECASE)  # "with no vocal cue standing out"
 _STANDS_FOR = {**CUE_LABELS, **{m: v["label"] or NEUTRAL_LABEL for m, v in MANNERS.items()}}
 _NUM = r"(\d+(?:\.\d+)?)"
 _SPAN = re.compile(_NUM + r"\s*(?:–|—|-|to)\s*" + _NUM + r"\s*(?:s|secs?|seconds)\b")
@@ -70,7 +71,8 @@ _SOUNDS = re.compile(r"\bsound(?:s|ed|ing)?\s+(?:like\s+)?(?:(?:a bit|rather|qui
 
 @dataclass(frozen=True)
 class Claim:
-    """One clause of an explanation, read. `kind`: "manner", "cue", "disown" or "unparsed"."""
+    """One clause of an explanation, read. `kind`: "manner", "cue", "disown", "none" (a clause of its own saying
+    no cue stands out) or "unparsed"."""
 
     text: str
     kind: str
@@ -129,10 +131,12 @@ def _parse_clause(clause: str, names: tuple[str, ...]) -> Claim:
     spans = [(float(a), float(b)) for a, b in _SPAN.findall(clause)] or [(float(t), float(t))
                                                                          for t in _POINT.findall(clause)]
     sounds = _SOUNDS.findall(clause)
+    label = (_group_of(sounds[0]) or sounds[0].lower()) if len(sounds) == 1 else None
+    if not cues and not manners and _NO_CUE.search(clause) and not spans and len(sounds) <= 1:
+        return Claim(clause, "none", label=label)  # "no cue stands out", split off its manner clause
     if len(cues) + len(manners) != 1 or len(spans) > 1 or len(sounds) > 1:
         return Claim(clause, "unparsed")
     span = spans[0] if spans else None
-    label = (_group_of(sounds[0]) or sounds[0].lower()) if sounds else None
     name = "|".join(map(re.escape, names))
     disown = re.search(rf"\b(?:is|was|belongs to|comes from|is from)\s+({name})(?:'s|’s)?\s*,?\s*(?:and\s+)?"
                        rf"not\s+({name})(?:'s|’s)?\b", clause)
@@ -176,6 +180,7 @@ def explanation_check(truth: ClipTruth, emotions: list[str], explanation: str) -
 
     cues_match = (bool(claims) and all(c.kind != "unparsed" for c in claims)
                   and all(c.label is None or c.label == _STANDS_FOR[c.what] for c in said)
+                  and all(c.label in (None, NEUTRAL_LABEL) and not own for c in claims if c.kind == "none")
                   and all(any(c.what == cue for c in own) for cue, label in CUE_LABELS.items() if label in pred)
                   and all(CUE_LABELS[c.what] in pred for c in own)
                   and (bool(own_gold) or not own))
