@@ -10,6 +10,7 @@ import statistics
 
 import pytest
 
+from acoustemo.bench.explain import explanation_summary, load_truth, read_predictions
 from acoustemo.bench.run import RunConfig, distractor_false_alarms, per_label_f1, run_benchmark
 from acoustemo.errors import ConfigError
 
@@ -67,6 +68,13 @@ def test_bench_run_table_and_resume(bench, tmp_path, capsys):
         assert r["n_test"] == n_test and len([json.loads(x) for x in open(runs[0] / "preds.jsonl")]) == n_test
         assert r["train_steps"] == (0 if name.startswith("probe") else 2)
         assert set(r["per_label_f1"]) == {"sad", "excited", "anxious", "angry", "surprised", "neutral"}
+        # the explanation checks, recomputed from the preds; the probes explain nothing and get none
+        shares = [explanation_summary(load_truth(bench), read_predictions(d / "preds.jsonl"))["percent"]["all_right"]
+                  for d in runs]
+        if name.startswith("probe"):
+            assert r["explanations"] is None
+        else:
+            assert r["explanations"]["all_right"][0] == pytest.approx(statistics.fmean(shares), abs=1e-9)
     full = table["rows"][2]
     assert full["delta_avg_vs_full"] == 0.0
     assert table["rows"][0]["delta_avg_vs_full"] == pytest.approx(table["rows"][0]["avg"] - full["avg"])
@@ -81,6 +89,12 @@ def test_bench_run_table_and_resume(bench, tmp_path, capsys):
                  "false alarms", "seeds 0, 1", " ± "):
         assert text in md
     assert "w/o global Q-Former" not in md  # rows not run are not invented
+    header, *body = [line.split(" | ") for line in md.splitlines() if line.startswith("| ")][:6]
+    col = header.index("explanations all right %")
+    cells = {cells[0].lstrip("| "): cells[col] for cells in body if not cells[1].startswith("---")}
+    assert cells["linear probe (target windows + clip)"] == cells["linear probe (clip only)"] == "–"
+    full_row = table["rows"][2]["explanations"]["all_right"]
+    assert cells["AcoustEmo (full)"] == f"{full_row[0]:.1f} ± {full_row[1]:.1f}"
 
     # a rerun reuses the finished runs (probes included) instead of training again
     again = run_benchmark(bench, cfg, out)

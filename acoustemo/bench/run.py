@@ -18,14 +18,17 @@ the learned model is from a linear reading of its own inputs. They are determini
 
 Beside the set-level scores (Avg, Accuracy_S, Recall_S in percent) the table reports what the set-level score
 hides (BENCHMARK_NOTES.md): per-label F1 and the distractor false-alarm rate, i.e. how often a cue label was
-predicted for the target speaker when that cue was planted only on the OTHER speaker (from DIR/meta.json).
+predicted for the target speaker when that cue was planted only on the OTHER speaker (from DIR/meta.json), and
+how often an explanation is all right: its labels, the cue it gives each label, the speaker it gives each cue and
+the times it states all match the clip (acoustemo/bench/explain.py; "–" for the probes, which explain nothing).
 
 Output folder OUT (default DIR/runs):
   features/                        the shared feature cache
   probe/, probe-global/            preds.jsonl and scores.json of the anchor rows
   <ablation>/seed<S>/train/        the training run (configs, log.jsonl, loss.png, last/, best/)
   <ablation>/seed<S>/preds.jsonl   test predictions {id, emotions, explanation}
-  <ablation>/seed<S>/scores.json   settings, set-level scores, per-label F1, false alarms, wall time, peak RSS;
+  <ablation>/seed<S>/scores.json   settings, set-level scores, per-label F1, false alarms, explanation checks,
+                                   wall time, peak RSS;
                                    written last: a run with a scores.json whose settings match is skipped on a rerun
   table.md, table.json             Table 2 (probe rows, then the paper's rows; mean ± sd over seeds) + per-label table
 """
@@ -43,6 +46,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from acoustemo.bench.explain import TIME_TOLERANCE_S
 from acoustemo.config import ABLATIONS
 from acoustemo.data.manifest import write_text_atomic
 from acoustemo.errors import ConfigError
@@ -281,7 +285,9 @@ def _probe_settings(cfg: RunConfig, pooling: str) -> dict:
 
 
 def score_predictions(bench: Path, preds: Path) -> dict:
-    """Set-level scores (percent), per-label F1 and distractor false alarms of a predictions file on the test split."""
+    """Set-level scores (percent), per-label F1, distractor false alarms and the explanation checks
+    (acoustemo/bench/explain.py) of a predictions file on the test split."""
+    from acoustemo.bench.explain import explanation_summary, load_truth, read_predictions
     from acoustemo.commands.evaluate import evaluate
 
     report, sl, _ = evaluate(bench / "test.jsonl", preds, bench / "groupings.json", grouping="cache")
@@ -292,7 +298,8 @@ def score_predictions(bench: Path, preds: Path) -> dict:
             "n_test": report["n_samples"], "n_empty_predictions": sl.n_empty_predictions,
             "exact_sets": sum(set(s.gold_mapped) == set(s.pred_mapped) for s in sl.samples),
             "per_label_f1": per_label_f1(gold, predicted),
-            "distractor_false_alarms": distractor_false_alarms(meta, gold, predicted)}
+            "distractor_false_alarms": distractor_false_alarms(meta, gold, predicted),
+            "explanations": explanation_summary(load_truth(bench), read_predictions(preds))}
 
 
 def _parameter_report(model_dir: Path) -> dict:
@@ -381,6 +388,7 @@ def build_table(rows: dict[str, list[dict]], cfg: RunConfig, extract_s: float) -
             "false_alarms_per_label": {k: mean_sd([f["per_label"][k]["rate"] for f in fa if k in f["per_label"]])[0]
                                        for k in sorted({k for f in fa for k in f["per_label"]})},
             "false_alarm_clips": fa[0]["clips"],
+            "explanations": _explanation_figures(runs),
             "train_steps": runs[0]["train_steps"], "train_s": statistics.fmean(r["train_s"] for r in runs),
             "predict_s": statistics.fmean(r["predict_s"] for r in runs),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
@@ -391,6 +399,15 @@ def build_table(rows: dict[str, list[dict]], cfg: RunConfig, extract_s: float) -
         "model_overrides": cfg.model, "feature_extraction_s": round(extract_s, 1), "labels": list(LABELS),
         "rows": out_rows,
     }
+
+
+def _explanation_figures(runs: list[dict]) -> dict | None:
+    """Mean and sd over the seeds of each explanation check's share (percent); None for rows that write no
+    explanations (the probes) or were scored before the checks existed."""
+    scored = [r["explanations"] for r in runs if r.get("explanations") and r["explanations"]["explained"]]
+    if len(scored) != len(runs):
+        return None
+    return {k: mean_sd([e["percent"][k] for e in scored]) for k in scored[0]["percent"]}
 
 
 def _fmt(x, spec: str = ".1f") -> str:
@@ -407,15 +424,16 @@ def render_markdown(table: dict) -> str:
     lines = [f"Table 2 on the acoustic-cue benchmark: preset {table['preset']}, features {table['encoder']}, "
              f"seeds {', '.join(map(str, seeds))} (learned rows: mean ± sd over the seeds; the probes are one "
              f"deterministic fit)" + (f", {overrides}" if overrides else "") + ". Scores in percent.", "",
-             "| Method | Avg | Accuracy_S | Recall_S | Δ Avg vs full | Avg per seed | exact sets | steps | "
-             "wall per run (train + test) | peak RSS |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| Method | Avg | Accuracy_S | Recall_S | Δ Avg vs full | Avg per seed | exact sets | "
+             "explanations all right % | steps | wall per run (train + test) | peak RSS |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in table["rows"]:
         n = r["n_runs"]
         per_seed = " / ".join(_fmt(a, ".2f") for a in r["avg_per_seed"]) if r["seeds"][0] is not None else "–"
+        expl = _pm(*r["explanations"]["all_right"], n, ".1f") if r.get("explanations") else "–"
         lines.append(f"| {r['row']} | {_pm(r['avg'], r['avg_sd'], n)} | {_pm(r['accuracy_s'], r['accuracy_s_sd'], n)} "
                      f"| {_pm(r['recall_s'], r['recall_s_sd'], n)} | {_fmt(r['delta_avg_vs_full'], '+.2f')} | "
-                     f"{per_seed} | {_fmt(r['exact_sets'], '.0f')} / {r['n_test']} | {r['train_steps']} | "
+                     f"{per_seed} | {_fmt(r['exact_sets'], '.0f')} / {r['n_test']} | {expl} | {r['train_steps']} | "
                      f"{r['train_s'] / 60:.1f} + {r['predict_s'] / 60:.1f} min | {r['peak_rss_mb'] / 1024:.2f} GB |")
     labels = table["labels"]
     fa_labels = sorted({k for r in table["rows"] for k in r["false_alarms_per_label"]})
@@ -433,5 +451,8 @@ def render_markdown(table: dict) -> str:
     if probes:
         lines += ["", "Probes: " + "; ".join(f"{r['row']} read {r['probe']['stream']} streams, C={r['probe']['C']:g} "
                                              f"(val Avg {r['probe']['val_avg']:.2f})" for r in probes) + "."]
-    lines += ["", f"Feature extraction (shared by the rows, computed once): {table['feature_extraction_s']:.0f} s."]
+    lines += ["", "Explanations all right: the share of test clips whose answer has the right labels and whose "
+              "explanation gives each label its cue, each cue its speaker and the right time (within "
+              f"{TIME_TOLERANCE_S:g} s; acoustemo/bench/explain.py).",
+              "", f"Feature extraction (shared by the rows, computed once): {table['feature_extraction_s']:.0f} s."]
     return "\n".join(lines) + "\n"
