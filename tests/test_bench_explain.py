@@ -13,7 +13,7 @@ from acoustemo.bench import make as bm
 from acoustemo.bench.explain import (ClipTruth, explanation_check, explanation_summary, load_truth,
                                      parse_explanation, read_predictions)
 
-# examples/README.md's clip: Clara excited with a tremor at 6.04–6.86 s; a loud burst on Maya at 4.14–5.05 s
+# the examples/ clip until session 7 (n400 test-0026): Clara excited with a tremor at 6.04–6.86 s; a loud burst on Maya at 4.14–5.05 s
 CLARA = ClipTruth("test-0026", "Clara", "Maya", "excited", (
     {"type": "tremor", "label": "anxious", "speaker": "Clara", "distractor": False, "start": 6.04, "end": 6.86},
     {"type": "burst", "label": "angry", "speaker": "Maya", "distractor": True, "start": 4.14, "end": 5.05}))
@@ -103,7 +103,7 @@ def _fails(truth: ClipTruth, emotions: list[str], text: str) -> set[str]:
     (["excited", "anxious"], GOLD.replace("at 6.0–6.9 s ", ""), {"time_right"}),
     (["excited", "anxious"], GOLD.replace("4.1–5.0", "1.0–2.0"), {"time_right"}),
     (["excited", "anxious"], GOLD.replace("6.0–6.9", "6.4–7.3"), set()),  # both edges within 0.5 s
-    # the shipped checkpoint's answer (examples/README.md): right labels, wrong time, a tremor invented on Maya
+    # the checkpoint shipped until session 7 answered that clip so: right labels, wrong time, a tremor invented on Maya
     (["excited", "anxious"], "Clara speaks fast, high and loudly throughout, which sounds excited; at 0.9–1.9 s "
      "Clara's voice trembles, which sounds anxious. The trembling at 1.9–2.9 s is Maya's, not Clara's.",
      {"speaker_right", "time_right"}),

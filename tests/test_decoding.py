@@ -111,9 +111,9 @@ def test_shipped_checkpoint_decodes_the_sample_identically_in_fewer_passes(tmp_p
 
     predictor = load_predictor(None, cache_dir=tmp_path)
     model = predictor.model
-    assert len(model.answer_bank) == 280
-    utts, source, _ = utterances_for("examples/sample.wav", "examples/sample.srt", 8.0)
-    clip = Clip("sample", "examples/sample.wav", utts, target_speaker="Clara", timestamps_source=source)
+    assert len(model.answer_bank) == 700
+    utts, source, _ = utterances_for("examples/sample.wav", "examples/sample.srt")
+    clip = Clip("sample", "examples/sample.wav", utts, target_speaker="Maya", timestamps_source=source)
     drafted = predictor.predict([clip])[0].answer
     stats = model.decode_stats
     assert drafted.startswith("Emotions: excited, anxious")

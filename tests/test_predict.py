@@ -110,7 +110,7 @@ def test_predict_without_model_uses_the_shipped_checkpoint(tmp_path, capsys):
     example = Path(__file__).resolve().parents[1] / "examples"
     out = tmp_path / "answer.json"
     assert main(["predict", str(example / "sample.wav"), "--subtitles", str(example / "sample.srt"),
-                 "--speaker", "Clara", "--json", str(out), "--cache-dir", str(tmp_path / "cache")]) == 0
+                 "--speaker", "Maya", "--json", str(out), "--cache-dir", str(tmp_path / "cache")]) == 0
     answer = _json.loads(out.read_text())
     assert set(answer) >= {"emotions", "explanation", "utterances", "timestamps_source", "model"}
     assert answer["model"].endswith(str(Path("assets") / "default")) or str(DEFAULT_MODEL_DIR) in answer["model"]
