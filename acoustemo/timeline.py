@@ -385,11 +385,11 @@ def shift_times(text: str, offset_s: float) -> str:
 # terminal ------------------------------------------------------------------------------------------------------
 def clock(seconds: float) -> str:
     """m:ss.s under an hour, h:mm:ss beyond."""
-    if seconds >= 3600:
+    if round(seconds) >= 3600:
         h, rest = divmod(int(round(seconds)), 3600)
         return f"{h}:{rest // 60:02d}:{rest % 60:02d}"
-    m, s = divmod(seconds, 60)
-    return f"{int(m)}:{s:04.1f}"
+    m, tenths = divmod(round(seconds * 10), 600)  # round first: 599.98 s is 10:00.0, not 9:60.0
+    return f"{m}:{tenths / 10:04.1f}"
 
 
 def format_timeline(tl: Timeline, width: int = 100) -> str:

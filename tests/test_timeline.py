@@ -169,6 +169,13 @@ def test_summary_shares_on_known_entries():
     assert s["B"].emotions == [] and s["B"].windows == 1
 
 
+def test_clock_rounds_before_it_carries():
+    from acoustemo.timeline import clock
+
+    assert [clock(t) for t in (0.04, 65.25, 599.98, 3599.96, 3725.4)] == ["0:00.0", "1:05.2", "10:00.0", "1:00:00",
+                                                                         "1:02:05"]
+
+
 def test_explanation_times_move_to_the_files_clock():
     text = "Rosa speaks plainly; at 4.2–5.1 s her pitch jumps. The burst at 1.1-2.3 s is Paul's; he pauses at 7 s."
     assert shift_times(text, 300.0) == ("Rosa speaks plainly; at 304.2–305.1 s her pitch jumps. The burst at "
