@@ -137,3 +137,16 @@ def test_manifest_metadata_rides_into_the_predictions(setup):
     (root / "custom_preds.jsonl.partial").write_text(json.dumps({k: preds[0][k] for k in OUTPUT_KEYS}) + "\n")
     report = predict_manifest(manifest, predictor, out, batch_size=2, progress=False)
     assert report.skipped == 1 and [json.loads(x) for x in out.read_text().splitlines()] == preds
+
+
+@pytest.mark.parametrize("flag, wanted", [([], None), (["--int8"], True), (["--no-int8"], False)])
+def test_int8_flag_reaches_the_predictor(monkeypatch, flag, wanted):
+    """--int8 forces int8 weights (also on CPUs without native bf16), --no-int8 refuses them, neither = hardware."""
+    import acoustemo.infer
+    from acoustemo.cli import _available_commands, build_parser
+    from acoustemo.commands.predict import _predictor
+
+    seen = {}
+    monkeypatch.setattr(acoustemo.infer, "load_predictor", lambda *a, **k: seen.update(k))
+    _predictor(build_parser(_available_commands()).parse_args(["predict", "clip.wav", *flag]))
+    assert seen["int8"] is wanted

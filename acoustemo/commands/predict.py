@@ -43,9 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                        "$ACOUSTEMO_CACHE/features)")
     p.add_argument("--max-new-tokens", type=int, default=96, help="answer length limit in tokens (default 96)")
     p.add_argument("--device", help="torch device (default cuda if available, else cpu)")
-    p.add_argument("--no-int8", action="store_true", help="on a CPU with native bf16, decode with the LLM's own "
-                   "dtype instead of int8 weights (1.5-2x slower to decode; the emotions differ on a few clips, "
-                   "see BENCHMARKS.md); CPUs without native bf16 decode in float32 without int8 anyway")
+    p.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None, help="int8 LLM weights on a "
+                   "CPU (default: on where bf16 is native; --no-int8 decodes in the LLM's own dtype, 1.5-2x slower, "
+                   "the emotions differ on a few clips). On CPUs without native bf16, --int8 makes long recordings' "
+                   "batched windows ~1.5x faster to answer and one short clip slower (BENCHMARKS.md #14, #15)")
     p.add_argument("--llm-dtype", choices=("auto", "float32", "bfloat16", "float16"), help="the LLM's compute "
                    "dtype (default: the checkpoint's where this machine runs it natively, else 'auto': bfloat16 on "
                    "CPUs with native bf16, float32 on others)")
@@ -67,7 +68,7 @@ def _predictor(args):
     from acoustemo.infer import load_predictor
 
     return load_predictor(args.model, args.cache_dir, args.device, max_new_tokens=args.max_new_tokens,
-                          int8=False if args.no_int8 else None, drafts=not args.no_drafts, llm_dtype=args.llm_dtype)
+                          int8=args.int8, drafts=not args.no_drafts, llm_dtype=args.llm_dtype)
 
 
 def _run_manifest(args) -> int:
