@@ -42,7 +42,7 @@ from pathlib import Path
 from acoustemo.bench.make import CUE_LABELS, MANNERS, NEUTRAL_LABEL, _group_of, gold_labels
 from acoustemo.bench.sentences import SPEAKER_NAMES
 from acoustemo.errors import ConfigError
-from acoustemo.evaluate.parsing import EvaluationError, _as_list, normalize_labels
+from acoustemo.evaluate.parsing import EvaluationError, _as_list, jsonl_rows, normalize_labels
 
 TIME_TOLERANCE_S = 0.5
 CHECKS = ("labels_right", "cues_match_labels", "speaker_right", "time_right", "all_right")
@@ -236,19 +236,10 @@ def load_truth(bench_dir: str | Path, split: str = "test") -> dict[str, ClipTrut
 def read_predictions(path: str | Path) -> dict[str, dict]:
     """{id: {"emotions": [...], "explanation": str}} from a predictions JSONL (`acoustemo predict` / bench run)."""
     out: dict[str, dict] = {}
-    with open(path, encoding="utf-8-sig") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise EvaluationError(f"{path}:{line_no}: not valid JSON ({e.msg}); write one JSON object per line") from None
-            if not isinstance(row, dict) or not isinstance(row.get("id"), str):
-                raise EvaluationError(f'{path}:{line_no}: each line needs a string "id"; add the clip\'s id')
-            explanation = row.get("explanation") or ""
-            if not isinstance(explanation, str):
-                raise EvaluationError(f'{path}:{line_no}: "explanation" must be a string')
-            out[row["id"]] = {"emotions": _as_list(row.get("emotions"), Path(path), line_no, "emotions"),
-                              "explanation": explanation}
+    for line_no, row in jsonl_rows(path):
+        explanation = row.get("explanation") or ""
+        if not isinstance(explanation, str):
+            raise EvaluationError(f'{path}:{line_no}: "explanation" must be a string')
+        out[row["id"]] = {"emotions": _as_list(row.get("emotions"), Path(path), line_no, "emotions"),
+                          "explanation": explanation}
     return out

@@ -103,9 +103,9 @@ def _read_csv(path: Path) -> LabelFile:
     return LabelFile(path, "csv", labels)
 
 
-def _read_jsonl(path: Path) -> LabelFile:
-    labels: dict[str, list[str]] = {}
-    skipped = 0
+def jsonl_rows(path: str | Path):
+    """(line number, row) for each non-blank line of a JSONL file of samples; every row a JSON object with a
+    non-empty string "id", or an EvaluationError naming the line."""
     with open(path, encoding="utf-8-sig") as f:
         for line_no, line in enumerate(f, 1):
             if not line.strip():
@@ -116,15 +116,22 @@ def _read_jsonl(path: Path) -> LabelFile:
                 raise EvaluationError(f"{path}:{line_no}: not valid JSON ({e.msg}); write one JSON object per line") from None
             if not isinstance(row, dict) or not isinstance(row.get("id"), str) or not row["id"].strip():
                 raise EvaluationError(f'{path}:{line_no}: each line needs a string "id"; add the sample\'s id')
-            name = row["id"].strip()
-            if name in labels:
-                raise EvaluationError(f"{path}:{line_no}: id `{name}` appears twice; keep one line per sample")
-            # predictions carry "emotions", manifests "labels"; a row with neither is an unlabelled clip
-            key = "emotions" if "emotions" in row else "labels" if "labels" in row else None
-            if key is None:
-                skipped += 1
-                continue
-            labels[name] = normalize_labels(_as_list(row[key], path, line_no, key))
+            yield line_no, row
+
+
+def _read_jsonl(path: Path) -> LabelFile:
+    labels: dict[str, list[str]] = {}
+    skipped = 0
+    for line_no, row in jsonl_rows(path):
+        name = row["id"].strip()
+        if name in labels:
+            raise EvaluationError(f"{path}:{line_no}: id `{name}` appears twice; keep one line per sample")
+        # predictions carry "emotions", manifests "labels"; a row with neither is an unlabelled clip
+        key = "emotions" if "emotions" in row else "labels" if "labels" in row else None
+        if key is None:
+            skipped += 1
+            continue
+        labels[name] = normalize_labels(_as_list(row[key], path, line_no, key))
     return LabelFile(path, "jsonl", labels, skipped)
 
 

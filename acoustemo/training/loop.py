@@ -244,7 +244,7 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
         _enable_checkpointing(model.llm)
     train_ds = _dataset(train_clips, loaders, model, mcfg, with_answers=True)
     val_ds = _dataset(val_clips, loaders, model, mcfg, with_answers=True) if val_clips else None
-    align_losses, align_scores, align_val = [], [], None
+    align_losses, align_scores, align_val, align_kept = [], [], None, None
     if not checkpoint and cfg.align_epochs:  # a resumed run's checkpoint already holds the aligned weights
         from acoustemo.training.align import align_acoustic, stage1_labels
 
@@ -256,7 +256,7 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
                                  cfg.align_batch_size, cfg.align_gain, cfg.weight_decay, cfg.seed, cfg.align_mode,
                                  cfg.align_pooling, evaluate=score if select else None, keep_best=select,
                                  schedule=cfg.align_schedule)
-        align_losses, align_scores = aligned.losses, aligned.val_scores
+        align_losses, align_scores, align_kept = aligned.losses, aligned.val_scores, aligned.best_epoch
         if val_ds is not None and aligned.words:
             align_val = aligned.val_scores[aligned.best_epoch - 1] if select else score(aligned)
             log.info("stage 1: its label heads alone score val Avg %.2f%s", 100 * align_val,
@@ -282,13 +282,12 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
                  accelerator.unwrap_model(model).parameter_report())
     runlog = RunLog(out_dir / "log.jsonl", main)
     runlog.truncate_after(state.step)
-    kept = 1 + max(range(len(align_scores)), key=lambda i: (align_scores[i], -i)) if align_scores else None
     for epoch, value in enumerate(align_losses, 1):
         row = {"step": 0, "event": "align", "align_epoch": epoch, "align_loss": value}
         if align_scores:  # align_select "best": the heads' val Avg after each epoch
             row["align_epoch_val_avg"] = align_scores[epoch - 1]
         if epoch == len(align_losses) and align_val is not None:  # what the LM stage starts from
-            row.update(align_val_avg=align_val, **({"align_kept_epoch": kept} if kept else {}))
+            row.update(align_val_avg=align_val, **({"align_kept_epoch": align_kept} if align_kept else {}))
         runlog.write(row)
 
     progress = _progress(cfg.progress and main, total_steps, state.step)
