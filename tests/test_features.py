@@ -70,12 +70,13 @@ def test_prosody_shows_loudness_burst_at_the_right_time(sentence):
     louder[a:b] *= 10 ** (6 / 20)  # +6 dB for one second
     plain, x = _prosody(wav)
     burst, _ = _prosody(louder)
-    assert x.shape == (math.ceil(len(wav) / SR * 50), 10)
+    assert x.shape == (math.ceil(len(wav) / SR * 50), 13)
     diff_db = (burst["loudness"] - plain["loudness"]) * 20
     inside, outside = slice(53, 97), np.r_[0:45, 105:len(diff_db)]
     assert np.median(diff_db[inside]) == pytest.approx(6.0, abs=0.5)  # absolute level kept, not normalised away
     assert np.abs(diff_db[outside]).max() < 0.5
     assert (burst["loud_local"] - plain["loud_local"])[inside].mean() * 10 > 3  # stands out of its local baseline
+    assert (burst["loud_steady"] - plain["loud_steady"])[inside].mean() * 10 > 3  # and so do its steady voiced frames
 
 
 def test_prosody_is_finite_over_long_silence(sentence):
@@ -100,6 +101,7 @@ def test_prosody_shows_pitch_jump_at_the_right_time(sentence):
     assert np.median(diff_st[inside & voiced]) == pytest.approx(3.0, abs=0.6)
     assert np.abs(np.median(diff_st[~inside & voiced & (np.arange(len(diff_st)) > 110)])) < 0.3
     assert (jump["f0_local"] - plain["f0_local"])[inside & voiced].mean() * 4 > 1.5
+    assert (jump["f0_steady"] - plain["f0_steady"])[inside & voiced].mean() * 4 > 1.5
 
 
 def _ffmpeg_filter(src, dst, af):
@@ -122,6 +124,34 @@ def test_prosody_tremor_and_vibrato_raise_modulation_energy(sentence, tmp_path):
     assert vibrato["f0_mod"][active].mean() > 2.5 * plain["f0_mod"][active].mean()
     assert tremolo["loud_mod"][active].mean() > 1.2 * plain["loud_mod"][active].mean()
     assert tremolo["f0_mod"][active].mean() < 1.5 * plain["f0_mod"][active].mean()  # loudness tremor is not read as pitch
+    # f0_wobble (steady voiced frames only): 0.08 -> 0.30 with vibrato, ~unchanged with tremolo
+    assert vibrato["f0_wobble"][active].mean() > 2.5 * plain["f0_wobble"][active].mean()
+    assert tremolo["f0_wobble"][active].mean() < 1.5 * plain["f0_wobble"][active].mean()
+
+
+def test_f0_wobble_reads_a_tremor_and_ignores_tracker_glitches_at_voicing_edges():
+    """prosody_channels on a made-up contour: voiced runs of 0.4 s at 200 Hz, 0.1 s unvoiced between them; frames
+    100-150 wobble at 7 Hz by +-0.8 semitone; every run's first and last frame is an octave error (+12 semitones)."""
+    from acoustemo.features.prosody import CHANNELS, prosody_channels
+
+    n, t = 400, np.arange(400)
+    voiced = (t % 25) < 20
+    st = np.zeros(n)
+    st[100:150] = 0.8 * np.sin(2 * np.pi * 7 * t[100:150] / 50)
+    edges = voiced & ~(np.roll(voiced, 1) & np.roll(voiced, -1))
+
+    def channels(st):
+        f0_hz = np.where(voiced, 200 * 2 ** (st / 12), 0.0).astype(np.float32)
+        x = prosody_channels(f0_hz, np.where(voiced, 0.9, 0.1).astype(np.float32), np.full(n, -30.0))
+        return {c: x[:, i] for i, c in enumerate(CHANNELS)}
+
+    clean, ch = channels(st), channels(np.where(edges, 12.0, st))
+    # a 0.8-semitone sine reads 0.5-1.0 (its RMS is 0.57; the 180 ms median is not flat under it; 1.0 is the clip)
+    assert 0.5 < clean["f0_wobble"][115:135].mean() < 1.0 and clean["f0_wobble"][250:400].max() < 0.01
+    # the octave errors at every run's edges change neither the reading inside the wobble nor the quiet outside
+    np.testing.assert_allclose(ch["f0_wobble"][115:135], clean["f0_wobble"][115:135], atol=0.06)
+    assert ch["f0_wobble"][250:400].max() < 0.05
+    assert ch["f0_mod"][250:400].mean() > 0.5  # the band-pass channel reads the same glitches as a strong wobble
 
 
 def test_default_stack_streams_and_shape(dialogue):
@@ -129,10 +159,10 @@ def test_default_stack_streams_and_shape(dialogue):
     wav, _ = sf.read(wav_path, dtype="float32")
     enc = get_acoustic_encoder("default")
     x = enc.encode(wav)
-    assert enc.streams == [("whisper", 512), ("prosody", 10)] and enc.dim == 522
-    assert x.shape == (math.ceil(len(wav) / SR * 50), 522)
+    assert enc.streams == [("whisper", 512), ("prosody", 13)] and enc.dim == 525
+    assert x.shape == (math.ceil(len(wav) / SR * 50), 525)
     f = Features(x, enc.frame_rate_hz, enc.id, enc.streams, len(wav) / SR)
-    assert f.stream("prosody").shape[1] == 10
+    assert f.stream("prosody").shape[1] == 13
     enc.release()  # prediction frees the Whisper runtime after each clip; the next encode reloads it
     assert enc.whisper._model is None
     np.testing.assert_array_equal(enc.encode(wav), x)

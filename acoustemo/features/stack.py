@@ -1,6 +1,6 @@
 """The offline default acoustic features: Whisper-base encoder frames + the prosody stream, one 50 Hz grid.
 
-    F_A = [whisper (512) | prosody (10)]   streams = [("whisper", 512), ("prosody", 10)]
+    F_A = [whisper (512) | prosody (13)]   streams = [("whisper", 512), ("prosody", 13)]
 
 Both encoders already produce L = ceil(seconds * 50) frames on the same 20 ms grid, so stacking is a
 concatenation. The streams are kept raw and named: the model LayerNorms and projects each one on its own,
@@ -37,7 +37,7 @@ class DefaultAcousticStack:
                 "prosody": {"version": self.prosody.version, **self.prosody.settings()}}
 
     def encode(self, waveform: np.ndarray) -> np.ndarray:
-        """(n,) float32 16 kHz -> (L, 512 + 10) float32."""
+        """(n,) float32 16 kHz -> (L, 512 + 13) float32."""
         length = num_frames(len(waveform), self.frame_rate_hz)
         parts = [fit_length(self.whisper.encode(waveform), length), fit_length(self.prosody.encode(waveform), length)]
         return np.concatenate(parts, axis=1).astype(np.float32, copy=False)
