@@ -149,6 +149,8 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
             from acoustemo.offline import cache_dir as user_cache
 
             cache_dir = user_cache() / "features"
+    acoustic = get_acoustic_encoder(acoustic_encoder or (train_cfg.acoustic_encoder if train_cfg else "default"))
+    _check_streams(folder, acoustic)
     device = torch.device(device) if device else _default_device()
     model = AcoustEmoModel.from_pretrained(folder, llm_dtype=llm_dtype, device=device)
     model.to(device).eval()
@@ -156,12 +158,25 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
         model.quantize_int8()  # merges LoRA first
     else:
         model.merge_lora()
-    acoustic = get_acoustic_encoder(acoustic_encoder or (train_cfg.acoustic_encoder if train_cfg else "default"))
     visual_name = train_cfg.visual_encoder if train_cfg else None
     if model.cfg.visual_dim is not None and visual_name is None:
         visual_name = "default"
     visual = get_visual_encoder(visual_name) if visual_name else None
     return Predictor(model, folder, FeatureCache(cache_dir), acoustic, visual, max_new_tokens, drafts)
+
+
+def _check_streams(folder: Path, acoustic) -> None:
+    """Fail before any model or media is loaded when the checkpoint was trained on other acoustic streams."""
+    import json
+
+    saved = json.loads((folder / "config.json").read_text()).get("acoustic_streams") if (folder / "config.json").is_file() else None
+    if saved is None or [tuple(s) for s in saved] == [tuple(s) for s in acoustic.streams]:
+        return
+    raise ConfigError(
+        f"{folder} was trained on acoustic streams {[tuple(s) for s in saved]}, but the encoder '{acoustic.id}' of "
+        f"this acoustemo produces {[tuple(s) for s in acoustic.streams]} (the prosody stream has 13 channels since "
+        f"its version 2); retrain on features of this encoder (`acoustemo train ... --encoder {acoustic.id}`), or "
+        f"predict with the acoustemo release that trained it")
 
 
 def _default_device() -> torch.device:

@@ -53,6 +53,25 @@ def test_manifest_gives_one_line_per_clip_and_resumes(setup):
     assert (report.predicted, report.skipped) == (0, 5)
 
 
+def test_checkpoint_of_other_acoustic_streams_is_refused_before_loading(setup, tmp_path):
+    """A checkpoint trained on other streams (e.g. the default stack before prosody version 2) names both stream
+    lists and the fix, before the LLM or any media is loaded."""
+    import shutil
+
+    from acoustemo.errors import ConfigError
+
+    root, predictor = setup
+    old = tmp_path / "old"
+    shutil.copytree(predictor.model_dir, old)
+    cfg = json.loads((old / "config.json").read_text())
+    assert cfg["acoustic_streams"] == [["whisper", 384]]  # the debug corpus's whisper-tiny.en
+    cfg["acoustic_streams"] = [["whisper", 512], ["prosody", 10]]  # the default stack before prosody version 2
+    (old / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError, match=r"trained on acoustic streams \[\('whisper', 512\), \('prosody', 10\)\], but the "
+                                          r"encoder '.+' of this acoustemo produces \[\('whisper', 384\)\].*retrain"):
+        load_predictor(old)
+
+
 def test_cli_manifest_form(setup, capsys):
     root, _ = setup
     out = root / "cli_preds.jsonl"
