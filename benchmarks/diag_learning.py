@@ -35,14 +35,15 @@ from acoustemo.model.acoustemo import AcoustEmoModel
 from acoustemo.training import acoustic_stats
 E = lambda k, d: os.environ.get(k, d)
 torch.manual_seed(int(E("SEED", "0"))); random.seed(0)
+from acoustemo.features.prosody import CHANNELS as PROSODY_CHANNELS
 torch.set_num_threads(int(E("T", "2")))
 ROOT = E("ROOT", "bench_data/n400")
 files = {os.path.basename(f).split('.')[0]: f for f in glob.glob(f'{ROOT}/runs/features/*.safetensors')}
 def load(c):
     f = load_features(files[c.id])
-    if E("STREAMS", "") == "prosody":  # the prosody stream alone (the last 10 channels of the default stack)
+    if E("STREAMS", "") == "prosody":  # the prosody stream alone (the channels after Whisper's 512)
         import dataclasses
-        f = dataclasses.replace(f, data=f.data[:, 512:], streams=[("prosody", 10)])
+        f = dataclasses.replace(f, data=f.data[:, 512:], streams=[("prosody", f.data.shape[1] - 512)])
     if E("ORACLE", ""):
         import dataclasses, numpy as np
         d = np.array(f.data, copy=True)
@@ -55,7 +56,7 @@ if E("ANS", "full") == "labels":
     tr = [dataclasses.replace(c, description="") for c in tr]
 cfg = ModelConfig.preset("cpu-default", llm_dtype=E("DTYPE", "bfloat16"), ablation=E("ABL", "full"),
                          qformer_dropout=float(E("QDROP", "0.1")),
-                         **({"acoustic_streams": [("prosody", 10)]} if E("STREAMS", "") == "prosody" else {}))
+                         **({"acoustic_streams": [("prosody", len(PROSODY_CHANNELS))]} if E("STREAMS", "") == "prosody" else {}))
 model = AcoustEmoModel(cfg)
 model.set_acoustic_stats(*acoustic_stats(tr, load))
 emb = model.llm.get_input_embeddings().weight

@@ -26,7 +26,7 @@ def load(split):
 tr, va = load('train'), load('val')
 D = tr[0][0][0].shape[1]
 allf = torch.cat([w for ws, _ in tr for w in ws])
-streams = [("whisper",512),("prosody",10)] if D == 522 else [("x", D)]
+streams = [("whisper", 512), ("prosody", D - 512)] if D > 512 else [("x", D)]  # the default stack
 qf = QFormer(streams, 8, 256, 2, 4, 1024, 512, 0.1)
 qf.input.set_feature_stats(allf.mean(0), allf.std(0))
 head = torch.nn.Linear(512, len(LABELS))

@@ -17,6 +17,8 @@ import time
 
 import torch
 
+from acoustemo.features.prosody import CHANNELS as PROSODY_CHANNELS
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -67,7 +69,7 @@ def main() -> None:
         overrides = dict(ablation=args.ablation, stream_norm="layernorm" if parts & {"ln", "session3"} else "none",
                          window_stats="stats" in parts, num_queries=16 if "q16" in parts else 8)
         if keep:
-            overrides["acoustic_streams"] = [("prosody", 10)]
+            overrides["acoustic_streams"] = [("prosody", len(PROSODY_CHANNELS))]
         if "rel" in parts:
             overrides["speaker_relative"] = ["prosody"]
         pooling = "max" if "max" in parts else "mean"
