@@ -4,7 +4,7 @@
 
 Both encoders already produce L = ceil(seconds * 50) frames on the same 20 ms grid, so stacking is a
 concatenation. The streams are kept raw and named: the model LayerNorms and projects each one on its own,
-so 512 Whisper dims cannot swamp 10 prosody dims.
+so 512 Whisper dims cannot swamp 13 prosody dims.
 
 The default encodes the last (or only) Whisper window at the clip's own length instead of padding it to
 30 s (`pad_last_window=False`): ~10x cheaper on 5-10 s clips, which is what makes the stack run well above
