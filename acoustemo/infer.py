@@ -167,10 +167,12 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
 
 def _check_streams(folder: Path, acoustic) -> None:
     """Fail before any model or media is loaded when the checkpoint was trained on other acoustic streams."""
-    import json
+    from acoustemo.config import ModelConfig
 
-    saved = json.loads((folder / "config.json").read_text()).get("acoustic_streams") if (folder / "config.json").is_file() else None
-    if saved is None or [tuple(s) for s in saved] == [tuple(s) for s in acoustic.streams]:
+    if not (folder / "config.json").is_file():
+        return  # from_pretrained names the missing file
+    saved = ModelConfig.load(folder / "config.json").acoustic_streams
+    if [tuple(s) for s in saved] == [tuple(s) for s in acoustic.streams]:
         return
     raise ConfigError(
         f"{folder} was trained on acoustic streams {[tuple(s) for s in saved]}, but the encoder '{acoustic.id}' of "
