@@ -171,12 +171,13 @@ def _check_streams(folder: Path, acoustic) -> None:
 
     if not (folder / "config.json").is_file():
         return  # from_pretrained names the missing file
-    saved = ModelConfig.load(folder / "config.json").acoustic_streams
-    if [tuple(s) for s in saved] == [tuple(s) for s in acoustic.streams]:
+    saved = ModelConfig.load(folder / "config.json").acoustic_streams  # (name, width) tuples
+    produced = [tuple(s) for s in acoustic.streams]
+    if saved == produced:
         return
     raise ConfigError(
-        f"{folder} was trained on acoustic streams {[tuple(s) for s in saved]}, but the encoder '{acoustic.id}' of "
-        f"this acoustemo produces {[tuple(s) for s in acoustic.streams]} (the prosody stream has 13 channels since "
+        f"{folder} was trained on acoustic streams {saved}, but the encoder '{acoustic.id}' of "
+        f"this acoustemo produces {produced} (the prosody stream has 13 channels since "
         f"its version 2); retrain on features of this encoder (`acoustemo train ... --encoder {acoustic.id}`), or "
         f"predict with the acoustemo release that trained it")
 
