@@ -168,6 +168,81 @@ def test_default_stack_streams_and_shape(dialogue):
     np.testing.assert_array_equal(enc.encode(wav), x)
 
 
+@pytest.mark.parametrize("rows", [1, 2, 127, 128, 129, 130, 257, 2048, 2049, 2050, 4097, 4225])
+def test_crepe_chunks_cover_every_window_and_leave_one_alone_only_where_the_old_blocks_did(rows):
+    from acoustemo.features.prosody import _BLOCK, _chunks
+
+    chunks = _chunks(rows)
+    assert [a for a, _ in chunks] == [0] + [b for _, b in chunks[:-1]] and chunks[-1][1] == rows
+    assert all(b - a <= 129 and a // _BLOCK == (b - 1) // _BLOCK for a, b in chunks)  # never across a block
+    alone = [a for a, b in chunks if b - a == 1]
+    assert alone == ([rows - 1] if rows % _BLOCK == 1 else [])
+
+
+def _pitch_in_whole_blocks(enc, wav, length):
+    """ProsodyEncoder.pitch as it ran before its convolutions went in chunks: the network on blocks of 2048."""
+    import torch
+
+    from acoustemo.features.prosody import _CREPE_WINDOW, _frames, _weighted_argmax
+
+    net = enc._load()
+    frames = _frames(wav, length, _CREPE_WINDOW)
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    frames = frames / np.maximum(frames.std(axis=1, keepdims=True), 1e-10)
+    flat = ~frames.any(axis=1)
+    rows = np.concatenate([frames[~flat], np.zeros((1, _CREPE_WINDOW), np.float32)]) if flat.any() else frames
+    with torch.inference_mode():
+        probs = np.concatenate([net(torch.from_numpy(rows[i : i + 2048])).numpy() for i in range(0, len(rows), 2048)])
+    if flat.any():
+        full = np.empty((length, probs.shape[1]), np.float32)
+        full[~flat], full[flat] = probs[:-1], probs[-1]
+        probs = full
+    return _weighted_argmax(probs, enc.fmin_hz, enc.fmax_hz)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_crepe_in_chunks_is_bit_identical_to_whole_blocks(sentence, threads):
+    import torch
+
+    from acoustemo.features.base import num_frames
+    from acoustemo.features.prosody import ProsodyEncoder
+
+    wav, _ = sf.read(sentence[0], dtype="float32")
+    noise = np.random.default_rng(0).normal(0, 0.05, 129 * 320).astype(np.float32)  # 129 windows, none silent
+    enc, before = ProsodyEncoder(), torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for x in (wav, np.concatenate([wav, wav, wav]), noise, noise[:320]):
+            n = num_frames(len(x), 50.0)
+            new, old = enc.pitch(x, n), _pitch_in_whole_blocks(enc, x, n)
+            np.testing.assert_array_equal(new[0], old[0])
+            np.testing.assert_array_equal(new[1], old[1])
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_default_stack_runs_its_encoders_concurrently_with_the_same_features(dialogue):
+    import torch
+
+    from acoustemo.features.stack import DefaultAcousticStack
+
+    wav, _ = sf.read(dialogue[0], dtype="float32")
+    wav = np.concatenate([wav, wav, wav])[: 40 * SR]  # past one Whisper window
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the stack splits 2+ threads between its encoders; the features must not change
+    try:
+        together = DefaultAcousticStack()
+        one_by_one = DefaultAcousticStack()
+        one_by_one.concurrent = False
+        assert together.concurrent and together.whisper.threads == 1 and together.crepe_threads == 1
+        x = together.encode(wav)
+        assert torch.get_num_threads() == 2  # CREPE's one thread was this call's only
+        np.testing.assert_array_equal(x, one_by_one.encode(wav))
+        assert DefaultAcousticStack(threads=1).concurrent is False
+    finally:
+        torch.set_num_threads(before)
+
+
 def _tiny_wav2vec2(folder, strides):
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 

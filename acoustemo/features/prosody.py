@@ -49,6 +49,8 @@ _CENTS_PER_BIN = 20
 _VOICED = 0.5  # periodicity above which a frame counts as voiced (CREPE's usual 0.21 lets breath through at 50 Hz)
 _ACTIVE_DB = -50.0  # frames quieter than this are silence for the loudness baseline
 _EDGE_FRAMES = 2  # voiced frames this close to a voicing edge are not "steady" (tracker glitches live there)
+_BLOCK = 2048  # CREPE windows per classifier call (bounded memory on long clips)
+_CONV_CHUNK = 128  # CREPE windows per call of its convolutions (see ProsodyEncoder.crepe_hidden)
 
 
 class ProsodyEncoder:
@@ -77,37 +79,57 @@ class ProsodyEncoder:
         return {"pitch": "crepe-tiny", "decoder": "weighted-argmax", "hop": HOP, "fmin_hz": self.fmin_hz,
                 "fmax_hz": self.fmax_hz, "voiced_threshold": _VOICED, "channels": list(CHANNELS), "precision": self.precision}
 
-    def encode(self, waveform: np.ndarray) -> np.ndarray:
+    def encode(self, waveform: np.ndarray, hidden: tuple | None = None) -> np.ndarray:
+        """`hidden`: this waveform's `crepe_hidden()` when it was computed already (DefaultAcousticStack runs it
+        beside the Whisper encoder)."""
         waveform = np.asarray(waveform, dtype=np.float32)
         length = num_frames(len(waveform), self.frame_rate_hz)
-        f0_hz, periodicity = self.pitch(waveform, length)
+        f0_hz, periodicity = self.pitch(waveform, length, hidden)
         loud_db = loudness_db(waveform, length)
         return prosody_channels(f0_hz, periodicity, loud_db)
 
-    def pitch(self, waveform: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+    def pitch(self, waveform: np.ndarray, length: int, hidden: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
         """CREPE-tiny F0 (Hz) and periodicity for `length` frames centred at (i + 0.5) * 20 ms."""
         import torch
 
         net = self._load()
-        frames = _frames(waveform, length, _CREPE_WINDOW)
+        rows, flat = hidden if hidden is not None else self.crepe_hidden(waveform, length)
+        with torch.inference_mode():
+            # The classifier's matmul rounds a row differently by batch size and thread count: it keeps the
+            # blocks of 2048 rows it always ran on, in the calling thread (see crepe_hidden).
+            probs = np.concatenate([net.classify(rows[i : i + _BLOCK]).float().numpy()
+                                    for i in range(0, len(rows), _BLOCK)])
+        if flat.any():
+            full = np.empty((length, probs.shape[1]), np.float32)
+            full[~flat], full[flat] = probs[:-1], probs[-1]
+            probs = full
+        return _weighted_argmax(probs, self.fmin_hz, self.fmax_hz)
+
+    def crepe_hidden(self, waveform: np.ndarray, length: int) -> tuple:
+        """CREPE's convolutions over the frames' windows: ((R, 256) tensor, the classifier's input; (length,) bool
+        mask of the windows of digital silence, which all share the last row).
+
+        The convolutions run in chunks of _CONV_CHUNK windows, not on whole blocks of 2048: their intermediate
+        tensors (128 channels x 256 samples per window) then stay in the CPU cache instead of streaming ~150 MB
+        through memory for a 30 s clip, ~1.6x faster (benchmarks/latency_parts.py). It is the same arithmetic:
+        a convolution's output for one window does not depend on how many windows share the call or on the
+        thread count, except a call on one window alone (another oneDNN kernel), so a chunk of one window is
+        kept only where the old blocks of 2048 had one (tests/test_features.py checks bit-identity).
+        """
+        import torch
+
+        net = self._load()
+        frames = _frames(np.asarray(waveform, dtype=np.float32), length, _CREPE_WINDOW)
         frames = frames - frames.mean(axis=1, keepdims=True)
         frames = frames / np.maximum(frames.std(axis=1, keepdims=True), 1e-10)
         # A window of digital silence (or any constant) normalises to all zeros, and CREPE's answer to zeros is
         # one fixed vector: it is computed once, not per frame (padding and pauses are often exact zeros).
         flat = ~frames.any(axis=1)
-        some_flat = bool(flat.any())
-        rows = np.concatenate([frames[~flat], np.zeros((1, _CREPE_WINDOW), np.float32)]) if some_flat else frames
-        probs = []
+        rows = np.concatenate([frames[~flat], np.zeros((1, _CREPE_WINDOW), np.float32)]) if flat.any() else frames
         with torch.inference_mode():
-            for i in range(0, len(rows), 2048):  # bounded memory on long clips
-                batch = torch.from_numpy(rows[i : i + 2048]).to(getattr(torch, self.precision))
-                probs.append(net(batch).float().numpy())
-        probs = np.concatenate(probs)
-        if some_flat:
-            full = np.empty((length, probs.shape[1]), np.float32)
-            full[~flat], full[flat] = probs[:-1], probs[-1]
-            probs = full
-        return _weighted_argmax(probs, self.fmin_hz, self.fmax_hz)
+            dtype = getattr(torch, self.precision)
+            hidden = torch.cat([net.convolutions(torch.from_numpy(rows[a:b]).to(dtype)) for a, b in _chunks(len(rows))])
+        return hidden, flat
 
     def _load(self):
         if self._net is None:
@@ -124,6 +146,19 @@ class ProsodyEncoder:
             self._net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
             self._net.eval().to(getattr(torch, self.precision))
         return self._net
+
+
+def _chunks(rows: int) -> list[tuple[int, int]]:
+    """[start, end) row ranges of at most _CONV_CHUNK (129 where a last chunk of one would follow) inside each
+    block of _BLOCK rows: one window gets a call of its own only where a block held one window alone."""
+    out = []
+    for block in range(0, rows, _BLOCK):
+        end = min(block + _BLOCK, rows)
+        starts = list(range(block, end, _CONV_CHUNK))
+        if len(starts) > 1 and end - starts[-1] == 1:
+            starts.pop()
+        out += list(zip(starts, starts[1:] + [end]))
+    return out
 
 
 def _frames(x: np.ndarray, length: int, window: int) -> np.ndarray:
@@ -238,6 +273,9 @@ def _crepe_tiny():
             self.classifier = torch.nn.Linear(256, 360)
 
         def forward(self, frames):  # (B, 1024) normalised -> (B, 360) pitch-bin probabilities
+            return self.classify(self.convolutions(frames))
+
+        def convolutions(self, frames):  # (B, 1024) -> (B, 256), the classifier's input
             x = frames[:, None, :]
             for i in range(6):
                 conv, bn = getattr(self, f"conv{i + 1}"), getattr(self, f"conv{i + 1}_BN")
@@ -245,7 +283,10 @@ def _crepe_tiny():
                 x = F.conv1d(x, conv.weight[..., 0], conv.bias, stride=conv.stride[0])
                 x = F.batch_norm(F.relu(x), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
                 x = F.max_pool1d(x, 2, 2)
-            return torch.sigmoid(self.classifier(x.permute(0, 2, 1).reshape(len(frames), -1)))
+            return x.permute(0, 2, 1).reshape(len(frames), -1)
+
+        def classify(self, hidden):  # (B, 256) -> (B, 360)
+            return torch.sigmoid(self.classifier(hidden))
 
     return CrepeTiny()
 

@@ -172,7 +172,7 @@ def stream_to_cache(cache, encoder, media: str | Path, clip_id: str, chunk_s: in
     t = timings if timings is not None else {}
     for k in ("decode", "whisper", "prosody", "write"):
         t.setdefault(k, 0.0)
-    whisper, prosody = encoder.whisper, encoder.prosody
+    whisper = encoder.whisper
     cache.root.mkdir(parents=True, exist_ok=True)
     f0s, pers, louds, n_samples = [], [], [], 0
     with tempfile.TemporaryFile(dir=cache.root) as rows_file:
@@ -180,16 +180,17 @@ def stream_to_cache(cache, encoder, media: str | Path, clip_id: str, chunk_s: in
                                                MARGIN):
             n_samples += own
             frames = num_frames(own, 50.0)
-            start = time.perf_counter()
-            rows = np.asarray(whisper.encode(x[left : left + own]), dtype=np.float32)
-            _check_finite(rows, encoder, clip_id)
-            rows_file.write(np.ascontiguousarray(rows[:frames]).tobytes())
-            t["whisper"] += time.perf_counter() - start
-            # CREPE and loudness on the chunk with its margins; keep only the chunk's own frames
+            # Whisper on the chunk's own audio, CREPE on the chunk with its margins (at the same time where the
+            # stack runs them concurrently: then "whisper" times both); keep only the chunk's own frames
             start = time.perf_counter()
             skip = left // _HOP
             total = skip + frames
-            f0, per = prosody.pitch(x, total)
+            rows, (f0, per) = encoder.whisper_and_pitch(x[left : left + own], x, total)
+            rows = np.asarray(rows, dtype=np.float32)
+            _check_finite(rows, encoder, clip_id)
+            rows_file.write(np.ascontiguousarray(rows[:frames]).tobytes())
+            t["whisper"] += time.perf_counter() - start
+            start = time.perf_counter()
             f0s.append(f0[skip:])
             pers.append(per[skip:])
             louds.append(loudness_db(x, total)[skip:])
