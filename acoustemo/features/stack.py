@@ -33,7 +33,7 @@ class DefaultAcousticStack:
         # is fixed when its runtime loads. threads=0: torch's thread count.
         total = threads or _torch_threads()
         self.concurrent = total >= 2
-        self.crepe_threads = total - total // 2 if self.concurrent else 0
+        self.crepe_threads = max(1, total - total // 2)
         self.whisper = WhisperEncoder(size=whisper_size, compute_type=compute_type, pad_last_window=pad_last_window,
                                       threads=total // 2 if self.concurrent else threads)
         self.prosody = ProsodyEncoder(threads=threads, precision=prosody_precision)
