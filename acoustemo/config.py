@@ -19,7 +19,7 @@ ABLATIONS = ("full", "no-global", "fixed-window", "no-utterance")
 LAYOUTS = ("interleaved", "paper")
 STREAM_NORMS = ("layernorm", "none")
 # Fields added after checkpoints were shipped: a config.json without them was written with these values.
-LEGACY_DEFAULTS = {"stream_norm": "layernorm", "window_stats": False, "speaker_relative": []}
+LEGACY_DEFAULTS = {"stream_norm": "layernorm", "window_stats": False, "speaker_relative": [], "mark_target": False}
 
 # Fields that only change how a batch is built or run, not the weights: a checkpoint may load under other values.
 RUNTIME_FIELDS = frozenset({"max_seq_len", "min_window_tokens", "min_global_tokens", "answer_budget_tokens",
@@ -71,6 +71,9 @@ class ModelConfig:
     fixed_window_s: float = 2.0
     # Prompt layout: "interleaved" puts each utterance's tokens right after its line; "paper" = [T_V; T_A; prompt].
     layout: str = "interleaved"
+    # Beyond the paper: flag the target speaker's lines in the prompt ('Ben (target): "..." <tokens>'), so the LLM
+    # need not match the question's name to each line to know whose tokens count (data/prompt.py).
+    mark_target: bool = False
     # Token budget: (1+N)·K acoustic tokens grow with the number of utterances N. When a dialogue would exceed
     # max_seq_len, the dataset lowers the tokens per utterance window (down to min_window_tokens, by average
     # pooling the Q-Former's K outputs), then the global tokens (down to min_global_tokens), and warns; if even

@@ -4,6 +4,7 @@ features), or its probe rows alone: the issue-#17 figures measured before a whol
     python benchmarks/bench_subset.py bench_data/n1000 --train-limit 280 --out /tmp/b280     # full, seed 0
     python benchmarks/bench_subset.py bench_data/n1000 --probes-only --out /tmp/probes       # probe rows, 700 train
     python benchmarks/bench_subset.py bench_data/n1000 --train-limit 280 --train '{"freeze_acoustic": false}' --out /tmp/j
+    python benchmarks/bench_subset.py bench_data/n1000 --model '{"mark_target": true}' --seeds 2 --out /tmp/mt
 
 The subset folder holds the cut manifests, links to the bench's media and feature cache, and copies of meta.json
 and groupings.json; the table is printed as `bench run` prints it.
@@ -27,6 +28,8 @@ def main() -> None:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--probes-only", action="store_true", help="score the probe rows, train nothing")
     ap.add_argument("--train", default="{}", help='TrainConfig overrides as JSON, e.g. \'{"freeze_acoustic": false}\'')
+    ap.add_argument("--model", default="{}", help='ModelConfig overrides as JSON, e.g. \'{"mark_target": true}\'')
+    ap.add_argument("--no-probes", action="store_true", help="train and score the learned rows only")
     args = ap.parse_args()
 
     from acoustemo.bench.run import RunConfig, run_benchmark, run_probe
@@ -41,8 +44,8 @@ def main() -> None:
         if not link.exists():
             os.symlink(target, link)
     cfg = RunConfig(ablations=tuple(args.ablations.split(",")), seeds=tuple(int(s) for s in args.seeds.split(",")),
-                    probes=not args.probes_only, progress=False, isolate=False,
-                    train=json.loads(args.train))
+                    probes=not (args.probes_only or args.no_probes), progress=False, isolate=False,
+                    train=json.loads(args.train), model=json.loads(args.model))
     if args.probes_only:
         memo: dict = {}
         for pooling, name in (("utterance", "probe"), ("global", "probe-global")):

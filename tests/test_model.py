@@ -398,3 +398,16 @@ def test_real_offline_llm_loads_and_generates():
     assert text == [expected] and expected  # the real LLM answers the prompt: five tokens of text
     report = model.parameter_report()
     assert report["lora"] > 0 and report["total"] > 130_000_000 > report["trainable"]
+
+
+def test_mark_target_reaches_the_prompt_and_a_legacy_config_reads_without_it():
+    cfg = ModelConfig.preset("debug", mark_target=True)
+    model = AcoustEmoModel(cfg).eval()
+    ds, _ = build(model, cfg, clips=[CLIPS[0]])  # speakers A, B, A; the target is A
+    text = model.tokenizer.decode(ds[0]["input_ids"])
+    assert text.count("A (target):") == 2 and "B (target)" not in text and text.count("B:") == 1
+    plain = ModelConfig.preset("debug")
+    assert "(target)" not in model.tokenizer.decode(build(model, plain, clips=[CLIPS[0]])[0][0]["input_ids"])
+    saved = cfg.to_json()
+    del saved["mark_target"]  # a checkpoint written before the switch existed
+    assert ModelConfig.from_json(saved).mark_target is False

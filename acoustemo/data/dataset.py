@@ -59,7 +59,8 @@ class AcoustEmoDataset(torch.utils.data.Dataset):
         windows = [audio[a:b] for a, b in (frame_range(s, e, rate, audio.shape[0]) for s, e in times or [])]
         video = self._visual(clip)
 
-        user = build_prompt(clip, times, cfg.layout, cfg.ablation, cfg.uses_global, video is not None)
+        user = build_prompt(clip, times, cfg.layout, cfg.ablation, cfg.uses_global, video is not None,
+                            cfg.mark_target)
         prompt_ids = self._tokenize_prompt(chat_prompt(self.tokenizer, user))
         answer_ids, n_emotion = [], 0
         if self.with_answers:

@@ -1,0 +1,96 @@
+"""What a finished run's stage-1 label heads alone answer on the test split, beside what its LLM answered.
+
+    python benchmarks/stage1_heads.py RUN_DIR BENCH_DIR [--out DIR]
+    # RUN_DIR: a bench run's <row>/seed<N> folder (train/best holds the model); BENCH_DIR: its `bench make` folder
+
+With the default recipe the LM stage trains LoRA only (freeze_acoustic), so the saved model's Q-Formers are the
+ones stage 1 kept. Each clip's tokens (global + the target's windows) are dotted with the label words' embeddings
+(training/align.py label_logits); the per-word biases, not saved with the model, are refit by logistic regression
+with the slope fixed at 1 on the train split (as stage 1 fitted them) and, separately, on the val split. Both
+prediction sets are scored by `bench run`'s scorer (Avg, exact sets, per-label F1, distractor false alarms) and
+printed as JSON beside the run's own scores.json: how much of the tokens' evidence the LM stage keeps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path)
+    ap.add_argument("bench", type=Path)
+    ap.add_argument("--out", type=Path, default=None, help="where the heads' predictions go (default: RUN_DIR)")
+    args = ap.parse_args()
+
+    from accelerate import Accelerator
+
+    from acoustemo.bench.run import score_predictions
+    from acoustemo.data.dataset import collate
+    from acoustemo.data.manifest import read_manifest
+    from acoustemo.model.acoustemo import AcoustEmoModel
+    from acoustemo.training import TrainConfig
+    from acoustemo.training.align import clip_token_groups, label_heads, label_logits
+    from acoustemo.training.loop import _dataset, _feature_loaders
+
+    out = args.out or args.run
+    out.mkdir(parents=True, exist_ok=True)
+    model_dir = args.run / "train" / "best"
+    cfg = TrainConfig.load(model_dir / "train_config.json")
+    if not cfg.freeze_acoustic:
+        raise SystemExit(f"{args.run}: its LM stage trained the Q-Formers too (freeze_acoustic false), so the saved "
+                         "Q-Formers are not stage 1's; this check needs a frozen-stage run")
+    model = AcoustEmoModel.from_pretrained(model_dir, llm_dtype="float32").eval()
+    splits = {s: read_manifest(args.bench / f"{s}.jsonl") for s in ("train", "val", "test")}
+    loaders = _feature_loaders(sum(splits.values(), []), cfg, Path(cfg.cache_dir), Accelerator(cpu=True))
+    words, heads, _ = label_heads(model, splits["train"])
+
+    @torch.no_grad()
+    def scores(clips):  # (N, V) logits without the biases
+        ds = _dataset(clips, loaders, model, model.cfg, with_answers=False)
+        rows = []
+        for i in range(0, len(clips), 16):
+            examples = [ds[j] for j in range(i, min(i + 16, len(clips)))]
+            groups = clip_token_groups(model, collate(examples, model.tokenizer.pad_token_id), clips[i:i + len(examples)],
+                                       [len(e["windows"]) for e in examples])
+            rows.append(label_logits(groups, model.global_qformer is not None, heads, torch.zeros(len(words)),
+                                     cfg.align_pooling))
+        return torch.cat(rows)
+
+    logits = {s: scores(c) for s, c in splits.items()}
+    gold = {s: torch.tensor([[w in c.labels for w in words] for c in clips], dtype=torch.float32)
+            for s, clips in splits.items()}
+    report = {"words": words, "llm": _summary(json.loads((args.run / "scores.json").read_text()))}
+    for fit in ("train", "val"):
+        bias = torch.zeros(len(words), requires_grad=True)
+        opt = torch.optim.LBFGS([bias], max_iter=200)
+
+        def closure():
+            opt.zero_grad()
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits[fit] + bias, gold[fit])
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        probs = (logits["test"] + bias.detach()).sigmoid()
+        path = out / f"preds_heads_bias_{fit}.jsonl"
+        with path.open("w") as f:  # stage1_labels' rule: every word with p >= 0.5, else the most probable
+            for clip, p in zip(splits["test"], probs.tolist()):
+                picked = [w for w, x in zip(words, p) if x >= 0.5] or [words[max(range(len(p)), key=p.__getitem__)]]
+                f.write(json.dumps({"id": clip.id, "emotions": picked, "explanation": ""}) + "\n")
+        report[f"heads_bias_{fit}"] = _summary(score_predictions(args.bench, path))
+    print(json.dumps(report, indent=1))
+
+
+def _summary(scores: dict) -> dict:
+    return {"avg": round(scores["avg"], 2), "exact_sets": scores["exact_sets"],
+            "per_label_f1": {k: round(v, 1) for k, v in scores["per_label_f1"].items()},
+            "distractor_false_alarm_pct": round(scores["distractor_false_alarms"]["rate"], 1)}
+
+
+if __name__ == "__main__":
+    main()
