@@ -34,7 +34,7 @@ def main() -> None:
     from acoustemo.data.manifest import read_manifest
     from acoustemo.model.acoustemo import AcoustEmoModel
     from acoustemo.training import TrainConfig
-    from acoustemo.training.align import clip_token_groups, label_heads, label_logits
+    from acoustemo.training.align import AlignResult, clip_token_groups, label_heads, label_logits, stage1_labels
     from acoustemo.training.loop import _dataset, _feature_loaders
 
     out = args.out or args.run
@@ -61,7 +61,8 @@ def main() -> None:
                                      cfg.align_pooling))
         return torch.cat(rows)
 
-    logits = {s: scores(c) for s, c in splits.items()}
+    logits = {s: scores(c) for s, c in splits.items() if s != "test"}
+    test_ds = _dataset(splits["test"], loaders, model, model.cfg, with_answers=False)
     gold = {s: torch.tensor([[w in c.labels for w in words] for c in clips], dtype=torch.float32)
             for s, clips in splits.items()}
     report = {"words": words, "llm": _summary(json.loads((args.run / "scores.json").read_text()))}
@@ -76,12 +77,11 @@ def main() -> None:
             return loss
 
         opt.step(closure)
-        probs = (logits["test"] + bias.detach()).sigmoid()
         path = out / f"preds_heads_bias_{fit}.jsonl"
-        with path.open("w") as f:  # stage1_labels' rule: every word with p >= 0.5, else the most probable
-            for clip, p in zip(splits["test"], probs.tolist()):
-                picked = [w for w, x in zip(words, p) if x >= 0.5] or [words[max(range(len(p)), key=p.__getitem__)]]
-                f.write(json.dumps({"id": clip.id, "emotions": picked, "explanation": ""}) + "\n")
+        picked = stage1_labels(model, test_ds, splits["test"], AlignResult([], words, bias.detach()), cfg.align_pooling)
+        with path.open("w") as f:
+            for clip in splits["test"]:
+                f.write(json.dumps({"id": clip.id, "emotions": picked[clip.id], "explanation": ""}) + "\n")
         report[f"heads_bias_{fit}"] = _summary(score_predictions(args.bench, path))
     print(json.dumps(report, indent=1))
 
