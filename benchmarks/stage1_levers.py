@@ -34,6 +34,8 @@ def main() -> None:
     ap.add_argument("--schedule", default="constant", help="stage-1 lr schedule: constant or cosine")
     ap.add_argument("--keep-best", action="store_true", help="score --eval-split after every epoch and keep the best")
     ap.add_argument("--report-split", default="", help="also score this split (e.g. test) with the final weights")
+    ap.add_argument("--model", default="{}", help='ModelConfig overrides for every variant, e.g. \'{"qformer_dropout": 0.3}\'')
+    ap.add_argument("--weight-decay", type=float, default=0.05, help="stage-1 AdamW weight decay (TrainConfig.weight_decay)")
     args = ap.parse_args()
 
     from acoustemo.bench.run import per_label_f1
@@ -70,6 +72,7 @@ def main() -> None:
                          window_stats="stats" in parts, num_queries=16 if "q16" in parts else 8)
         if keep:
             overrides["acoustic_streams"] = [("prosody", len(PROSODY_CHANNELS))]
+        overrides.update(json.loads(args.model))
         if "rel" in parts:
             overrides["speaker_relative"] = ["prosody"]
         pooling = "max" if "max" in parts else "mean"
@@ -86,7 +89,7 @@ def main() -> None:
             return _avg([gold[k] for k in gold], [pred[k] for k in gold])
 
         t0 = time.perf_counter()
-        result = align_acoustic(model, ds(train), train, args.epochs, args.lr, 16, 4.0, 0.05, args.seed, "labels",
+        result = align_acoustic(model, ds(train), train, args.epochs, args.lr, 16, 4.0, args.weight_decay, args.seed, "labels",
                                 pooling, evaluate=score if args.keep_best else None, keep_best=args.keep_best,
                                 schedule=args.schedule)
         seconds = time.perf_counter() - t0
@@ -105,7 +108,7 @@ def main() -> None:
             "epoch_scores": [round(100 * v, 2) for v in result.val_scores], "best_epoch": result.best_epoch,
             "eval_avg": round(100 * _avg([gold[k] for k in gold], [pred[k] for k in gold]), 2),
             "f1": {k: round(v, 1) for k, v in per_label_f1(gold, pred).items()},
-            **report, "cpu": torch.backends.cpu.get_cpu_capability(),
+            **report, "weight_decay": args.weight_decay, "cpu": torch.backends.cpu.get_cpu_capability(),
         }), flush=True)
 
 
