@@ -26,7 +26,7 @@ RUNTIME_FIELDS = frozenset({"max_seq_len", "min_window_tokens", "min_global_toke
                             "llm_dtype", "lora_dropout", "qformer_dropout"})
 
 # The offline default acoustic encoder (features "default"): Whisper-base encoder + the prosody stream.
-DEFAULT_STREAMS = (("whisper", 512), ("prosody", 13))  # = get_acoustic_encoder("default").streams
+DEFAULT_STREAMS = (("whisper", 512), ("prosody", 14))  # = get_acoustic_encoder("default").streams
 
 
 @dataclass

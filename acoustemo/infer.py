@@ -178,7 +178,7 @@ def _check_streams(folder: Path, acoustic) -> None:
     raise ConfigError(
         f"{folder} was trained on acoustic streams {saved}, but the encoder '{acoustic.id}' of "
         f"this acoustemo produces {produced} (the prosody stream has 13 channels since "
-        f"its version 2); retrain on features of this encoder (`acoustemo train ... --encoder {acoustic.id}`), or "
+        f"its version 2, 14 since its version 3); retrain on features of this encoder (`acoustemo train ... --encoder {acoustic.id}`), or "
         f"predict with the acoustemo release that trained it")
 
 

@@ -40,8 +40,8 @@ def test_features_load_back_with_frame_rate_and_shape(tmp_path, clip_wav):
     cache, enc = FeatureCache(tmp_path / "cache"), get_acoustic_encoder("prosody")
     f = cache.get_or_compute(path, enc, "clip/1")
     back = load_features(cache.path("clip/1", enc))
-    assert back.frame_rate_hz == 50.0 and back.encoder_id == "prosody" and back.streams == [("prosody", 13)]
-    assert back.data.shape == (math.ceil(back.duration_s * back.frame_rate_hz), 13)
+    assert back.frame_rate_hz == 50.0 and back.encoder_id == "prosody" and back.streams == [("prosody", 14)]
+    assert back.data.shape == (math.ceil(back.duration_s * back.frame_rate_hz), 14)
     assert back.duration_s == pytest.approx(len(wav) / SR)
     np.testing.assert_array_equal(back.data, f.data)
     assert back.metadata["settings"] == enc.settings() and len(back.metadata["media_sha256"]) == 64
@@ -127,7 +127,7 @@ def test_corrupt_file_is_a_miss_and_is_replaced(tmp_path, clip_wav):
     file.write_bytes(file.read_bytes()[:100])
     assert cache.load(path, enc, "c1") is None
     cache.get_or_compute(path, enc, "c1")
-    assert load_features(file).data.shape[1] == 13
+    assert load_features(file).data.shape[1] == 14
 
 
 def test_stale_temp_files_of_dead_writers_are_removed(tmp_path):

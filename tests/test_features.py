@@ -70,13 +70,18 @@ def test_prosody_shows_loudness_burst_at_the_right_time(sentence):
     louder[a:b] *= 10 ** (6 / 20)  # +6 dB for one second
     plain, x = _prosody(wav)
     burst, _ = _prosody(louder)
-    assert x.shape == (math.ceil(len(wav) / SR * 50), 13)
+    assert x.shape == (math.ceil(len(wav) / SR * 50), 14)
     diff_db = (burst["loudness"] - plain["loudness"]) * 20
     inside, outside = slice(53, 97), np.r_[0:45, 105:len(diff_db)]
     assert np.median(diff_db[inside]) == pytest.approx(6.0, abs=0.5)  # absolute level kept, not normalised away
     assert np.abs(diff_db[outside]).max() < 0.5
     assert (burst["loud_local"] - plain["loud_local"])[inside].mean() * 10 > 3  # stands out of its local baseline
     assert (burst["loud_steady"] - plain["loud_steady"])[inside].mean() * 10 > 3  # and so do its steady voiced frames
+    # loud_voiced: the second's voiced level against the voiced median of the 5 s around it. On this 4.6 s clip the
+    # burst is a fifth of that median's frames, so it lifts the baseline too: the frames outside read ~1-2 dB lower.
+    rise = (burst["loud_voiced"] - plain["loud_voiced"]) * 10
+    assert 50 <= int(np.argmax(burst["loud_voiced"])) < 100  # the channel peaks inside the burst
+    assert rise[60:90].mean() > 3 and rise[60:90].mean() - rise[np.r_[0:20, 130:len(rise)]].mean() > 4
 
 
 def test_prosody_is_finite_over_long_silence(sentence):
@@ -159,10 +164,10 @@ def test_default_stack_streams_and_shape(dialogue):
     wav, _ = sf.read(wav_path, dtype="float32")
     enc = get_acoustic_encoder("default")
     x = enc.encode(wav)
-    assert enc.streams == [("whisper", 512), ("prosody", 13)] and enc.dim == 525
-    assert x.shape == (math.ceil(len(wav) / SR * 50), 525)
+    assert enc.streams == [("whisper", 512), ("prosody", 14)] and enc.dim == 526
+    assert x.shape == (math.ceil(len(wav) / SR * 50), 526)
     f = Features(x, enc.frame_rate_hz, enc.id, enc.streams, len(wav) / SR)
-    assert f.stream("prosody").shape[1] == 13
+    assert f.stream("prosody").shape[1] == 14
     enc.release()  # prediction frees the Whisper runtime after each clip; the next encode reloads it
     assert enc.whisper._model is None
     np.testing.assert_array_equal(enc.encode(wav), x)
@@ -323,3 +328,13 @@ def test_hf_image_encoder(tmp_path, dialogue_video):
     f = FeatureCache(tmp_path / "cache").get_or_compute(video, enc, "vid")
     assert f.data.shape[1] == 16 and f.frame_rate_hz == 1.0 and len(f.data) >= 2
     assert not np.allclose(f.data[0], f.data[-1])  # the test pattern moves
+
+
+def test_voiced_median_reads_only_voiced_frames_within_the_cut_window():
+    from acoustemo.features.prosody import _voiced_median
+
+    x = np.arange(10.0)
+    voiced = np.array([1, 1, 0, 0, 1, 1, 1, 0, 1, 1], dtype=bool)
+    out = _voiced_median(x, voiced, 2, block=3)  # blocks smaller than the clip: the same answer
+    assert out[0] == 0.5 and out[3] == 4.0 and out[7] == 7.0 and out[9] == 8.5
+    assert np.isnan(_voiced_median(x, np.zeros(10, dtype=bool), 2)).all()

@@ -1,10 +1,10 @@
 """The offline default acoustic features: Whisper-base encoder frames + the prosody stream, one 50 Hz grid.
 
-    F_A = [whisper (512) | prosody (13)]   streams = [("whisper", 512), ("prosody", 13)]
+    F_A = [whisper (512) | prosody (14)]   streams = [("whisper", 512), ("prosody", 14)]
 
 Both encoders already produce L = ceil(seconds * 50) frames on the same 20 ms grid, so stacking is a
 concatenation. The streams are kept raw and named: the model LayerNorms and projects each one on its own,
-so 512 Whisper dims cannot swamp 13 prosody dims.
+so 512 Whisper dims cannot swamp 14 prosody dims.
 
 The default encodes the last (or only) Whisper window at the clip's own length instead of padding it to
 30 s (`pad_last_window=False`): ~10x cheaper on 5-10 s clips, which is what makes the stack run well above
@@ -45,7 +45,7 @@ class DefaultAcousticStack:
                 "prosody": {"version": self.prosody.version, **self.prosody.settings()}}
 
     def encode(self, waveform: np.ndarray) -> np.ndarray:
-        """(n,) float32 16 kHz -> (L, 512 + 13) float32."""
+        """(n,) float32 16 kHz -> (L, 512 + 14) float32."""
         waveform = np.asarray(waveform, dtype=np.float32)
         length = num_frames(len(waveform), self.frame_rate_hz)
         whisper, (f0_hz, periodicity) = self.whisper_and_pitch(waveform, waveform, length)
