@@ -235,17 +235,17 @@ def _masked_mean(x: np.ndarray, mask: np.ndarray, window: int) -> np.ndarray:
 def _voiced_median(x: np.ndarray, voiced: np.ndarray, half: int, block: int = 2048) -> np.ndarray:
     """Median of x over the voiced frames within +-`half` frames of each frame (the window cut at the ends, not
     padded: a baseline must not be pulled by invented frames); NaN where none is voiced. Rows in blocks, so a
-    long recording costs bounded memory."""
-    import warnings
-
+    long recording costs bounded memory (an hour at 50 Hz: a few seconds)."""
     from numpy.lib.stride_tricks import sliding_window_view
 
     windows = sliding_window_view(np.pad(np.where(voiced, x, np.nan), half, constant_values=np.nan), 2 * half + 1)
     out = np.full(len(x), np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows: no voiced frame near, NaN is the answer
-        for start in range(0, len(x), block):
-            out[start : start + block] = np.nanmedian(windows[start : start + block], axis=1)
+    for start in range(0, len(x), block):
+        rows = np.sort(windows[start : start + block], axis=1)  # NaNs (unvoiced) sort last
+        n = np.count_nonzero(~np.isnan(rows), axis=1)
+        idx = np.arange(len(rows))
+        mid = (rows[idx, np.maximum(n - 1, 0) // 2] + rows[idx, n // 2]) / 2  # the two middle values (one when n is odd)
+        out[start : start + block] = np.where(n > 0, mid, np.nan)
     return out
 
 
