@@ -6,7 +6,7 @@ meanwhile, and the server's memory before, during and after; prints JSON (issue 
 The server is the real command (`python -m acoustemo serve --port 0`, the shipped checkpoint unless --model) in
 its own process, so its memory (VmRSS / VmHWM from /proc) is the server's alone. The clip is examples/sample.wav
 (8 s, three utterances) with examples/sample.srt; upload i gets its own copy (i ms of silence appended, so no
-upload hits another's cached features), its own speaker names in the subtitles ("Maya" -> "Maya-i") and its own
+upload hits another's cached features), its own speaker names in the subtitles ("Rosa" -> "Rosa-i") and its own
 `speaker` field, and its answer must carry exactly those back.
 
 - baseline: the server's RSS after one warm-up upload (encoders and the LLM loaded, allocator warm);
@@ -71,10 +71,10 @@ def make_uploads(n: int, folder: Path, offset_ms: int = 1) -> list[dict]:
     for i in range(n):
         buf = io.BytesIO()
         sf.write(buf, np.concatenate([wav, np.zeros(int(sr * (offset_ms + i) / 1000), np.float32)]), sr, format="WAV")
-        subs = srt.replace("Maya:", f"Maya-{i}:").replace("Kira:", f"Kira-{i}:")
-        uploads.append({"name": f"clip{i}.wav", "speaker": f"Maya-{i}", "speakers": {f"Maya-{i}", f"Kira-{i}"},
+        subs = srt.replace("Rosa:", f"Rosa-{i}:").replace("Grace:", f"Grace-{i}:")
+        uploads.append({"name": f"clip{i}.wav", "speaker": f"Rosa-{i}", "speakers": {f"Rosa-{i}", f"Grace-{i}"},
                         "parts": [("media", f"clip{i}.wav", buf.getvalue()), ("subtitles", f"clip{i}.srt", subs.encode()),
-                                  ("speaker", None, f"Maya-{i}".encode())]})
+                                  ("speaker", None, f"Rosa-{i}".encode())]})
     return uploads
 
 
