@@ -338,3 +338,11 @@ def test_voiced_median_reads_only_voiced_frames_within_the_cut_window():
     out = _voiced_median(x, voiced, 2, block=3)  # blocks smaller than the clip: the same answer
     assert out[0] == 0.5 and out[3] == 4.0 and out[7] == 7.0 and out[9] == 8.5
     assert np.isnan(_voiced_median(x, np.zeros(10, dtype=bool), 2)).all()
+
+
+def test_prosody_channels_of_zero_and_one_frame():
+    from acoustemo.features.prosody import prosody_channels
+
+    assert prosody_channels(np.zeros(0), np.zeros(0), np.zeros(0)).shape == (0, 14)
+    one = prosody_channels(np.full(1, 150.0), np.full(1, 0.9), np.full(1, -30.0))
+    assert one.shape == (1, 14) and one[0, 13] == 0.0  # a lone voiced frame is its own baseline

@@ -238,6 +238,8 @@ def _voiced_median(x: np.ndarray, voiced: np.ndarray, half: int, block: int = 20
     long recording costs bounded memory (an hour at 50 Hz: a few seconds)."""
     from numpy.lib.stride_tricks import sliding_window_view
 
+    if len(x) == 0:  # no frames: nothing to take a median of (the padded view needs one frame)
+        return np.full(0, np.nan)
     windows = sliding_window_view(np.pad(np.where(voiced, x, np.nan), half, constant_values=np.nan), 2 * half + 1)
     out = np.full(len(x), np.nan)
     for start in range(0, len(x), block):
