@@ -30,11 +30,10 @@ def main() -> None:
     from accelerate import Accelerator
 
     from acoustemo.bench.run import score_predictions
-    from acoustemo.data.dataset import collate
     from acoustemo.data.manifest import read_manifest
     from acoustemo.model.acoustemo import AcoustEmoModel
     from acoustemo.training import TrainConfig
-    from acoustemo.training.align import AlignResult, clip_token_groups, label_heads, label_logits, stage1_labels
+    from acoustemo.training.align import AlignResult, label_heads, stage1_labels, stage1_logits
     from acoustemo.training.loop import _dataset, _feature_loaders
 
     out = args.out or args.run
@@ -47,21 +46,11 @@ def main() -> None:
     model = AcoustEmoModel.from_pretrained(model_dir, llm_dtype="float32").eval()
     splits = {s: read_manifest(args.bench / f"{s}.jsonl") for s in ("train", "val", "test")}
     loaders = _feature_loaders(sum(splits.values(), []), cfg, Path(cfg.cache_dir), Accelerator(cpu=True))
-    words, heads, _ = label_heads(model, splits["train"])
+    words = label_heads(model, splits["train"])[0]
 
-    @torch.no_grad()
-    def scores(clips):  # (N, V) logits without the biases
-        ds = _dataset(clips, loaders, model, model.cfg, with_answers=False)
-        rows = []
-        for i in range(0, len(clips), 16):
-            examples = [ds[j] for j in range(i, min(i + 16, len(clips)))]
-            groups = clip_token_groups(model, collate(examples, model.tokenizer.pad_token_id), clips[i:i + len(examples)],
-                                       [len(e["windows"]) for e in examples])
-            rows.append(label_logits(groups, model.global_qformer is not None, heads, torch.zeros(len(words)),
-                                     cfg.align_pooling))
-        return torch.cat(rows)
-
-    logits = {s: scores(c) for s, c in splits.items() if s != "test"}
+    zero = torch.zeros(len(words))
+    logits = {s: stage1_logits(model, _dataset(c, loaders, model, model.cfg, with_answers=False), c, words, zero,
+                               cfg.align_pooling) for s, c in splits.items() if s != "test"}
     test_ds = _dataset(splits["test"], loaders, model, model.cfg, with_answers=False)
     gold = {s: torch.tensor([[w in c.labels for w in words] for c in clips], dtype=torch.float32)
             for s, clips in splits.items()}

@@ -211,22 +211,31 @@ def align_acoustic(model, dataset, clips, epochs: int, lr: float, batch_size: in
 
 
 @torch.no_grad()
-def stage1_labels(model, dataset, clips, result: AlignResult, pooling: str, batch_size: int = 16,
-                  ) -> dict[str, list[str]]:
-    """What the stage-1 heads alone answer per clip (every word with p >= 0.5, else the most probable one): how
-    much of the labels the Q-Former tokens carry before the LLM reads them."""
-    heads = torch.stack([_text_embedding(model, " " + w) for w in result.words])
+@torch.no_grad()
+def stage1_logits(model, dataset, clips, words: list[str], bias: torch.Tensor, pooling: str,
+                  batch_size: int = 16) -> torch.Tensor:
+    """(N, V) logits of the stage-1 heads for `words` (with `bias`) on each clip's tokens, in eval mode."""
+    heads = torch.stack([_text_embedding(model, " " + w) for w in words])
     pad = model.tokenizer.pad_token_id
     was_training = model.training
     model.eval()
-    out = {}
+    rows = []
     for i in range(0, len(clips), batch_size):
         examples = [dataset[j] for j in range(i, min(i + batch_size, len(clips)))]
         part = clips[i : i + len(examples)]
         groups = clip_token_groups(model, collate(examples, pad), part, [len(e["windows"]) for e in examples])
-        probs = label_logits(groups, model.global_qformer is not None, heads, result.bias, pooling).sigmoid()
-        for clip, p in zip(part, probs):
-            picked = [w for w, x in zip(result.words, p.tolist()) if x >= 0.5]
-            out[clip.id] = picked or [result.words[int(p.argmax())]]
+        rows.append(label_logits(groups, model.global_qformer is not None, heads, bias, pooling))
     model.train(was_training)
+    return torch.cat(rows) if rows else torch.zeros(0, len(words))
+
+
+def stage1_labels(model, dataset, clips, result: AlignResult, pooling: str, batch_size: int = 16,
+                  ) -> dict[str, list[str]]:
+    """What the stage-1 heads alone answer per clip (every word with p >= 0.5, else the most probable one): how
+    much of the labels the Q-Former tokens carry before the LLM reads them."""
+    probs = stage1_logits(model, dataset, clips, result.words, result.bias, pooling, batch_size).sigmoid()
+    out = {}
+    for clip, p in zip(clips, probs):
+        picked = [w for w, x in zip(result.words, p.tolist()) if x >= 0.5]
+        out[clip.id] = picked or [result.words[int(p.argmax())]]
     return out
