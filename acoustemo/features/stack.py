@@ -27,7 +27,7 @@ class DefaultAcousticStack:
     version = "1"
     frame_rate_hz = 50.0
 
-    def __init__(self, whisper_size: str = "base", pad_last_window: bool = False, compute_type: str = "int8", threads: int = 0,
+    def __init__(self, whisper_size: str = "base", pad_last_window: bool = False, compute_type: str = "float32", threads: int = 0,
                  prosody_precision: str = "float32"):
         # With 2+ threads the two encoders run at the same time on half of them each (see whisper_and_pitch); Whisper's share
         # is fixed when its runtime loads. threads=0: torch's thread count.

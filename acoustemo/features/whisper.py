@@ -26,12 +26,20 @@ _DIMS = {"base": 512, "tiny.en": 384}
 
 
 class WhisperEncoder:
-    """Frozen Whisper encoder (CTranslate2, CPU int8 by default): (n,) 16 kHz -> (L, d_model) at 50 Hz."""
+    """Frozen Whisper encoder (CTranslate2, float32 by default): (n,) 16 kHz -> (L, d_model) at 50 Hz.
+
+    Why float32 and not int8: CTranslate2's int8 kernels differ between CPUs. On the 30 s latency clip, int8
+    frames were 5.6 % (relative L2) off the float32 ones on an AVX512-VNNI CPU and 8.8 % off with oneDNN held
+    to AVX2, so the same clip gave different features (max abs difference up to 9) on two machines, and the
+    shipped checkpoint's answer changed with the CPU. float32 frames agree across CPUs and thread counts to
+    5e-4 and cost ~10-15 % more Whisper time (BENCHMARKS.md, issue #15). `compute_type="int8"` stays an option
+    (checkpoints trained before float32 record it and get it back, see TrainConfig.acoustic_options).
+    """
 
     version = "1"
     frame_rate_hz = 50.0
 
-    def __init__(self, size: str = "base", compute_type: str = "int8", threads: int = 0,
+    def __init__(self, size: str = "base", compute_type: str = "float32", threads: int = 0,
                  pad_last_window: bool = True, device: str = "cpu", batch_windows: int = 4):
         if size not in _DIMS:
             raise EncoderError(f"no offline Whisper '{size}'; choose one of {sorted(_DIMS)} or use 'hf:<local whisper folder>'")
