@@ -131,7 +131,7 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
     Features go to `cache_dir`, by default the training run's feature cache if it still exists, else
     $ACOUSTEMO_CACHE/features (~/.cache/acoustemo/features).
     """
-    from acoustemo.features.base import get_acoustic_encoder, get_visual_encoder
+    from acoustemo.features.base import get_visual_encoder
     from acoustemo.features.cache import FeatureCache
     from acoustemo.hardware import int8_by_default
     from acoustemo.model.acoustemo import AcoustEmoModel
@@ -149,7 +149,7 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
             from acoustemo.offline import cache_dir as user_cache
 
             cache_dir = user_cache() / "features"
-    acoustic = get_acoustic_encoder(acoustic_encoder or (train_cfg.acoustic_encoder if train_cfg else "default"))
+    acoustic = trained_acoustic_encoder(train_cfg, acoustic_encoder)
     _check_streams(folder, acoustic)
     device = torch.device(device) if device else _default_device()
     model = AcoustEmoModel.from_pretrained(folder, llm_dtype=llm_dtype, device=device)
@@ -163,6 +163,17 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
         visual_name = "default"
     visual = get_visual_encoder(visual_name) if visual_name else None
     return Predictor(model, folder, FeatureCache(cache_dir), acoustic, visual, max_new_tokens, drafts)
+
+
+def trained_acoustic_encoder(train_cfg, name: str | None = None):
+    """The acoustic encoder a checkpoint was trained on (`name` overrides it), built with the options its features
+    were made with (TrainConfig.acoustic_options, e.g. Whisper's compute type; int8 for runs saved before they
+    were recorded), so that a later release's defaults cannot change its features."""
+    from acoustemo.features.base import get_acoustic_encoder
+
+    name = name or (train_cfg.acoustic_encoder if train_cfg else "default")
+    trained_on = train_cfg is not None and name == train_cfg.acoustic_encoder
+    return get_acoustic_encoder(name, **(train_cfg.acoustic_options if trained_on else {}))
 
 
 def _check_streams(folder: Path, acoustic) -> None:

@@ -45,6 +45,17 @@ def test_whisper_frames_50hz(sentence, name, options, dim):
     assert np.isfinite(x).all() and x.std(axis=0).mean() > 0.01  # frames differ over time
 
 
+def test_whisper_is_float32_by_default_and_its_frames_do_not_depend_on_the_thread_count(sentence):
+    """int8 frames differ between CPUs (and, on some, thread counts); float32 ones are what a run pins."""
+    from acoustemo.features.base import encoder_key
+
+    _, wav = sentence
+    one, two = (get_acoustic_encoder("whisper-base", threads=n).encode(wav) for n in (1, 2))
+    assert np.abs(one - two).max() < 1e-3
+    assert get_acoustic_encoder("default").whisper.compute_type == "float32"
+    assert encoder_key(get_acoustic_encoder("default")) != encoder_key(get_acoustic_encoder("default", compute_type="int8"))
+
+
 def test_whisper_long_clip_uses_consecutive_windows(sentence):
     _, wav = sentence
     long = np.concatenate([wav] * math.ceil(34 * SR / len(wav)))  # > 30 s: two windows

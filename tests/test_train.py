@@ -451,3 +451,24 @@ def test_two_ddp_processes_stay_in_sync(corpus, tmp_path):
     assert json.loads((out / "run.json").read_text())["processes"] == 2
     assert json.loads((out / "last" / "trainer_state.json").read_text())["world_size"] == 2
     assert (out / "last" / "rng-rank1.safetensors").is_file()
+
+
+def test_the_acoustic_encoders_options_are_pinned_and_old_runs_get_int8_back(tmp_path):
+    from acoustemo.infer import trained_acoustic_encoder
+
+    cfg = TrainConfig()
+    assert cfg.acoustic_options == {"compute_type": "float32"}  # this release's default, pinned with the run
+    assert TrainConfig(acoustic_encoder="prosody").acoustic_options == {}
+    assert TrainConfig(acoustic_options={"compute_type": "int8"}).acoustic_options == {"compute_type": "int8"}
+    cfg.save(tmp_path / "new.json")
+    assert TrainConfig.load(tmp_path / "new.json").acoustic_options == {"compute_type": "float32"}
+    # a train_config.json saved before the options were recorded: its Whisper features were int8
+    old = {k: v for k, v in cfg.to_json().items() if k != "acoustic_options"}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    loaded = TrainConfig.load(tmp_path / "old.json")
+    assert loaded.acoustic_options == {"compute_type": "int8"}
+    assert trained_acoustic_encoder(loaded).whisper.compute_type == "int8"
+    assert trained_acoustic_encoder(cfg).whisper.compute_type == "float32"
+    assert trained_acoustic_encoder(loaded, "whisper-base").compute_type == "float32"  # another encoder: its defaults
+    (tmp_path / "old_prosody.json").write_text(json.dumps({**old, "acoustic_encoder": "prosody"}))
+    assert TrainConfig.load(tmp_path / "old_prosody.json").acoustic_options == {}

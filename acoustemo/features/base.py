@@ -103,6 +103,17 @@ def encoder_key(encoder) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+# CTranslate2 compute type of the Whisper-based encoders (WhisperEncoder says why float32, not int8).
+WHISPER_COMPUTE_TYPE = "float32"
+WHISPER_BASED = ("default", "whisper-base", "whisper-tiny.en")
+
+
+def default_acoustic_options(name: str) -> dict:
+    """The constructor options a training run records for its acoustic encoder (TrainConfig.acoustic_options), so
+    that prediction rebuilds the features it was trained on even after a release changes a default."""
+    return {"compute_type": WHISPER_COMPUTE_TYPE} if name in WHISPER_BASED else {}
+
+
 # name -> (module, class, description). Modules are imported only when the encoder is asked for.
 ACOUSTIC_ENCODERS = {
     "default": ("acoustemo.features.stack", "DefaultAcousticStack", "Whisper-base encoder 512-d + prosody stream, 50 Hz (offline)"),

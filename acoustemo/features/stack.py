@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from acoustemo.features.base import fit_length, num_frames
+from acoustemo.features.base import WHISPER_COMPUTE_TYPE, fit_length, num_frames
 from acoustemo.features.prosody import ProsodyEncoder, loudness_db, prosody_channels
 from acoustemo.features.whisper import WhisperEncoder
 
@@ -27,7 +27,7 @@ class DefaultAcousticStack:
     version = "1"
     frame_rate_hz = 50.0
 
-    def __init__(self, whisper_size: str = "base", pad_last_window: bool = False, compute_type: str = "float32", threads: int = 0,
+    def __init__(self, whisper_size: str = "base", pad_last_window: bool = False, compute_type: str = WHISPER_COMPUTE_TYPE, threads: int = 0,
                  prosody_precision: str = "float32"):
         # With 2+ threads the two encoders run at the same time on half of them each (see whisper_and_pitch); Whisper's share
         # is fixed when its runtime loads. threads=0: torch's thread count.

@@ -18,7 +18,7 @@ import numpy as np
 
 from acoustemo import SAMPLE_RATE_HZ
 from acoustemo.errors import EncoderError
-from acoustemo.features.base import fit_length, num_frames
+from acoustemo.features.base import WHISPER_COMPUTE_TYPE, fit_length, num_frames
 
 WINDOW_S = 30
 _HOP = 160  # log-mel hop in samples; the encoder's second conv halves it: 320 samples = 20 ms per frame
@@ -39,7 +39,7 @@ class WhisperEncoder:
     version = "1"
     frame_rate_hz = 50.0
 
-    def __init__(self, size: str = "base", compute_type: str = "float32", threads: int = 0,
+    def __init__(self, size: str = "base", compute_type: str = WHISPER_COMPUTE_TYPE, threads: int = 0,
                  pad_last_window: bool = True, device: str = "cpu", batch_windows: int = 4):
         if size not in _DIMS:
             raise EncoderError(f"no offline Whisper '{size}'; choose one of {sorted(_DIMS)} or use 'hf:<local whisper folder>'")

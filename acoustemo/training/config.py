@@ -91,6 +91,9 @@ class TrainConfig:
     best_metric: str = "val_loss"  # "val_loss" (lower is better) or "val_avg" (set-level Avg of generated labels)
     max_new_tokens: int = 64  # generation length for the val_avg metric
     acoustic_encoder: str = "default"  # feature encoder (acoustemo.features); its streams must match the model
+    # the encoder's constructor options, e.g. {"compute_type": "int8"}; None = this release's defaults, pinned
+    # here (features.base.default_acoustic_options) so that predict rebuilds the same features later
+    acoustic_options: dict | None = None
     visual_encoder: str | None = None  # used when the model has a visual branch (ModelConfig.visual_dim)
     cache_dir: str | None = None  # feature cache; None = <out_dir>/../features
     num_workers: int = 0  # DataLoader workers reading the feature cache
@@ -104,6 +107,10 @@ class TrainConfig:
             if getattr(self, name) is None:
                 setattr(self, name, value)
         self.betas = (float(self.betas[0]), float(self.betas[1]))
+        if self.acoustic_options is None:
+            from acoustemo.features.base import default_acoustic_options
+
+            self.acoustic_options = default_acoustic_options(self.acoustic_encoder)
         problems = []
         for name in ("epochs", "batch_size", "grad_accum_steps", "log_every_steps", "max_new_tokens",
                      "align_batch_size"):
@@ -162,9 +169,15 @@ class TrainConfig:
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
         try:
-            return cls.from_json(json.loads(Path(path).read_text()))
+            d = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise ConfigError(f"cannot read train config {path}: {e}") from e
+        if "acoustic_options" not in d:
+            from acoustemo.features.base import WHISPER_BASED
+
+            # a run saved before the options were recorded: its Whisper features were int8, the default then
+            d["acoustic_options"] = {"compute_type": "int8"} if d.get("acoustic_encoder", "default") in WHISPER_BASED else {}
+        return cls.from_json(d)
 
     def trajectory_diff(self, other: "TrainConfig") -> list[str]:
         """Fields that change the training trajectory and differ, as 'name: self vs other'."""
@@ -219,7 +232,8 @@ def resolve_configs(preset: str | None = None, config_file: str | Path | None = 
     if "acoustic_streams" not in model_fields:
         from acoustemo.features.base import get_acoustic_encoder
 
-        model_fields["acoustic_streams"] = list(get_acoustic_encoder(train_cfg.acoustic_encoder).streams)
+        model_fields["acoustic_streams"] = list(get_acoustic_encoder(train_cfg.acoustic_encoder,
+                                                                     **train_cfg.acoustic_options).streams)
     return ModelConfig.preset(preset, **model_fields), train_cfg
 
 

@@ -408,7 +408,7 @@ def _feature_loaders(clips, cfg: TrainConfig, cache_dir: Path, accelerator):
     from acoustemo.features.extract import extract
 
     cache = FeatureCache(cache_dir)
-    acoustic = get_acoustic_encoder(cfg.acoustic_encoder)
+    acoustic = get_acoustic_encoder(cfg.acoustic_encoder, **cfg.acoustic_options)
     visual = get_visual_encoder(cfg.visual_encoder) if cfg.visual_encoder else None
     missing = [c for c in clips if cache.load(c, acoustic) is None or (visual and cache.load(c, visual) is None)]
     if missing:
