@@ -63,8 +63,8 @@ class DefaultAcousticStack:
         from its second thread (1.26 -> 0.96 s for 30 s of audio on an AVX2 EPYC), so one core each finishes
         both sooner than both cores on one encoder after the other (BENCHMARKS.md, issue #15). Both runtimes
         release the GIL. The features are those of the encoders one after the other: Whisper's float32 frames
-        move by ~2e-4 with its thread count (summation order; bit-identical at the same count), CREPE's convolutions do not depend on it (ProsodyEncoder.crepe_hidden),
-        and CREPE's classifier, which does, runs after them at this thread's own count, as before
+        move by ~2e-4 with its thread count (summation order; bit-identical at the same count), CREPE's
+        convolutions do not depend on it (ProsodyEncoder.crepe_hidden), and CREPE's classifier, which does, runs after them at this thread's own count, as before
         (tests/test_features.py).
         """
         if not self.concurrent:

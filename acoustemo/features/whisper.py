@@ -29,10 +29,10 @@ class WhisperEncoder:
     """Frozen Whisper encoder (CTranslate2, float32 by default): (n,) 16 kHz -> (L, d_model) at 50 Hz.
 
     Why float32 and not int8: CTranslate2's int8 kernels differ between CPUs. On the 30 s latency clip, int8
-    frames were 5.6 % (relative L2) off the float32 ones on an AVX512-VNNI CPU and 8.8 % off with oneDNN held
-    to AVX2, so the same clip gave different features (max abs difference up to 9) on two machines, and the
-    shipped checkpoint's answer changed with the CPU. float32 frames agree across CPUs and thread counts to
-    5e-4 and cost ~10-15 % more Whisper time (BENCHMARKS.md, issue #15). `compute_type="int8"` stays an option
+    frames were 7.0 % (relative L2) off the float32 ones on an AVX512-VNNI CPU and 8.4 % off with oneDNN held
+    to AVX2, 7.5 % apart from each other (max abs difference ~20), and the shipped checkpoint's answer on the
+    README's sample changed with the CPU. float32 frames agree across both and across thread counts to 8e-4
+    and cost ~11-13 % more Whisper time (benchmarks/whisper_isa_drift.py, BENCHMARKS.md issue #15). `compute_type="int8"` stays an option
     (checkpoints trained before float32 record it and get it back, see TrainConfig.acoustic_options).
     """
 
