@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from acoustemo.errors import ConfigError
+from acoustemo.errors import ConfigError, EncoderError
 from acoustemo.training import (
     TrainConfig, epoch_batches, load_config_file, lr_factor, optimizer_state_dict, optimizer_tensors,
     rng_state, set_rng_state, steps_per_epoch, train,
@@ -472,3 +472,7 @@ def test_the_acoustic_encoders_options_are_pinned_and_old_runs_get_int8_back(tmp
     assert trained_acoustic_encoder(loaded, "whisper-base").compute_type == "float32"  # another encoder: its defaults
     (tmp_path / "old_prosody.json").write_text(json.dumps({**old, "acoustic_encoder": "prosody"}))
     assert TrainConfig.load(tmp_path / "old_prosody.json").acoustic_options == {}
+    with pytest.raises(ConfigError, match="acoustic_options='int8' must be a JSON object"):
+        TrainConfig(acoustic_options="int8")
+    with pytest.raises(EncoderError, match="compute_typ"):  # a misspelt option names the encoder's real ones
+        trained_acoustic_encoder(TrainConfig(acoustic_options={"compute_typ": "int8"}))

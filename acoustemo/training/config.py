@@ -111,6 +111,9 @@ class TrainConfig:
             from acoustemo.features.base import default_acoustic_options
 
             self.acoustic_options = default_acoustic_options(self.acoustic_encoder)
+        if not isinstance(self.acoustic_options, dict):
+            raise ConfigError(f"invalid TrainConfig: acoustic_options={self.acoustic_options!r} must be a JSON object of "
+                              f"the encoder's options, e.g. {{\"compute_type\": \"int8\"}}")
         problems = []
         for name in ("epochs", "batch_size", "grad_accum_steps", "log_every_steps", "max_new_tokens",
                      "align_batch_size"):
