@@ -153,12 +153,11 @@ def _extract_all(bench_dir: Path, cache_dir: Path, cfg: RunConfig) -> float:
     """Features of every split, once, into the shared cache (a rerun skips what is cached)."""
     from acoustemo.data.manifest import read_manifest
     from acoustemo.errors import EncoderError
-    from acoustemo.features.base import get_acoustic_encoder
     from acoustemo.features.cache import FeatureCache
     from acoustemo.features.extract import extract
 
     clips = [c for split in ("train", "val", "test") for c in read_manifest(bench_dir / f"{split}.jsonl")]
-    report = extract(clips, FeatureCache(cache_dir), get_acoustic_encoder(cfg.encoder), progress=cfg.progress)
+    report = extract(clips, FeatureCache(cache_dir), _acoustic_encoder(cfg), progress=cfg.progress)
     print(f"bench run: features ({cfg.encoder}) {report.summary()}", flush=True)
     if not report.ok:
         raise EncoderError(f"feature extraction failed for {len(report.failed)} clip(s): {report.summary()}")
@@ -169,6 +168,15 @@ def _extract_all(bench_dir: Path, cache_dir: Path, cfg: RunConfig) -> float:
         saved = {"wall_s": saved["wall_s"] + report.wall_s, "computed": saved["computed"] + len(report.computed)}
         write_text_atomic(record, json.dumps(saved) + "\n")
     return float(saved["wall_s"])
+
+
+def _acoustic_encoder(cfg: RunConfig):
+    """The encoder the learned rows train on, with the options their TrainConfig pins (acoustic_options), so the
+    shared cache holds the features they read."""
+    from acoustemo.infer import trained_acoustic_encoder
+    from acoustemo.training import TrainConfig
+
+    return trained_acoustic_encoder(TrainConfig.from_json({**cfg.train, "acoustic_encoder": cfg.encoder}))
 
 
 def _configs(cfg: RunConfig, ablation: str, seed: int, out: Path):
@@ -252,11 +260,10 @@ def run_probe(bench_dir: Path, out: Path, cfg: RunConfig, pooling: str, name: st
     """Fit and score one probe row (acoustemo/probe.py) on the cached features; <out>/<name>/scores.json marks it
     done (a rerun with the same settings reuses it, as for the learned rows)."""
     from acoustemo.data.manifest import read_manifest
-    from acoustemo.features.base import get_acoustic_encoder
     from acoustemo.features.cache import FeatureCache
     from acoustemo.probe import LinearProbe
 
-    cache, encoder = FeatureCache(out / "features"), get_acoustic_encoder(cfg.encoder)
+    cache, encoder = FeatureCache(out / "features"), _acoustic_encoder(cfg)
     load = lambda clip: cache.load(clip, encoder)  # noqa: E731  (features were extracted by _extract_all)
     t0 = time.perf_counter()
     split = {s: read_manifest(bench_dir / f"{s}.jsonl") for s in ("train", "val", "test")}
