@@ -9,6 +9,8 @@ ones stage 1 kept. Each clip's tokens (global + the target's windows) are dotted
 with the slope fixed at 1 on the train split (as stage 1 fitted them) and, separately, on the val split. Both
 prediction sets are scored by `bench run`'s scorer (Avg, exact sets, per-label F1, distractor false alarms) and
 printed as JSON beside the run's own scores.json: how much of the tokens' evidence the LM stage keeps.
+`agreement` counts the test clips whose exact emotion set the LLM and the heads (train-fit biases) each get right:
+both, the LLM only, the heads only, neither.
 """
 
 from __future__ import annotations
@@ -72,7 +74,22 @@ def main() -> None:
             for clip in splits["test"]:
                 f.write(json.dumps({"id": clip.id, "emotions": picked[clip.id], "explanation": ""}) + "\n")
         report[f"heads_bias_{fit}"] = _summary(score_predictions(args.bench, path))
+    report["agreement"] = agreement(args.bench, args.run / "preds.jsonl", out / "preds_heads_bias_train.jsonl")
     print(json.dumps(report, indent=1))
+
+
+def agreement(bench: Path, llm_preds: Path, heads_preds: Path) -> dict:
+    """How many test clips each of two prediction files gets exactly right (mapped sets, as `evaluate` scores)."""
+    from acoustemo.commands.evaluate import evaluate
+
+    def exact(preds: Path) -> dict[str, bool]:
+        _, sl, _ = evaluate(bench / "test.jsonl", preds, bench / "groupings.json", grouping="cache")
+        return {s.name: set(s.gold_mapped) == set(s.pred_mapped) for s in sl.samples}
+
+    llm, heads = exact(llm_preds), exact(heads_preds)
+    pairs = [(llm[k], heads[k]) for k in llm]
+    return {"both": pairs.count((True, True)), "llm_only": pairs.count((True, False)),
+            "heads_only": pairs.count((False, True)), "neither": pairs.count((False, False))}
 
 
 def _summary(scores: dict) -> dict:
