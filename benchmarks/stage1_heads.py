@@ -79,14 +79,10 @@ def main() -> None:
 
 
 def agreement(bench: Path, llm_preds: Path, heads_preds: Path) -> dict:
-    """How many test clips each of two prediction files gets exactly right (mapped sets, as `evaluate` scores)."""
-    from acoustemo.commands.evaluate import evaluate
+    """How many test clips each of two prediction files gets exactly right (`bench run`'s exact sets)."""
+    from acoustemo.bench.run import score_predictions
 
-    def exact(preds: Path) -> dict[str, bool]:
-        _, sl, _ = evaluate(bench / "test.jsonl", preds, bench / "groupings.json", grouping="cache")
-        return {s.name: set(s.gold_mapped) == set(s.pred_mapped) for s in sl.samples}
-
-    llm, heads = exact(llm_preds), exact(heads_preds)
+    llm, heads = (score_predictions(bench, p)["exact_by_clip"] for p in (llm_preds, heads_preds))
     pairs = [(llm[k], heads[k]) for k in llm]
     return {"both": pairs.count((True, True)), "llm_only": pairs.count((True, False)),
             "heads_only": pairs.count((False, True)), "neither": pairs.count((False, False))}

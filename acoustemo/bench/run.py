@@ -301,9 +301,10 @@ def score_predictions(bench: Path, preds: Path) -> dict:
     gold = {s.name: s.gold_mapped for s in sl.samples}
     predicted = {s.name: s.pred_mapped for s in sl.samples}
     meta = json.loads((bench / "meta.json").read_text())
+    exact = {s.name: set(s.gold_mapped) == set(s.pred_mapped) for s in sl.samples}
     return {"avg": report["avg"], "accuracy_s": report["accuracy_s"], "recall_s": report["recall_s"],
             "n_test": report["n_samples"], "n_empty_predictions": sl.n_empty_predictions,
-            "exact_sets": sum(set(s.gold_mapped) == set(s.pred_mapped) for s in sl.samples),
+            "exact_sets": sum(exact.values()), "exact_by_clip": exact,
             "per_label_f1": per_label_f1(gold, predicted),
             "distractor_false_alarms": distractor_false_alarms(meta, gold, predicted),
             "explanations": explanation_summary(load_truth(bench), read_predictions(preds))}
