@@ -167,9 +167,11 @@ class Int8Linear(nn.Module):
         self.register_buffer("kernel_scale", scale.to(activation_dtype or linear.weight.dtype), persistent=False)
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach(), requires_grad=False)
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        # torch 2.13's int8 kernel crashes (segfault) on bf16 / fp16 input whose width is not a multiple of 8
-        # (e.g. the debug preset's FFN of 37); such layers always take the dequantised path
-        self.kernel_ok = self.kernel_scale.dtype == torch.float32 or self.in_features % 8 == 0
+        # torch 2.13's int8 kernel on bf16 / fp16 input crashes (segfault) when the width is not a multiple of 8
+        # (e.g. the debug preset's FFN of 37) and, on CPUs with native bf16, returns garbage (up to 1e37) on about
+        # half of the calls when it is not a multiple of 16 (widths 8, 24, 40, 56, 72, 88 …); such layers always take
+        # the dequantised path. The default LLM's widths (576, 1536) and LLaMA's / Qwen's are multiples of 16.
+        self.kernel_ok = self.kernel_scale.dtype == torch.float32 or self.in_features % 16 == 0
 
     GEMV_ROWS = 16  # up to this many rows (tokens x batch) go through the int8 kernel
 
