@@ -82,7 +82,7 @@ def test_checkpoint_dtype_falls_back_only_where_it_is_slow(monkeypatch, saved, r
 def test_int8_linear_feeds_its_kernel_bf16_and_answers_in_float32():
     torch.manual_seed(0)
     # 48 goes through torch's int8 kernel when decoding; 40 (not a multiple of 16) must not: on a native-bf16 CPU
-    # that kernel answers about half of such calls with garbage, so twenty draws catch a guard that lets it through
+    # that kernel answers 13–90 % of such calls with garbage, so twenty draws catch a guard that lets it through
     for width, kernel in ((48, True), (40, False)):
         linear = torch.nn.Linear(width, 24)
         q = Int8Linear(linear, torch.bfloat16)
