@@ -35,7 +35,15 @@ def main() -> None:
 
     rows = {name: [] for name in RULES}
     for run in args.runs:
-        llm, heads = _read(run / "preds.jsonl"), _read(run / "preds_heads_bias_train.jsonl")
+        llm_path, heads_path = run / "preds.jsonl", run / "preds_heads_bias_train.jsonl"
+        for path, fix in ((llm_path, "point at a finished bench run's <row>/seed<N> folder"),
+                          (heads_path, f"run `python benchmarks/stage1_heads.py {run} {args.bench}` first")):
+            if not path.is_file():
+                raise SystemExit(f"{path} is missing: {fix}")
+        llm, heads = _read(llm_path), _read(heads_path)
+        if set(llm) != set(heads):
+            raise SystemExit(f"{run}: preds.jsonl and preds_heads_bias_train.jsonl answer different clips; rerun "
+                             f"stage1_heads.py on this run")
         for name, rule in RULES.items():
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "preds.jsonl"

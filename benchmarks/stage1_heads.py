@@ -57,6 +57,7 @@ def main() -> None:
     gold = {s: torch.tensor([[w in c.labels for w in words] for c in clips], dtype=torch.float32)
             for s, clips in splits.items()}
     report = {"words": words, "llm": _summary(json.loads((args.run / "scores.json").read_text()))}
+    scores = {}
     for fit in ("train", "val"):
         bias = torch.zeros(len(words), requires_grad=True)
         opt = torch.optim.LBFGS([bias], max_iter=200)
@@ -73,16 +74,15 @@ def main() -> None:
         with path.open("w") as f:
             for clip in splits["test"]:
                 f.write(json.dumps({"id": clip.id, "emotions": picked[clip.id], "explanation": ""}) + "\n")
-        report[f"heads_bias_{fit}"] = _summary(score_predictions(args.bench, path))
-    report["agreement"] = agreement(args.bench, args.run / "preds.jsonl", out / "preds_heads_bias_train.jsonl")
+        scores[fit] = score_predictions(args.bench, path)
+        report[f"heads_bias_{fit}"] = _summary(scores[fit])
+    report["agreement"] = agreement(score_predictions(args.bench, args.run / "preds.jsonl")["exact_by_clip"],
+                                    scores["train"]["exact_by_clip"])
     print(json.dumps(report, indent=1))
 
 
-def agreement(bench: Path, llm_preds: Path, heads_preds: Path) -> dict:
-    """How many test clips each of two prediction files gets exactly right (`bench run`'s exact sets)."""
-    from acoustemo.bench.run import score_predictions
-
-    llm, heads = (score_predictions(bench, p)["exact_by_clip"] for p in (llm_preds, heads_preds))
+def agreement(llm: dict[str, bool], heads: dict[str, bool]) -> dict:
+    """How many test clips the LLM and the heads each get exactly right (score_predictions' exact_by_clip)."""
     pairs = [(llm[k], heads[k]) for k in llm]
     return {"both": pairs.count((True, True)), "llm_only": pairs.count((True, False)),
             "heads_only": pairs.count((False, True)), "neither": pairs.count((False, False))}
