@@ -31,6 +31,7 @@ from acoustemo.errors import ConfigError
 log = logging.getLogger(__name__)
 
 OUTPUT_KEYS = ("id", "emotions", "explanation")
+HEADS_MODES = ("off", "veto")
 
 
 @dataclass
@@ -43,11 +44,12 @@ class Prediction:
     timestamps_source: str  # "manifest", "subtitles", "vad", "asr" or "aligned"
     model: str  # the model folder
     warnings: list[str] = field(default_factory=list)
+    vetoed: list[str] = field(default_factory=list)  # the LLM's emotions its stage-1 heads vetoed (heads="veto")
 
     def to_json(self) -> dict:
         return {"id": self.id, "emotions": self.emotions, "explanation": self.explanation, "answer": self.answer,
                 "utterances": [u.to_json() for u in self.utterances], "timestamps_source": self.timestamps_source,
-                "model": self.model, "warnings": self.warnings}
+                "model": self.model, "warnings": self.warnings, "vetoed": self.vetoed}
 
 
 # The checkpoint shipped inside the package (trained on the acoustic-cue benchmark; see its README.md).
@@ -82,6 +84,7 @@ class Predictor:
     visual: object | None
     max_new_tokens: int = 96  # gold answers of the acoustic-cue benchmark run up to 70 tokens
     drafts: bool = True  # one clip at a time: greedy with checked n-gram drafts (acoustemo/model/decoding.py)
+    heads: str = "off"  # "veto": keep only the LLM's emotions its stage-1 heads also give (load_predictor)
 
     def load_acoustic(self, clip: Clip):
         features = self.cache.get_or_compute(clip.media, self.acoustic, clip.id)
@@ -98,26 +101,32 @@ class Predictor:
         `load_visual` (Clip -> Features) replace the feature cache, e.g. with windows sliced from one extraction
         of a long recording (acoustemo.timeline)."""
         from acoustemo.data.dataset import AcoustEmoDataset, collate
-        from acoustemo.data.prompt import parse_answer
+        from acoustemo.data.prompt import drop_label_clauses, parse_answer
+        from acoustemo.training.align import heads_answer, heads_veto
 
         ds = AcoustEmoDataset(clips, load_acoustic or self.load_acoustic, load_visual or self.load_visual,
                               self.model.tokenizer, self.model.cfg, with_answers=False)
-        batch = collate([ds[i] for i in range(len(ds))], self.model.tokenizer.pad_token_id)
+        examples = [ds[i] for i in range(len(ds))]
+        batch = collate(examples, self.model.tokenizer.pad_token_id)
         texts = self.model.generate(batch, max_new_tokens=self.max_new_tokens, drafts=self.drafts)
+        heads = (heads_answer(self.model, batch, clips, [len(e["windows"]) for e in examples])
+                 if self.heads == "veto" else [None] * len(clips))
         out = []
-        for clip, text in zip(clips, texts):
+        for clip, text, given in zip(clips, texts, heads):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 emotions, explanation = parse_answer(text)
-            out.append(Prediction(clip.id, emotions, explanation, text, list(clip.utterances), clip.timestamps_source,
-                                  str(self.model_dir), [str(w.message) for w in caught]))
+            emotions, vetoed = heads_veto(emotions, given)
+            out.append(Prediction(clip.id, emotions, drop_label_clauses(explanation, vetoed), text,
+                                  list(clip.utterances), clip.timestamps_source, str(self.model_dir),
+                                  [str(w.message) for w in caught], vetoed))
         return out
 
 
 def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.PathLike | None = None,
                    device: str | None = None, acoustic_encoder: str | None = None,
                    max_new_tokens: int = 96, int8: bool | None = None, drafts: bool = True,
-                   llm_dtype: str | None = None) -> Predictor:
+                   llm_dtype: str | None = None, heads: str = "off") -> Predictor:
     """Load a trained model for prediction, with the encoder it was trained on (from its train_config.json).
 
     LoRA is merged into the LLM. `int8` (default: on a CPU when the LLM computes in bf16, see
@@ -127,6 +136,9 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
     benchmark, ~1.7x faster, for the same greedy answer (acoustemo/model/decoding.py); batches of clips always go through HF generate.
     `llm_dtype` (None: the checkpoint's where this hardware runs it natively, else the hardware's choice; "auto":
     the hardware's choice; or float32 / bfloat16 / float16) is the LLM's compute dtype (acoustemo/hardware.py).
+    `heads` "veto" (beyond the paper, off by default): the model's stage-1 label heads (saved with it as
+    stage1_heads.json) answer each clip from its acoustic tokens too, and the LLM's emotions they do not give are
+    dropped, with the explanation's clauses that name them, unless that would drop them all (BENCHMARKS.md #17).
 
     Features go to `cache_dir`, by default the training run's feature cache if it still exists, else
     $ACOUSTEMO_CACHE/features (~/.cache/acoustemo/features).
@@ -139,6 +151,8 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
 
     if max_new_tokens < 1:
         raise ConfigError(f"max_new_tokens={max_new_tokens} must be >= 1 (--max-new-tokens; default 96)")
+    if heads not in HEADS_MODES:
+        raise ConfigError(f"heads={heads!r}: choose one of {', '.join(HEADS_MODES)} (--heads)")
     folder = resolve_model_dir(model_dir)
     train_cfg = TrainConfig.load(folder / TRAIN_CONFIG_NAME) if (folder / TRAIN_CONFIG_NAME).is_file() else None
     if cache_dir is None:
@@ -154,6 +168,11 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
     device = torch.device(device) if device else _default_device()
     model = AcoustEmoModel.from_pretrained(folder, llm_dtype=llm_dtype, device=device)
     model.to(device).eval()
+    if heads == "veto" and model.label_heads is None:
+        raise ConfigError(f"--heads veto needs the model's stage-1 label heads ({folder}/stage1_heads.json), which "
+                          f"this model lacks: it was trained without stage 1 in 'labels' mode, with the LM stage "
+                          f"training the Q-Formers, or before acoustemo saved the heads. Retrain it with the default "
+                          f"recipe, or predict without --heads veto")
     if int8 or (int8 is None and int8_by_default(model.cfg.llm_dtype, model.device)):
         model.quantize_int8()  # merges LoRA first
     else:
@@ -162,7 +181,7 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
     if model.cfg.visual_dim is not None and visual_name is None:
         visual_name = "default"
     visual = get_visual_encoder(visual_name) if visual_name else None
-    return Predictor(model, folder, FeatureCache(cache_dir), acoustic, visual, max_new_tokens, drafts)
+    return Predictor(model, folder, FeatureCache(cache_dir), acoustic, visual, max_new_tokens, drafts, heads)
 
 
 def trained_acoustic_encoder(train_cfg, name: str | None = None):
@@ -246,7 +265,7 @@ def predict_manifest(manifest: str | os.PathLike, model_dir: Predictor | str | o
                      cache_dir: str | os.PathLike | None = None, batch_size: int = 8,
                      progress: bool = True, int8: bool | None = None, timeline=None) -> PredictReport:
     """Predict every clip of `manifest` into `out` (JSONL, one {"id", "emotions", "explanation"} per clip, plus
-    "custom": the line's own metadata keys when it has any).
+    "custom": the line's own metadata keys when it has any, and "vetoed" when the predictor's heads veto is on).
     `int8` is load_predictor's (ignored when `model_dir` is a Predictor already).
 
     A clip whose dialogue does not fit one window (token budget or `timeline.max_span_s`, a
@@ -275,7 +294,8 @@ def predict_manifest(manifest: str | os.PathLike, model_dir: Predictor | str | o
             for i in range(0, len(todo), batch_size):
                 short, lines = _split_long(predictor, todo[i : i + batch_size], timeline, report)
                 preds = _predict_batch(predictor, short, report) if short else []
-                lines += [{"id": p.id, "emotions": p.emotions, "explanation": p.explanation} for p in preds]
+                lines += [{"id": p.id, "emotions": p.emotions, "explanation": p.explanation,
+                           **({"vetoed": p.vetoed} if predictor.heads != "off" else {})} for p in preds]
                 for line in lines:
                     if line["id"] in custom:
                         line["custom"] = custom[line["id"]]
@@ -349,7 +369,7 @@ def _read_done(out: Path) -> dict[str, dict]:
             except json.JSONDecodeError:
                 continue
             if isinstance(d, dict) and all(k in d for k in OUTPUT_KEYS):
-                done[d["id"]] = {k: d[k] for k in OUTPUT_KEYS + ("windows",) if k in d}
+                done[d["id"]] = {k: d[k] for k in OUTPUT_KEYS + ("windows", "vetoed") if k in d}
     return done
 
 

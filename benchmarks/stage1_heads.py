@@ -35,7 +35,7 @@ def main() -> None:
     from acoustemo.data.manifest import read_manifest
     from acoustemo.model.acoustemo import AcoustEmoModel
     from acoustemo.training import TrainConfig
-    from acoustemo.training.align import AlignResult, label_heads, stage1_labels, stage1_logits
+    from acoustemo.training.align import AlignResult, fit_bias, label_heads, stage1_labels, stage1_logits
     from acoustemo.training.loop import _dataset, _feature_loaders
 
     out = args.out or args.run
@@ -59,18 +59,9 @@ def main() -> None:
     report = {"words": words, "llm": _summary(json.loads((args.run / "scores.json").read_text()))}
     scores = {}
     for fit in ("train", "val"):
-        bias = torch.zeros(len(words), requires_grad=True)
-        opt = torch.optim.LBFGS([bias], max_iter=200)
-
-        def closure():
-            opt.zero_grad()
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits[fit] + bias, gold[fit])
-            loss.backward()
-            return loss
-
-        opt.step(closure)
+        bias = fit_bias(logits[fit], gold[fit])
         path = out / f"preds_heads_bias_{fit}.jsonl"
-        picked = stage1_labels(model, test_ds, splits["test"], AlignResult([], words, bias.detach()), cfg.align_pooling)
+        picked = stage1_labels(model, test_ds, splits["test"], AlignResult([], words, bias), cfg.align_pooling)
         with path.open("w") as f:
             for clip in splits["test"]:
                 f.write(json.dumps({"id": clip.id, "emotions": picked[clip.id], "explanation": ""}) + "\n")

@@ -169,3 +169,46 @@ def test_int8_flag_reaches_the_predictor(monkeypatch, flag, wanted):
     monkeypatch.setattr(acoustemo.infer, "load_predictor", lambda *a, **k: seen.update(k))
     _predictor(build_parser(_available_commands()).parse_args(["predict", "clip.wav", *flag]))
     assert seen["int8"] is wanted
+
+
+def test_heads_veto_uses_the_saved_stage1_heads(setup, tmp_path):
+    """--heads veto: the heads saved by stage 1 score each clip at prediction as stage 1 scored it, and the LLM's
+    labels they do not give leave the answer with their clauses. The LLM's text is fixed here (the debug LLM writes
+    noise after two steps) so that the veto has something to remove; the heads and the tokens are the real ones."""
+    import torch
+
+    from acoustemo.data.manifest import read_manifest
+    from acoustemo.errors import ConfigError
+    from acoustemo.training import train
+    from acoustemo.training.align import AlignResult, stage1_labels
+    from acoustemo.training.loop import _dataset
+
+    root, _ = setup
+    corpus = {"train": root / "train.jsonl", "val": root / "val.jsonl", "cache": root / "features"}
+    with pytest.raises(ConfigError, match="stage1_heads.json"):  # the paper recipe's model has none
+        load_predictor(root / "run", heads="veto")
+    model_cfg, train_cfg = configs(corpus, recipe="two-stage", align_epochs=2, align_batch_size=2, max_steps=1)
+    train(corpus["train"], corpus["val"], tmp_path / "run", model_cfg, train_cfg)
+    predictor = load_predictor(tmp_path / "run", max_new_tokens=8, heads="veto")
+    heads = predictor.model.label_heads
+    assert heads.source == "stage 1" and heads.words == ["angry", "excited", "happy", "worried"]
+
+    clips = read_manifest(root / "all.jsonl")
+    loaders = (predictor.load_acoustic, predictor.load_visual)
+    ds = _dataset(clips, loaders, predictor.model, predictor.model.cfg, with_answers=False)
+    heads.bias = [-20.0, 20.0, -20.0, 20.0]  # the heads now give exactly "excited" and "worried"
+    result = AlignResult([], heads.words, torch.tensor(heads.bias))
+    assert set(map(tuple, stage1_labels(predictor.model, ds, clips, result, heads.pooling).values())) == {
+        ("excited", "worried")}
+    answer = ("Emotions: angry, excited\nExplanation: Anna shouts, which sounds angry; her pitch is high, which "
+              "sounds excited.")
+    predictor.model.generate = lambda batch, **kw: [answer] * len(batch["input_ids"])
+    preds = predictor.predict(clips)
+    assert [(p.emotions, p.vetoed, p.explanation) for p in preds] == [
+        (["excited"], ["angry"], "Her pitch is high, which sounds excited.")] * 5
+    assert all(p.answer == answer for p in preds)  # the LLM's own text is kept
+    heads.bias = [-20.0, -20.0, -20.0, 20.0]  # "worried" only: none of the LLM's labels, so its answer stands
+    assert predictor.predict(clips[:1])[0].emotions == ["angry", "excited"]
+    out = tmp_path / "preds.jsonl"
+    predict_manifest(root / "all.jsonl", predictor, out, batch_size=2, progress=False)
+    assert [json.loads(x)["vetoed"] for x in out.read_text().splitlines()] == [[]] * 5

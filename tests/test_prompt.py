@@ -90,3 +90,21 @@ def test_parse_answer_well_formed_does_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert parse_answer("Emotions: calm")[0] == ["calm"]
+
+
+EXPLANATION = ("Clara speaks fast, high and loudly throughout, which sounds excited; at 6.0–6.9 s Clara's voice "
+               "trembles, which sounds anxious. The loud burst at 4.1–5.0 s is Maya's, not Clara's.")
+
+
+def test_drop_label_clauses_removes_what_names_a_vetoed_label_and_repunctuates():
+    from acoustemo.data.prompt import drop_label_clauses
+
+    assert drop_label_clauses(EXPLANATION, ["anxious"]) == (
+        "Clara speaks fast, high and loudly throughout, which sounds excited. The loud burst at 4.1–5.0 s is "
+        "Maya's, not Clara's.")
+    assert drop_label_clauses(EXPLANATION, ["Excited"]) == (
+        "At 6.0–6.9 s Clara's voice trembles, which sounds anxious. The loud burst at 4.1–5.0 s is Maya's, not "
+        "Clara's.")
+    assert drop_label_clauses(EXPLANATION, ["excited", "anxious"]) == "The loud burst at 4.1–5.0 s is Maya's, not Clara's."
+    assert drop_label_clauses(EXPLANATION, []) == EXPLANATION
+    assert drop_label_clauses("Her sadness shows; she sounds sad.", ["sad"]) == "Her sadness shows."  # whole words

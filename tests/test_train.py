@@ -362,6 +362,14 @@ def test_the_default_recipe_runs_both_stages_and_scores_stage_1(corpus, tmp_path
     assert result.steps == 2
     saved = json.loads((tmp_path / "run" / "train_config.json").read_text())
     assert saved["recipe"] == "two-stage" and saved["align_pooling"] == "mean"
+    # stage 1's heads travel with every saved model (prediction's --heads veto), the biases of the kept epoch
+    from acoustemo.model.acoustemo import LABEL_HEADS, LabelHeads
+
+    heads = LabelHeads.load(tmp_path / "run" / "last" / "model" / LABEL_HEADS)
+    assert heads.words == ["angry", "excited", "happy", "worried"]  # the train split's label words, sorted
+    assert (heads.pooling, heads.source, len(heads.bias)) == ("mean", "stage 1", 4) and any(heads.bias)
+    assert LabelHeads.load(tmp_path / "step1" / LABEL_HEADS) == heads == LabelHeads.load(
+        tmp_path / "run" / "best" / LABEL_HEADS)
     # the LM stage trains LoRA only: the stage-1 Q-Formers are the same after steps 1 and 2, the adapter is not
     one = AcoustEmoModel.from_pretrained(tmp_path / "step1")
     two = AcoustEmoModel.from_pretrained(tmp_path / "run" / "last" / "model")
@@ -379,12 +387,22 @@ def test_the_default_recipe_runs_both_stages_and_scores_stage_1(corpus, tmp_path
         TrainConfig(align_select="first")
 
 
+def test_heads_veto_keeps_the_llms_labels_the_heads_also_give():
+    from acoustemo.training.align import heads_veto
+
+    assert heads_veto(["excited", "anxious"], ["excited", "sad"]) == (["excited"], ["anxious"])
+    assert heads_veto(["Angry", "sad"], ["angry", "sad"]) == (["Angry", "sad"], [])
+    assert heads_veto(["angry"], ["sad"]) == (["angry"], [])  # never empties an answer
+    assert heads_veto(["angry", "sad"], None) == (["angry", "sad"], [])  # no tokens to score: no veto
+
+
 def test_answer_bank_is_saved_only_when_asked(corpus, trained, tmp_path):
     from acoustemo.data.manifest import read_manifest
     from acoustemo.data.prompt import format_answer
     from acoustemo.model.acoustemo import ANSWER_BANK, load_answer_bank
 
     assert not (trained[0] / "best" / ANSWER_BANK).exists()  # off by default: no corpus text in the checkpoint
+    assert not (trained[0] / "best" / "stage1_heads.json").exists()  # the paper's recipe has no stage 1
     model_cfg, train_cfg = configs(corpus, max_steps=1, answer_bank=True)
     train(corpus["train"], corpus["val"], tmp_path / "run", model_cfg, train_cfg)
     want = [format_answer(c.labels, c.description) for c in read_manifest(corpus["train"])]

@@ -291,13 +291,13 @@ def _probe_settings(cfg: RunConfig, pooling: str) -> dict:
     return {"probe": pooling, "encoder": cfg.encoder, "statistics": list(STATISTICS), "C_grid": list(C_GRID)}
 
 
-def score_predictions(bench: Path, preds: Path) -> dict:
+def score_predictions(bench: Path, preds: Path, split: str = "test") -> dict:
     """Set-level scores (percent), per-label F1, distractor false alarms and the explanation checks
-    (acoustemo/bench/explain.py) of a predictions file on the test split."""
+    (acoustemo/bench/explain.py) of a predictions file on a split (default the test split)."""
     from acoustemo.bench.explain import explanation_summary, load_truth, read_predictions
     from acoustemo.commands.evaluate import evaluate
 
-    report, sl, _ = evaluate(bench / "test.jsonl", preds, bench / "groupings.json", grouping="cache")
+    report, sl, _ = evaluate(bench / f"{split}.jsonl", preds, bench / "groupings.json", grouping="cache")
     gold = {s.name: s.gold_mapped for s in sl.samples}
     predicted = {s.name: s.pred_mapped for s in sl.samples}
     meta = json.loads((bench / "meta.json").read_text())
@@ -307,7 +307,7 @@ def score_predictions(bench: Path, preds: Path) -> dict:
             "exact_sets": sum(exact.values()), "exact_by_clip": exact,
             "per_label_f1": per_label_f1(gold, predicted),
             "distractor_false_alarms": distractor_false_alarms(meta, gold, predicted),
-            "explanations": explanation_summary(load_truth(bench), read_predictions(preds))}
+            "explanations": explanation_summary(load_truth(bench, split), read_predictions(preds))}
 
 
 def _parameter_report(model_dir: Path) -> dict:

@@ -53,6 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-drafts", action="store_true", help="decode one clip with HF generate, one token per LLM "
                    "pass, instead of checking n-gram drafts (~1.7x slower; explanations can differ by bf16 rounding, "
                    "see BENCHMARKS.md)")
+    p.add_argument("--heads", choices=("off", "veto"), default="off", help="beyond the paper: 'veto' keeps only the "
+                   "emotions the model's stage-1 label heads also give and drops the others' clauses from the "
+                   "explanation (needs a model trained with this version's default recipe; BENCHMARKS.md #17)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -68,7 +71,7 @@ def _predictor(args):
     from acoustemo.infer import load_predictor
 
     return load_predictor(args.model, args.cache_dir, args.device, max_new_tokens=args.max_new_tokens,
-                          int8=args.int8, drafts=not args.no_drafts, llm_dtype=args.llm_dtype)
+                          int8=args.int8, drafts=not args.no_drafts, llm_dtype=args.llm_dtype, heads=args.heads)
 
 
 def _run_manifest(args) -> int:
@@ -133,6 +136,8 @@ def _run_media(args) -> int:
     for u in pred.utterances:
         print(f"  [{u.start_s:.2f}-{u.end_s:.2f} s] {u.speaker or '?'}: {u.text}")
     print(f"Emotions: {', '.join(pred.emotions) or '(none)'}")
+    if pred.vetoed:
+        print(f"Vetoed by the stage-1 heads: {', '.join(pred.vetoed)}")
     print(f"Explanation: {pred.explanation}")
     print(f"Model: {pred.model}")
     return 0

@@ -116,5 +116,22 @@ def parse_answer(text: str) -> tuple[list[str], str]:
     return emotions, explanation
 
 
+def drop_label_clauses(explanation: str, labels: list[str]) -> str:
+    """`explanation` without the clauses that name any of `labels` (whole words, any case): clauses end at '.',
+    ';', '!' or '?' followed by a space. What is left is re-punctuated: a clause that now ends the text or a
+    sentence ends with '.', and the text starts with a capital. Used when the heads veto a label
+    (acoustemo/infer.py), so the explanation no longer argues for it."""
+    if not labels:
+        return explanation
+    named = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in labels) + r")\b", re.IGNORECASE)
+    clauses = [c for c in re.split(r"(?<=[.;!?])\s+", explanation.strip()) if c and not named.search(c)]
+    for i, clause in enumerate(clauses):
+        ends_sentence = i + 1 == len(clauses) or clauses[i + 1][:1].isupper()
+        if clause.endswith(";") and ends_sentence:
+            clauses[i] = clause[:-1] + "."
+    text = " ".join(clauses)
+    return text[:1].upper() + text[1:]
+
+
 def _warn(message: str) -> None:
     warnings.warn(message, stacklevel=3)

@@ -234,8 +234,48 @@ def stage1_labels(model, dataset, clips, result: AlignResult, pooling: str, batc
     """What the stage-1 heads alone answer per clip (every word with p >= 0.5, else the most probable one): how
     much of the labels the Q-Former tokens carry before the LLM reads them."""
     probs = stage1_logits(model, dataset, clips, result.words, result.bias, pooling, batch_size).sigmoid()
-    out = {}
-    for clip, p in zip(clips, probs):
-        picked = [w for w, x in zip(result.words, p.tolist()) if x >= 0.5]
-        out[clip.id] = picked or [result.words[int(p.argmax())]]
-    return out
+    return {clip.id: _picked(result.words, p) for clip, p in zip(clips, probs)}
+
+
+def fit_bias(logits: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+    """(V,) per-word biases minimising the binary cross-entropy of `logits` (N, V, computed with zero bias) + bias
+    against `gold` (N, V multi-hot), the slope held at 1, as stage 1 fits them alongside the tokens: for a model
+    saved before its heads were, the biases refit on the split stage 1 trained on."""
+    bias = torch.zeros(logits.shape[1], requires_grad=True)
+    opt = torch.optim.LBFGS([bias], max_iter=200)
+
+    def closure():
+        opt.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(logits + bias, gold)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return bias.detach()
+
+
+def _picked(words: list[str], probs: torch.Tensor) -> list[str]:
+    return [w for w, x in zip(words, probs.tolist()) if x >= 0.5] or [words[int(probs.argmax())]]
+
+
+@torch.no_grad()
+def heads_answer(model, batch: dict, clips, window_counts: list[int]) -> list[list[str] | None]:
+    """What the model's saved stage-1 heads (model.label_heads) answer for each clip of one collated batch, as
+    stage1_labels does; None for a clip with no acoustic tokens to score."""
+    h = model.label_heads
+    emb = torch.stack([_text_embedding(model, " " + w) for w in h.words])
+    bias = torch.tensor(h.bias, dtype=torch.float32)
+    groups = clip_token_groups(model, batch, clips, window_counts)
+    has_global = model.global_qformer is not None
+    return [_picked(h.words, label_logits([g], has_global, emb, bias, h.pooling)[0].sigmoid()) if g else None
+            for g in groups]
+
+
+def heads_veto(emotions: list[str], heads: list[str] | None) -> tuple[list[str], list[str]]:
+    """(kept, vetoed): the LLM's emotions that the stage-1 heads also give, and the others. When the heads give
+    none of them (or could not answer), the LLM's answer stands whole: the veto only removes, never empties."""
+    if not heads:
+        return list(emotions), []
+    given = {w.lower() for w in heads}
+    kept = [w for w in emotions if w.lower() in given]
+    return (kept, [w for w in emotions if w.lower() not in given]) if kept else (list(emotions), [])

@@ -231,7 +231,7 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
     set_seed(cfg.seed)
     loaders = _feature_loaders(train_clips + val_clips, cfg, cfg_cache, accelerator)
 
-    from acoustemo.model.acoustemo import AcoustEmoModel
+    from acoustemo.model.acoustemo import AcoustEmoModel, LabelHeads
 
     model = AcoustEmoModel.from_pretrained(checkpoint / "model", mcfg) if checkpoint else AcoustEmoModel(mcfg)
     if not checkpoint:  # a resumed model already carries the statistics of its first start
@@ -244,7 +244,7 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
         _enable_checkpointing(model.llm)
     train_ds = _dataset(train_clips, loaders, model, mcfg, with_answers=True)
     val_ds = _dataset(val_clips, loaders, model, mcfg, with_answers=True) if val_clips else None
-    align_losses, align_scores, align_val, align_kept = [], [], None, None
+    align_losses, align_scores, align_val, align_kept, aligned_heads = [], [], None, None, None
     if not checkpoint and cfg.align_epochs:  # a resumed run's checkpoint already holds the aligned weights
         from acoustemo.training.align import align_acoustic, stage1_labels
 
@@ -257,12 +257,16 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
                                  cfg.align_pooling, evaluate=score if select else None, keep_best=select,
                                  schedule=cfg.align_schedule)
         align_losses, align_scores, align_kept = aligned.losses, aligned.val_scores, aligned.best_epoch
+        aligned_heads = aligned if aligned.words else None
         if val_ds is not None and aligned.words:
             align_val = aligned.val_scores[aligned.best_epoch - 1] if select else score(aligned)
             log.info("stage 1: its label heads alone score val Avg %.2f%s", 100 * align_val,
                      f" (epoch {aligned.best_epoch} of {cfg.align_epochs} kept)" if select else "")
     if cfg.freeze_acoustic:
         freeze_acoustic(model)
+        if not checkpoint and aligned_heads is not None:  # saved with the model: prediction's --heads veto
+            model.label_heads = LabelHeads(aligned_heads.words, aligned_heads.bias.tolist(), cfg.align_pooling,
+                                           "stage 1")
 
     per_epoch = steps_per_epoch(len(train_clips), cfg.batch_size, cfg.grad_accum_steps, world)
     total_steps = per_epoch * cfg.epochs if not cfg.max_steps else min(cfg.max_steps, per_epoch * cfg.epochs)
