@@ -315,6 +315,51 @@ def predict_manifest(manifest: str | os.PathLike, model_dir: Predictor | str | o
     return report
 
 
+def heads_answers(predictor: Predictor, clips: list[Clip], batch_size: int = 16) -> dict[str, list[str] | None]:
+    """What the model's stage-1 heads alone answer for each clip (training/align.py heads_answer), built into
+    batches as `Predictor.predict` builds them, without generating."""
+    from acoustemo.data.dataset import AcoustEmoDataset, collate
+    from acoustemo.training.align import heads_answer
+
+    if predictor.model.label_heads is None:
+        raise ConfigError(f"{predictor.model_dir} has no stage-1 heads (stage1_heads.json); see --heads veto")
+    clips = [_with_utterances(c) for c in clips]
+    ds = AcoustEmoDataset(clips, predictor.load_acoustic, predictor.load_visual, predictor.model.tokenizer,
+                          predictor.model.cfg, with_answers=False)
+    out: dict[str, list[str] | None] = {}
+    for i in range(0, len(clips), batch_size):
+        examples = [ds[j] for j in range(i, min(i + batch_size, len(clips)))]
+        batch = collate(examples, predictor.model.tokenizer.pad_token_id)
+        part = clips[i : i + len(examples)]
+        out.update(zip((c.id for c in part), heads_answer(predictor.model, batch, part,
+                                                          [len(e["windows"]) for e in examples])))
+    return out
+
+
+def veto_predictions(predictor: Predictor, manifest: str | os.PathLike, preds: str | os.PathLike,
+                     out: str | os.PathLike) -> int:
+    """Apply the heads veto (`heads="veto"`) afterwards to a predictions file of the LLM's answers for `manifest`'s
+    clips, as prediction would have, without generating again: writes `out` atomically ({id, emotions,
+    explanation, vetoed} per line) and returns how many clips lost a label."""
+    from acoustemo.data.manifest import read_manifest
+    from acoustemo.data.prompt import drop_label_clauses
+    from acoustemo.training.align import heads_veto
+
+    clips = read_manifest(manifest)
+    answers = heads_answers(predictor, clips)
+    lines, vetoed = [], 0
+    for line in map(json.loads, Path(preds).read_text(encoding="utf-8").splitlines()):
+        if line["id"] not in answers:
+            raise ConfigError(f"{preds} answers clip {line['id']!r}, which {manifest} lacks; give the manifest the "
+                              f"predictions were made for")
+        kept, dropped = heads_veto(line["emotions"], answers[line["id"]])
+        vetoed += bool(dropped)
+        lines.append({**line, "emotions": kept, "explanation": drop_label_clauses(line["explanation"], dropped),
+                      "vetoed": dropped})
+    _write_lines(Path(out), lines)
+    return vetoed
+
+
 def _split_long(predictor: Predictor, clips: list[Clip], config, report: PredictReport) -> tuple[list[Clip], list[dict]]:
     """(clips that fit one window, the finished lines of those that did not and were split into windows)."""
     from acoustemo.timeline import manifest_line, split_clip

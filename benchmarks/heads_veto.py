@@ -8,8 +8,8 @@ Per run: the model's saved stage-1 heads (stage1_heads.json). A model saved befo
 --refit: the biases are refit on the train split with the slope held at 1 (training/align.py fit_bias), as stage 1
 fits them; --save then writes them into train/best, so `acoustemo predict --heads veto` can use that model. The
 LLM's val answers are predicted once into RUN_DIR/preds_val.jsonl (float32, no int8, like `bench run`'s test
-answers). On each split the veto is applied to the LLM's answers exactly as prediction applies it
-(training/align.py heads_veto, data/prompt.py drop_label_clauses), written to preds[_val]_veto.jsonl, and all of
+answers). On each split the veto is applied to the LLM's answers as prediction applies it (acoustemo/infer.py
+veto_predictions), written to preds[_val]_veto.jsonl, and all of
 {LLM, LLM + veto, heads alone} are scored by `bench run`'s scorer: Avg, exact sets, distractor false alarms and the
 share of explanations that are all right. Prints JSON: per run, then mean ± sd over the runs.
 """
@@ -45,58 +45,43 @@ def main() -> None:
 
 
 def veto_run(bench: Path, run: Path, refit: bool, save: bool) -> dict:
-    from accelerate import Accelerator
-
-    from acoustemo.bench.explain import read_predictions
     from acoustemo.bench.run import score_predictions
     from acoustemo.data.manifest import read_manifest
-    from acoustemo.data.prompt import drop_label_clauses
-    from acoustemo.infer import predict_manifest
-    from acoustemo.model.acoustemo import LABEL_HEADS, AcoustEmoModel, LabelHeads
+    from acoustemo.infer import heads_answers, load_predictor, predict_manifest, veto_predictions
+    from acoustemo.model.acoustemo import LABEL_HEADS, LabelHeads
     from acoustemo.training import TrainConfig
-    from acoustemo.training.align import AlignResult, fit_bias, heads_veto, label_heads, stage1_labels, stage1_logits
-    from acoustemo.training.loop import _dataset, _feature_loaders
+    from acoustemo.training.align import fit_bias, label_heads, stage1_logits
+    from acoustemo.training.loop import _dataset
 
     model_dir = run / "train" / "best"
     if not (run / "preds.jsonl").is_file() or not (model_dir / "config.json").is_file():
         raise SystemExit(f"{run} is not a finished bench run folder (needs train/best/ and preds.jsonl)")
     cfg = TrainConfig.load(model_dir / "train_config.json")
-    model = AcoustEmoModel.from_pretrained(model_dir, llm_dtype="float32").eval()
-    splits = {s: read_manifest(bench / f"{s}.jsonl") for s in ("train", *SPLITS)}
-    loaders = _feature_loaders(sum(splits.values(), []), cfg, Path(cfg.cache_dir), Accelerator(cpu=True))
-    data = {s: _dataset(c, loaders, model, model.cfg, with_answers=False) for s, c in splits.items()}
-    heads = model.label_heads
-    if heads is None:
+    predictor = load_predictor(model_dir, cfg.cache_dir, int8=False, llm_dtype="float32")  # as `bench run` predicts
+    model = predictor.model
+    if model.label_heads is None:
         if not refit:
             raise SystemExit(f"{model_dir} has no {LABEL_HEADS} (saved before acoustemo kept stage 1's heads); pass "
                              f"--refit to refit their biases on the train split")
-        words, _, gold = label_heads(model, splits["train"])
-        logits = stage1_logits(model, data["train"], splits["train"], words, torch.zeros(len(words)), cfg.align_pooling)
-        heads = LabelHeads(words, fit_bias(logits, gold).tolist(), cfg.align_pooling,
-                           "refit on the train split (benchmarks/heads_veto.py --refit)")
+        train = read_manifest(bench / "train.jsonl")
+        words, _, gold = label_heads(model, train)
+        ds = _dataset(train, (predictor.load_acoustic, predictor.load_visual), model, model.cfg, with_answers=False)
+        logits = stage1_logits(model, ds, train, words, torch.zeros(len(words)), cfg.align_pooling)
+        model.label_heads = LabelHeads(words, fit_bias(logits, gold).tolist(), cfg.align_pooling,
+                                       "refit on the train split (benchmarks/heads_veto.py --refit)")
         if save:
-            heads.save(model_dir / LABEL_HEADS)
-    result = AlignResult([], heads.words, torch.tensor(heads.bias))
-    answers = {s: stage1_labels(model, data[s], splits[s], result, heads.pooling) for s in SPLITS}
-    del model
+            model.label_heads.save(model_dir / LABEL_HEADS)
     if not (run / "preds_val.jsonl").is_file():
-        predict_manifest(bench / "val.jsonl", model_dir, run / "preds_val.jsonl", cfg.cache_dir, progress=False,
-                         int8=False)
-    row: dict = {"run": str(run), "heads_source": heads.source}
+        predict_manifest(bench / "val.jsonl", predictor, run / "preds_val.jsonl", progress=False)
+    row: dict = {"run": str(run), "heads_source": model.label_heads.source}
     for split in SPLITS:
         suffix = "" if split == "test" else "_val"
-        llm_path = run / f"preds{suffix}.jsonl"
-        llm = read_predictions(llm_path)
-        veto_lines, heads_lines, vetoed = [], [], 0
-        for clip_id, p in llm.items():
-            kept, dropped = heads_veto(p["emotions"], answers[split][clip_id])
-            vetoed += bool(dropped)
-            veto_lines.append({"id": clip_id, "emotions": kept, "vetoed": dropped,
-                               "explanation": drop_label_clauses(p["explanation"], dropped)})
-            heads_lines.append({"id": clip_id, "emotions": answers[split][clip_id], "explanation": ""})
-        paths = {"llm": llm_path, "veto": run / f"preds{suffix}_veto.jsonl", "heads": run / f"preds{suffix}_heads.jsonl"}
-        for name, lines in (("veto", veto_lines), ("heads", heads_lines)):
-            paths[name].write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in lines))
+        paths = {"llm": run / f"preds{suffix}.jsonl", "veto": run / f"preds{suffix}_veto.jsonl",
+                 "heads": run / f"preds{suffix}_heads.jsonl"}
+        vetoed = veto_predictions(predictor, bench / f"{split}.jsonl", paths["llm"], paths["veto"])
+        answers = heads_answers(predictor, read_manifest(bench / f"{split}.jsonl"))
+        paths["heads"].write_text("".join(json.dumps({"id": k, "emotions": v or [], "explanation": ""}) + "\n"
+                                          for k, v in answers.items()))
         row[split] = {name: _summary(score_predictions(bench, path, split)) for name, path in paths.items()}
         row[split]["clips_vetoed"] = vetoed
     return row

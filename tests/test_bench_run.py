@@ -75,6 +75,13 @@ def test_bench_run_table_and_resume(bench, tmp_path, capsys):
             assert r["explanations"] is None
         else:
             assert r["explanations"]["all_right"][0] == pytest.approx(statistics.fmean(shares), abs=1e-9)
+        if not name.startswith("probe"):  # the heads veto, derived from the same answers and scored alike
+            vetoed = [_avg_from_preds(bench, d / "preds_veto.jsonl") for d in runs]
+            assert r["heads_veto"]["avg"][0] == pytest.approx(statistics.fmean(vetoed), abs=1e-9)
+            for d in runs:
+                for llm, veto in zip(map(json.loads, open(d / "preds.jsonl")), map(json.loads, open(d / "preds_veto.jsonl"))):
+                    assert veto["id"] == llm["id"] and set(veto["emotions"]) <= set(llm["emotions"])
+                    assert sorted(veto["emotions"] + veto["vetoed"]) == sorted(llm["emotions"])
     full = table["rows"][2]
     assert full["delta_avg_vs_full"] == 0.0
     assert table["rows"][0]["delta_avg_vs_full"] == pytest.approx(table["rows"][0]["avg"] - full["avg"])
@@ -86,7 +93,7 @@ def test_bench_run_table_and_resume(bench, tmp_path, capsys):
     assert md == summary.markdown
     for text in ("linear probe (target windows + clip)", "linear probe (clip only)", "AcoustEmo (full)",
                  "w/o utterance Q-Former", "Avg per seed", "Accuracy_S", "Recall_S", "peak RSS", "F1 anxious",
-                 "false alarms", "seeds 0, 1", " ± "):
+                 "false alarms", "seeds 0, 1", " ± ", "AcoustEmo (full) + heads veto"):
         assert text in md
     assert "w/o global Q-Former" not in md  # rows not run are not invented
     header, *body = [line.split(" | ") for line in md.splitlines() if line.startswith("| ")][:6]

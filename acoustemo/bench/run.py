@@ -223,7 +223,7 @@ def _run_isolated(run_dir: Path, settings: dict, args: tuple) -> dict:
 
 def run_ablation(bench_dir: str, out: str, cfg_dict: dict, ablation: str, seed: int, settings: dict) -> dict:
     """Train, predict and score one (ablation, seed); writes <out>/<ablation>/seed<S>/scores.json (its mark)."""
-    from acoustemo.infer import predict_manifest
+    from acoustemo.infer import load_predictor, predict_manifest, veto_predictions
     from acoustemo.training import train
 
     if not logging.getLogger().handlers:
@@ -238,18 +238,26 @@ def run_ablation(bench_dir: str, out: str, cfg_dict: dict, ablation: str, seed: 
     result = train(bench / "train.jsonl", bench / "val.jsonl", run_dir / "train", mcfg, tcfg, resume=resume)
     t1 = time.perf_counter()
     model_dir = result.best_dir or run_dir / "train"
-    pred = predict_manifest(bench / "test.jsonl", model_dir, run_dir / "preds.jsonl", out_dir / "features",
-                            batch_size=cfg.predict_batch_size, progress=cfg.progress,
-                            int8=False)  # score the model as trained, not its int8 copy
+    predictor = load_predictor(model_dir, out_dir / "features", int8=False)  # the model as trained, not int8
+    pred = predict_manifest(bench / "test.jsonl", predictor, run_dir / "preds.jsonl", batch_size=cfg.predict_batch_size,
+                            progress=cfg.progress)
     if pred.failed:
         raise RuntimeError(f"{ablation}: prediction failed for {len(pred.failed)} test clip(s): {pred.failed[:3]}")
     t2 = time.perf_counter()
+    veto = {}
+    if predictor.model.label_heads is not None:  # the same answers after `predict --heads veto`, not generated again
+        vetoed = veto_predictions(predictor, bench / "test.jsonl", run_dir / "preds.jsonl", run_dir / "preds_veto.jsonl")
+        s = score_predictions(bench, run_dir / "preds_veto.jsonl")
+        veto = {"heads_veto": {"avg": s["avg"], "exact_sets": s["exact_sets"], "clips_vetoed": vetoed,
+                               "false_alarm_rate": s["distractor_false_alarms"]["rate"],
+                               "all_right": s["explanations"]["percent"]["all_right"]}}
+    del predictor
     row = {"ablation": ablation, "row": ROW_NAMES[ablation], "seed": seed, "settings": settings,
            **score_predictions(bench, run_dir / "preds.jsonl"),
            "train_steps": result.steps, "final_loss": result.final_loss, "best_step": result.best_step,
            "best_val_loss": result.best_value, "train_s": round(t1 - t0, 1), "predict_s": round(t2 - t1, 1),
            "wall_s": round(t2 - t0, 1), "resumed": resume, "peak_rss_mb": round(peak_rss_mb(), 1),
-           "parameters": _parameter_report(model_dir)}
+           "parameters": _parameter_report(model_dir), **veto}
     write_text_atomic(run_dir / SCORES, json.dumps(row, indent=2) + "\n")  # last: marks the run finished
     print(f"bench run: {ablation} seed {seed}: Avg {row['avg']:.2f} (Accuracy_S {row['accuracy_s']:.2f}, Recall_S "
           f"{row['recall_s']:.2f}) in {row['wall_s']:.0f} s, peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
@@ -401,6 +409,8 @@ def build_table(rows: dict[str, list[dict]], cfg: RunConfig, extract_s: float) -
             "predict_s": statistics.fmean(r["predict_s"] for r in runs),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
             **({"probe": runs[0]["probe"]} if "probe" in runs[0] else {}),
+            **({"heads_veto": {k: mean_sd([r["heads_veto"][k] for r in runs]) for k in runs[0]["heads_veto"]}}
+               if all("heads_veto" in r for r in runs) else {}),
         })
     return {
         "seeds": list(cfg.seeds), "preset": cfg.preset, "encoder": cfg.encoder, "train_overrides": cfg.train,
@@ -459,6 +469,18 @@ def render_markdown(table: dict) -> str:
     if probes:
         lines += ["", "Probes: " + "; ".join(f"{r['row']} read {r['probe']['stream']} streams, C={r['probe']['C']:g} "
                                              f"(val Avg {r['probe']['val_avg']:.2f})" for r in probes) + "."]
+    vetoed = [r for r in table["rows"] if "heads_veto" in r]
+    if vetoed:
+        lines += ["", "The same answers after the stage-1 heads veto (`acoustemo predict --heads veto`, beyond the paper: "
+                  "the LLM's labels that the model's stage-1 label heads do not give are dropped, with their clauses, "
+                  "unless none would be left):", "",
+                  "| Method | Avg | Δ Avg vs the LLM alone | exact sets | false alarms | explanations all right % | "
+                  "clips vetoed |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        for r in vetoed:
+            v, n = r["heads_veto"], r["n_runs"]
+            lines.append(f"| {r['row']} + heads veto | {_pm(*v['avg'], n)} | {_fmt(v['avg'][0] - r['avg'], '+.2f')} | "
+                         f"{_fmt(v['exact_sets'][0], '.0f')} / {r['n_test']} | {_pm(*v['false_alarm_rate'], n, '.1f')} % "
+                         f"| {_pm(*v['all_right'], n, '.1f')} | {_fmt(v['clips_vetoed'][0], '.0f')} |")
     lines += ["", "Explanations all right: the share of test clips whose answer has the right labels and whose "
               "explanation gives each label its cue, each cue its speaker and the right time (within "
               f"{TIME_TOLERANCE_S:g} s; acoustemo/bench/explain.py).",

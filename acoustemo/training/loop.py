@@ -15,6 +15,8 @@ Run folder DIR:
   last/                            the resume checkpoint (training/checkpoint.py)
   best/                            the model with the best validation metric (never the test split): save_pretrained
                                    files + train_config.json + metrics.json; `acoustemo predict --model DIR/best`
+                                   (+ stage1_heads.json: stage 1's label heads, when it ran in "labels" mode and
+                                   the LM stage froze the Q-Formers; `predict --heads veto` reads them)
 
 An exact resume needs the same number of processes and the same torch thread count (float sums differ
 otherwise); the configs and manifests are checked, and anything else that differs is refused with ConfigError.
