@@ -124,6 +124,26 @@ def test_bench_run_table_and_resume(bench, tmp_path, capsys):
         run_benchmark(bench, other, out)
 
 
+def test_scores_on_the_val_split_use_the_same_synonym_groups(bench, tmp_path):
+    from acoustemo.bench.run import score_predictions
+
+    rows = [json.loads(x) for x in open(bench / "val.jsonl")]
+    preds = tmp_path / "val_preds.jsonl"
+    preds.write_text("".join(json.dumps({"id": r["id"], "emotions": r["labels"], "explanation": ""}) + "\n"
+                             for r in rows))
+    s = score_predictions(bench, preds, "val")
+    assert (s["avg"], s["exact_sets"], s["n_test"]) == (100.0, len(rows), len(rows))
+    synonym = {"anxious": "frightened", "angry": "furious", "sad": "sorrowful", "excited": "thrilled",
+               "surprised": "shocked", "neutral": "calm"}
+    preds.write_text("".join(json.dumps({"id": r["id"], "emotions": [synonym[x] for x in r["labels"]],
+                                         "explanation": ""}) + "\n" for r in rows))
+    s = score_predictions(bench, preds, "val")  # a synonym counts as its group's label, as on test
+    assert (s["avg"], s["exact_sets"]) == (100.0, len(rows))
+    preds.write_text("".join(json.dumps({"id": r["id"], "emotions": ["sad"] if "sad" not in r["labels"] else
+                                         ["angry"], "explanation": ""}) + "\n" for r in rows))
+    assert score_predictions(bench, preds, "val")["avg"] == 0.0
+
+
 def test_per_label_f1():
     gold = {"a": ["sad", "anxious"], "b": ["neutral"], "c": ["angry"]}
     pred = {"a": ["sad"], "b": ["anxious"], "c": ["angry", "sad"]}
