@@ -42,6 +42,7 @@ import os
 import resource
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -305,17 +306,15 @@ def score_predictions(bench: Path, preds: Path, split: str = "test") -> dict:
     from acoustemo.bench.explain import explanation_summary, load_truth, read_predictions
     from acoustemo.commands.evaluate import evaluate
 
-    groupings = bench / "groupings.json"
-    if split != "test":  # `bench make` writes the test split's groupings; the same synonym groups serve any split
-        import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        groupings = bench / "groupings.json"
+        if split != "test":  # `bench make` writes the test split's groupings; the same synonym groups serve any split
+            from acoustemo.bench.make import bench_groupings
 
-        from acoustemo.bench.make import bench_groupings
-
-        gold_rows = [json.loads(x) for x in (bench / f"{split}.jsonl").read_text().splitlines() if x.strip()]
-        tmp = tempfile.TemporaryDirectory()
-        groupings = Path(tmp.name) / "groupings.json"
-        groupings.write_text(json.dumps(bench_groupings({r["id"]: r["labels"] for r in gold_rows})))
-    report, sl, _ = evaluate(bench / f"{split}.jsonl", preds, groupings, grouping="cache")
+            gold_rows = [json.loads(x) for x in (bench / f"{split}.jsonl").read_text().splitlines() if x.strip()]
+            groupings = Path(tmp) / "groupings.json"
+            groupings.write_text(json.dumps(bench_groupings({r["id"]: r["labels"] for r in gold_rows})))
+        report, sl, _ = evaluate(bench / f"{split}.jsonl", preds, groupings, grouping="cache")
     gold = {s.name: s.gold_mapped for s in sl.samples}
     predicted = {s.name: s.pred_mapped for s in sl.samples}
     meta = json.loads((bench / "meta.json").read_text())

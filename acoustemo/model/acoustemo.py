@@ -51,7 +51,7 @@ class LabelHeads:
     words: list[str]
     bias: list[float]
     pooling: str  # TrainConfig.align_pooling: "mean" or "max"
-    source: str  # how the biases were fitted: "stage 1", or a refit (benchmarks/stage1_heads.py --save)
+    source: str  # how the biases were fitted: "stage 1", or a refit (benchmarks/heads_veto.py --refit --save)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(dataclasses.asdict(self), indent=1) + "\n", encoding="utf-8")
