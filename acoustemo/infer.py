@@ -31,7 +31,7 @@ from acoustemo.errors import ConfigError
 log = logging.getLogger(__name__)
 
 OUTPUT_KEYS = ("id", "emotions", "explanation")
-HEADS_MODES = ("off", "veto")
+HEADS_MODES = ("auto", "veto", "off")  # load_predictor(heads=...)
 
 
 @dataclass
@@ -84,7 +84,7 @@ class Predictor:
     visual: object | None
     max_new_tokens: int = 96  # gold answers of the acoustic-cue benchmark run up to 70 tokens
     drafts: bool = True  # one clip at a time: greedy with checked n-gram drafts (acoustemo/model/decoding.py)
-    heads: str = "off"  # "veto": keep only the LLM's emotions its stage-1 heads also give (load_predictor)
+    heads: str = "off"  # "veto": keep only the LLM's emotions its stage-1 heads also give (load_predictor resolves "auto")
 
     def load_acoustic(self, clip: Clip):
         features = self.cache.get_or_compute(clip.media, self.acoustic, clip.id)
@@ -126,7 +126,7 @@ class Predictor:
 def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.PathLike | None = None,
                    device: str | None = None, acoustic_encoder: str | None = None,
                    max_new_tokens: int = 96, int8: bool | None = None, drafts: bool = True,
-                   llm_dtype: str | None = None, heads: str = "off") -> Predictor:
+                   llm_dtype: str | None = None, heads: str = "auto") -> Predictor:
     """Load a trained model for prediction, with the encoder it was trained on (from its train_config.json).
 
     LoRA is merged into the LLM. `int8` (default: on a CPU when the LLM computes in bf16, see
@@ -136,9 +136,10 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
     benchmark, ~1.7x faster, for the same greedy answer (acoustemo/model/decoding.py); batches of clips always go through HF generate.
     `llm_dtype` (None: the checkpoint's where this hardware runs it natively, else the hardware's choice; "auto":
     the hardware's choice; or float32 / bfloat16 / float16) is the LLM's compute dtype (acoustemo/hardware.py).
-    `heads` "veto" (beyond the paper, off by default): the model's stage-1 label heads (saved with it as
-    stage1_heads.json) answer each clip from its acoustic tokens too, and the LLM's emotions they do not give are
-    dropped, with the explanation's clauses that name them, unless that would drop them all (BENCHMARKS.md #17).
+    `heads` "veto" (beyond the paper): the model's stage-1 label heads (saved with it as stage1_heads.json) answer
+    each clip from its acoustic tokens too, and the LLM's emotions they do not give are dropped, with the
+    explanation's clauses that name them, unless that would drop them all (BENCHMARKS.md #17). "auto" (default):
+    "veto" when the model has the heads, else "off" (the LLM's answer as it is, the paper's path).
 
     Features go to `cache_dir`, by default the training run's feature cache if it still exists, else
     $ACOUSTEMO_CACHE/features (~/.cache/acoustemo/features).
@@ -168,11 +169,15 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
     device = torch.device(device) if device else _default_device()
     model = AcoustEmoModel.from_pretrained(folder, llm_dtype=llm_dtype, device=device)
     model.to(device).eval()
+    if heads == "auto":
+        heads = "veto" if model.label_heads is not None else "off"
+        log.info("stage-1 heads veto: %s (%s)", heads, "the model's stage1_heads.json" if heads == "veto"
+                 else "the model has no stage1_heads.json")
     if heads == "veto" and model.label_heads is None:
         raise ConfigError(f"--heads veto needs the model's stage-1 label heads ({folder}/stage1_heads.json), which "
                           f"this model lacks: it was trained without stage 1 in 'labels' mode, with the LM stage "
                           f"training the Q-Formers, or before acoustemo saved the heads. Retrain it with the default "
-                          f"recipe, or predict without --heads veto")
+                          f"recipe, or predict with --heads auto / off")
     if int8 or (int8 is None and int8_by_default(model.cfg.llm_dtype, model.device)):
         model.quantize_int8()  # merges LoRA first
     else:

@@ -57,7 +57,7 @@ def veto_run(bench: Path, run: Path, refit: bool, save: bool) -> dict:
     if not (run / "preds.jsonl").is_file() or not (model_dir / "config.json").is_file():
         raise SystemExit(f"{run} is not a finished bench run folder (needs train/best/ and preds.jsonl)")
     cfg = TrainConfig.load(model_dir / "train_config.json")
-    predictor = load_predictor(model_dir, cfg.cache_dir, int8=False, llm_dtype="float32")  # as `bench run` predicts
+    predictor = load_predictor(model_dir, cfg.cache_dir, int8=False, llm_dtype="float32", heads="off")  # as `bench run`
     model = predictor.model
     if model.label_heads is None:
         if not refit:

@@ -239,7 +239,8 @@ def run_ablation(bench_dir: str, out: str, cfg_dict: dict, ablation: str, seed: 
     result = train(bench / "train.jsonl", bench / "val.jsonl", run_dir / "train", mcfg, tcfg, resume=resume)
     t1 = time.perf_counter()
     model_dir = result.best_dir or run_dir / "train"
-    predictor = load_predictor(model_dir, out_dir / "features", int8=False)  # the model as trained, not int8
+    # the model as trained (not int8), and the LLM's own answers: the veto is applied to them afterwards, below
+    predictor = load_predictor(model_dir, out_dir / "features", int8=False, heads="off")
     pred = predict_manifest(bench / "test.jsonl", predictor, run_dir / "preds.jsonl", batch_size=cfg.predict_batch_size,
                             progress=cfg.progress)
     if pred.failed:
@@ -480,8 +481,9 @@ def render_markdown(table: dict) -> str:
                                              f"(val Avg {r['probe']['val_avg']:.2f})" for r in probes) + "."]
     vetoed = [r for r in table["rows"] if "heads_veto" in r]
     if vetoed:
-        lines += ["", "The same answers after the stage-1 heads veto (`acoustemo predict --heads veto`, beyond the paper: "
-                  "the LLM's labels that the model's stage-1 label heads do not give are dropped, with their clauses, "
+        lines += ["", "The same answers after the stage-1 heads veto (beyond the paper; what `acoustemo predict` "
+                  "answers by default for a model with stage-1 heads, while the rows above are `--heads off`: the "
+                  "LLM's labels that the model's stage-1 label heads do not give are dropped, with their clauses, "
                   "unless none would be left):", "",
                   "| Method | Avg | Δ Avg vs the LLM alone | exact sets | false alarms | explanations all right % | "
                   "clips vetoed |", "| --- | --- | --- | --- | --- | --- | --- |"]
