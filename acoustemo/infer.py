@@ -342,16 +342,17 @@ def heads_answers(predictor: Predictor, clips: list[Clip], batch_size: int = 16)
 
 
 def veto_predictions(predictor: Predictor, manifest: str | os.PathLike, preds: str | os.PathLike,
-                     out: str | os.PathLike) -> int:
+                     out: str | os.PathLike, answers: dict[str, list[str] | None] | None = None) -> int:
     """Apply the heads veto (`heads="veto"`) afterwards to a predictions file of the LLM's answers for `manifest`'s
     clips, as prediction would have, without generating again: writes `out` atomically ({id, emotions,
-    explanation, vetoed} per line) and returns how many clips lost a label."""
+    explanation, vetoed} per line) and returns how many clips lost a label. `answers`: the heads' answers for
+    those clips when the caller has them already (heads_answers), else they are computed here."""
     from acoustemo.data.manifest import read_manifest
     from acoustemo.data.prompt import drop_label_clauses
     from acoustemo.training.align import heads_veto
 
-    clips = read_manifest(manifest)
-    answers = heads_answers(predictor, clips)
+    if answers is None:
+        answers = heads_answers(predictor, read_manifest(manifest))
     lines, vetoed = [], 0
     for line in map(json.loads, Path(preds).read_text(encoding="utf-8").splitlines()):
         if line["id"] not in answers:

@@ -78,8 +78,8 @@ def veto_run(bench: Path, run: Path, refit: bool, save: bool) -> dict:
         suffix = "" if split == "test" else "_val"
         paths = {"llm": run / f"preds{suffix}.jsonl", "veto": run / f"preds{suffix}_veto.jsonl",
                  "heads": run / f"preds{suffix}_heads.jsonl"}
-        vetoed = veto_predictions(predictor, bench / f"{split}.jsonl", paths["llm"], paths["veto"])
         answers = heads_answers(predictor, read_manifest(bench / f"{split}.jsonl"))
+        vetoed = veto_predictions(predictor, bench / f"{split}.jsonl", paths["llm"], paths["veto"], answers)
         paths["heads"].write_text("".join(json.dumps({"id": k, "emotions": v or [], "explanation": ""}) + "\n"
                                           for k, v in answers.items()))
         row[split] = {name: _summary(score_predictions(bench, path, split)) for name, path in paths.items()}
