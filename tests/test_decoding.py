@@ -117,6 +117,11 @@ def test_shipped_checkpoint_decodes_the_sample_identically_in_fewer_passes(tmp_p
     drafted = predictor.predict([clip])[0].answer
     stats = model.decode_stats
     assert drafted.startswith("Emotions: excited, angry")
+    # the package ships the checkpoint's stage-1 heads, so predict's default vetoes with them; they keep both labels
+    assert predictor.heads == "veto"
+    assert model.label_heads.words == ["angry", "anxious", "excited", "neutral", "sad", "surprised"]
+    first = predictor.predict([clip])[0]
+    assert (first.emotions, first.vetoed) == (["excited", "angry"], [])
     assert stats.passes * 2 < stats.tokens  # over two tokens per LLM pass
     model.drafter = lambda: None  # the same one-clip decoder, one token per pass
     assert predictor.predict([clip])[0].answer == drafted
