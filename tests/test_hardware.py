@@ -123,34 +123,72 @@ def corpus(tmp_path_factory):
     return root
 
 
-def train_auto(corpus, out, monkeypatch, bf16: bool):
+def train_on(corpus, out, monkeypatch, bf16: bool, llm_dtype: str = "auto") -> list[str]:
+    """Train the debug preset for two steps on a CPU with (or without) native bf16; the autocast Accelerate got."""
+    import accelerate
+
     from acoustemo.training import resolve_configs, train
 
     native(monkeypatch, bf16)
-    model_cfg, train_cfg = resolve_configs("debug", model_overrides={"llm_dtype": "auto"}, train_overrides=dict(
+    asked = []
+
+    class Spy(accelerate.Accelerator):
+        def __init__(self, *args, **kwargs):
+            asked.append(kwargs["mixed_precision"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(accelerate, "Accelerator", Spy)
+    model_cfg, train_cfg = resolve_configs("debug", model_overrides={"llm_dtype": llm_dtype}, train_overrides=dict(
         acoustic_encoder=ENCODER, cache_dir=str(corpus / "features"), max_steps=2, save_every_steps=0,
         progress=False))
-    assert model_cfg.llm_dtype == "auto"
+    assert (model_cfg.llm_dtype, train_cfg.mixed_precision) == (llm_dtype, "auto")
     train(corpus / "train.jsonl", None, out, model_cfg, train_cfg)
-    return out
+    return asked
 
 
-@pytest.mark.parametrize("bf16, dtype", [(True, "bfloat16"), (False, "float32")])
-def test_run_config_records_the_resolved_dtype_and_loads_in_the_other(corpus, tmp_path, monkeypatch, bf16, dtype):
+@pytest.mark.parametrize("llm_dtype, mixed_precision, bf16, device, expected", [
+    ("auto", "auto", True, "cpu", ("float32", "bf16")),  # float32 weights under bf16 autocast where bf16 is native
+    ("auto", "auto", False, "cpu", ("float32", "no")),  # an AVX2-only CPU: plain float32
+    ("float32", "auto", True, "cpu", ("float32", "no")),  # an explicit dtype trains as set
+    ("bfloat16", "auto", True, "cpu", ("bfloat16", "no")),
+    ("auto", "bf16", False, "cpu", ("float32", "bf16")),  # an explicit autocast is kept (and warned about)
+    ("auto", "no", True, "cpu", ("float32", "no")),
+    ("auto", "auto", True, "cuda", ("bfloat16", "no")),  # GPUs: half weights, as prediction uses
+    ("auto", "auto", False, "cuda", ("float16", "no")),
+    ("float32", "fp16", False, "cuda", ("float32", "fp16")),
+])
+def test_training_dtypes_follow_the_hardware(monkeypatch, llm_dtype, mixed_precision, bf16, device, expected):
+    native(monkeypatch, bf16, cuda_bf16=bf16)
+    assert hardware.resolve_training(llm_dtype, mixed_precision, device) == expected
+    with pytest.raises(ConfigError, match="auto, no, bf16, fp16"):
+        hardware.resolve_training("auto", "fp8", device)
+
+
+@pytest.mark.parametrize("bf16, llm_dtype, weights, autocast", [
+    (True, "auto", "float32", "bf16"),
+    (False, "auto", "float32", "no"),
+    (True, "bfloat16", "bfloat16", "no"),  # a bf16 LLM, as `auto` trained it on native-bf16 CPUs before
+])
+def test_run_config_records_the_resolved_dtypes_and_loads_on_the_other_cpu(corpus, tmp_path, monkeypatch, bf16,
+                                                                          llm_dtype, weights, autocast):
     from acoustemo.data.manifest import read_manifest
     from acoustemo.infer import load_predictor
     from acoustemo.model.acoustemo import AcoustEmoModel
 
-    run = train_auto(corpus, tmp_path / "run", monkeypatch, bf16)
+    run = tmp_path / "run"
+    assert train_on(corpus, run, monkeypatch, bf16, llm_dtype) == [autocast]
     checkpoint = run / "last" / "model"
     for config in (run / "config.json", checkpoint / "config.json"):
-        assert json.loads(config.read_text())["llm_dtype"] == dtype
-    assert AcoustEmoModel.from_pretrained(checkpoint).llm.get_input_embeddings().weight.dtype == getattr(torch, dtype)
+        assert json.loads(config.read_text())["llm_dtype"] == weights
+    assert json.loads((run / "train_config.json").read_text())["mixed_precision"] == autocast
+    assert AcoustEmoModel.from_pretrained(checkpoint).llm.get_input_embeddings().weight.dtype == getattr(torch, weights)
 
-    # the same checkpoint on the other kind of CPU, as prediction loads it
+    # the same checkpoint on the other kind of CPU, as prediction loads it: by default in the dtype it was trained
+    # in where that is fast there, else the hardware's choice; "auto" asks for the hardware's choice
     native(monkeypatch, not bf16)
-    other = "float32" if bf16 else "bfloat16"
-    predictor = load_predictor(run, cache_dir=corpus / "features", max_new_tokens=8, llm_dtype=None if bf16 else "auto")
+    requested = None if weights == "bfloat16" else "auto"
+    other = "bfloat16" if not bf16 else "float32"
+    predictor = load_predictor(run, cache_dir=corpus / "features", max_new_tokens=8, llm_dtype=requested)
     assert predictor.model.cfg.llm_dtype == other
     int8 = [m for m in predictor.model.llm.modules() if isinstance(m, Int8Linear)]
     assert bool(int8) is (other == "bfloat16")  # int8 weights only where the LLM computes in bf16

@@ -58,7 +58,7 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int)
     g.add_argument("--grad-accum", type=int, metavar="N")
     g.add_argument("--warmup-ratio", type=float)
-    g.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"])
+    g.add_argument("--mixed-precision", choices=["auto", "no", "bf16", "fp16"], help="autocast (default auto)")
     g.add_argument("--eval-every", type=int, metavar="N", help="validate every N steps (and each epoch)")
     g.add_argument("--save-every", type=int, metavar="N", help="checkpoint each row's last/ every N steps")
     g.add_argument("--predict-batch-size", type=int, default=8, help="test clips per generation batch")

@@ -72,9 +72,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ablation", choices=ABLATIONS, help="paper Table 2 variant (default full)")
     p.add_argument("--llm", metavar="NAME|DIR", help="the LLM: 'smollm2-135m' (bundled) or a local Hugging Face "
                    "model folder, e.g. /models/Llama-2-7b-hf (needed by --preset paper)")
-    p.add_argument("--llm-dtype", choices=("auto", "float32", "bfloat16", "float16"), help="the LLM's compute "
-                   "dtype (default auto: bfloat16 on CPUs with native bf16 and on GPUs that support it, float32 on "
-                   "other CPUs; the run's config.json records the one used)")
+    p.add_argument("--llm-dtype", choices=("auto", "float32", "bfloat16", "float16"), help="the LLM's weight "
+                   "dtype (default auto: float32 on CPUs, under bf16 autocast where bf16 is native, see "
+                   "--mixed-precision; bfloat16 on GPUs that support it, else float16; the run's config.json records "
+                   "the one used)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly (configs reloaded from it)")
     g = p.add_argument_group("training (TrainConfig; unset recipe fields come from --recipe)")
     g.add_argument("--epochs", type=int)
@@ -85,7 +86,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--weight-decay", type=float)
     g.add_argument("--warmup-ratio", type=float)
     g.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimizer steps (quick runs)")
-    g.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], help="autocast (fp16 needs a GPU)")
+    g.add_argument("--mixed-precision", choices=["auto", "no", "bf16", "fp16"],
+                   help="autocast; auto (default): bf16 over float32 weights on a CPU with native bf16, else no "
+                        "(fp16 needs a GPU)")
     g.add_argument("--gradient-checkpointing", action="store_true", default=None, help="recompute LLM activations")
     g.add_argument("--seed", type=int)
     g.add_argument("--save-every", type=int, metavar="N", help="checkpoint DIR/last every N steps (and each epoch)")

@@ -14,7 +14,7 @@ from acoustemo.config import ModelConfig
 from acoustemo.data.manifest import write_text_atomic
 from acoustemo.errors import ConfigError
 
-PRECISIONS = ("no", "bf16", "fp16")
+PRECISIONS = ("auto", "no", "bf16", "fp16")
 BEST_METRICS = ("val_loss", "val_avg")
 TRAIN_CONFIG_NAME = "train_config.json"
 RUN_FILE = "run.json"  # the manifests a run was started on, so `--resume` alone can continue it
@@ -83,7 +83,9 @@ class TrainConfig:
     warmup_ratio: float = 0.05  # linear warm-up over this fraction of the optimizer steps, then cosine to 0
     max_grad_norm: float = 1.0  # 0 = no clipping (the paper is silent; 1.0 is LAVIS' and HF's default)
     max_steps: int = 0  # > 0: stop after this many optimizer steps (the schedule spans them); 0 = `epochs` decide
-    mixed_precision: str = "no"  # "no" | "bf16" | "fp16" (fp16 needs a GPU)
+    # autocast: "auto" (bf16 over float32 weights on a CPU with native bf16 when llm_dtype is "auto", else "no";
+    # hardware.resolve_training), "no", "bf16", "fp16" (fp16 needs a GPU). A run saves what it used.
+    mixed_precision: str = "auto"
     gradient_checkpointing: bool = False  # recompute the LLM's activations in backward (saves memory)
     seed: int = 0
     save_every_steps: int = 200  # checkpoint `last/` every N optimizer steps (0 = only at epoch ends)

@@ -48,6 +48,7 @@ import torch
 from acoustemo.config import ModelConfig
 from acoustemo.data.manifest import write_text_atomic
 from acoustemo.errors import ConfigError
+from acoustemo.hardware import default_device, resolve_training
 from acoustemo.training.checkpoint import (TrainerState, gather_digests, load_checkpoint, manifest_fingerprint,
                                            prepare_run_dir, save_best, save_checkpoint)
 from acoustemo.training.config import RUN_FILE, TrainConfig, default_cache_dir
@@ -203,14 +204,17 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
     from acoustemo.data.manifest import read_manifest
 
     cfg, mcfg, out_dir = train_config, model_config, Path(out_dir)
+    # "auto" dtypes -> this hardware's choice (hardware.resolve_training), saved with the run as what it used
+    weights, autocast = resolve_training(mcfg.llm_dtype, cfg.mixed_precision, default_device())
+    mcfg, cfg = dataclasses.replace(mcfg, llm_dtype=weights), dataclasses.replace(cfg, mixed_precision=autocast)
     _check_hardware(cfg)
+    _allow_precision(cfg.mixed_precision)
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision,
         # a batch of clips without utterances leaves the utterance Q-Former unused; DDP must not wait for it
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
     _check_launch(accelerator, cfg)
-    mcfg = mcfg.resolved(accelerator.device)  # llm_dtype "auto" -> this hardware's choice, saved with the run
     main, rank, world = accelerator.is_main_process, accelerator.process_index, accelerator.num_processes
     train_clips = read_manifest(train_manifest)
     val_clips = read_manifest(val_manifest) if val_manifest else []
@@ -383,6 +387,17 @@ def _check_hardware(cfg: TrainConfig) -> None:
     if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise ConfigError("mixed_precision='fp16' needs a CUDA GPU (CPU autocast has no fp16 loss scaling); on CPU "
                           "use 'bf16' (fast on CPUs with AVX512-BF16 / AMX) or 'no'")
+
+
+def _allow_precision(mixed_precision: str) -> None:
+    """Let this run's Accelerator take its own autocast. Accelerate keeps one state per process and refuses another
+    mixed precision in it (a second `train` in a notebook, `bench run`'s rows in one process, the tests), so that
+    state, not the process group (PartialState), is cleared when it holds another."""
+    from accelerate.state import AcceleratorState
+
+    held = AcceleratorState._shared_state.get("_mixed_precision")
+    if held is not None and held != mixed_precision:
+        AcceleratorState._reset_state()
 
 
 def _check_launch(accelerator, cfg: TrainConfig) -> None:
