@@ -1,14 +1,16 @@
 """Training throughput (samples/s) of `acoustemo.training.train` for a preset, printed as JSON.
 
     python benchmarks/train_throughput.py --preset debug --encoder whisper-tiny.en --steps 12
-    python benchmarks/train_throughput.py --preset cpu-default --steps 8 --mixed-precision bf16
+    python benchmarks/train_throughput.py --preset cpu-default --steps 8                      # auto dtypes
+    python benchmarks/train_throughput.py --preset cpu-default --steps 8 --llm-dtype bfloat16  # a whole bf16 LLM
     python benchmarks/train_throughput.py --preset cpu-default --steps 8 --llm-dtype float32   # the fallback column
 
 Without --train it speaks N two-speaker dialogues with espeak-ng (tests/conftest.py helpers) into --work and
 extracts their features first (not timed). The figure is the median of the per-step samples/s after the first
 step (which pays one-off costs); validation and checkpoints are switched off so they do not count. --llm-dtype
-(default: the preset's, "auto" for cpu-default) sets ModelConfig.llm_dtype; the JSON gives the dtype the run
-resolved and recorded, the CPU capability, the load average, and the process CPU seconds per step (with
+(default: the preset's, "auto" for cpu-default) sets ModelConfig.llm_dtype and --mixed-precision (default "auto")
+the autocast; the JSON gives the weight dtype and the autocast the run resolved and recorded
+(hardware.resolve_training: float32 under bf16 autocast with "auto" on a native-bf16 CPU), the CPU capability, the load average, and the process CPU seconds per step (with
 OMP_NUM_THREADS=1 about what a step takes on one idle core, so it stays meaningful on a shared machine).
 """
 
@@ -55,7 +57,7 @@ def main() -> None:
     p.add_argument("--clips", type=int, default=4)
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--mixed-precision", default="no")
+    p.add_argument("--mixed-precision", default="auto", choices=("auto", "no", "bf16", "fp16"))
     p.add_argument("--gradient-checkpointing", action="store_true")
     p.add_argument("--llm-dtype", choices=("auto", "float32", "bfloat16", "float16"))
     p.add_argument("--work", help="folder for data, features and the run (default: a temporary one)")
@@ -92,9 +94,10 @@ def main() -> None:
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     rates = [r["samples_per_s"] for r in rows if "loss" in r][1:]
     recorded = json.loads((run / "config.json").read_text())["llm_dtype"]
+    autocast = json.loads((run / "train_config.json").read_text())["mixed_precision"]
     print(json.dumps({
         "preset": args.preset, "encoder": args.encoder, "steps": result.steps, "batch_size": args.batch_size,
-        "mixed_precision": args.mixed_precision, "gradient_checkpointing": args.gradient_checkpointing,
+        "mixed_precision": autocast, "gradient_checkpointing": args.gradient_checkpointing,
         "llm_dtype": recorded, "s_per_step_median": round(args.batch_size / statistics.median(rates), 2) if rates else None,
         "cpu_s_per_step_median": round(statistics.median(cpu_steps), 2) if cpu_steps else None,
         "samples_per_s_median": round(statistics.median(rates), 3) if rates else None,
