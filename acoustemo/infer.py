@@ -170,9 +170,9 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
     model = AcoustEmoModel.from_pretrained(folder, llm_dtype=llm_dtype, device=device)
     model.to(device).eval()
     if llm_dtype is None and model.cfg.llm_dtype == "float32" and device.type == "cpu" and runs_natively("bfloat16"):
-        log.info("the LLM runs in float32, as it was trained (its validation figures hold as they are); on this CPU "
-                 "--llm-dtype auto runs it in bf16 with int8 weights, ~2x the clips per second, with the same "
-                 "emotion sets on 200 / 200 benchmark clips (BENCHMARKS.md #15)")
+        log.info("the LLM runs in float32, the dtype its weights were trained in; on this CPU --llm-dtype auto runs "
+                 "it in bf16 with int8 weights, 2.3x the clips per second on a manifest, with the same emotion sets "
+                 "on 200 / 200 benchmark clips (BENCHMARKS.md #15)")
     if heads == "auto":
         heads = "veto" if model.label_heads is not None else "off"
         log.info("stage-1 heads veto: %s (%s)", heads, "the model's stage1_heads.json" if heads == "veto"
