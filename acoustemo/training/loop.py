@@ -23,7 +23,8 @@ otherwise); the configs and manifests are checked, and anything else that differ
 
 Processes: run under `accelerate launch --config_file configs/accelerate/multi-gpu.yaml -m acoustemo train ...`
 (or torchrun) for DDP; each process takes its own shard of every epoch's permutation (on a machine without CUDA
-the processes run on the CPU with gloo). Accelerate places tensors, autocasts (bf16 / fp16) and wraps DDP; the
+the processes run on the CPU with gloo). Accelerate places tensors, autocasts (bf16 / fp16; "auto" is resolved
+first by hardware.resolve_training: float32 weights under bf16 autocast on a native-bf16 CPU) and wraps DDP; the
 gradient accumulation is explicit here (no_sync on all but the last micro-batch of a group, loss / group size),
 so a short last group at an epoch's end is averaged correctly and never spills into the next epoch. FSDP and
 DeepSpeed launches are refused (see `_check_launch`).
