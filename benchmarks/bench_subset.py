@@ -5,6 +5,9 @@ features), or its probe rows alone: the issue-#17 figures measured before a whol
     python benchmarks/bench_subset.py bench_data/n1000 --probes-only --out /tmp/probes       # probe rows, 700 train
     python benchmarks/bench_subset.py bench_data/n1000 --train-limit 280 --train '{"freeze_acoustic": false}' --out /tmp/j
     python benchmarks/bench_subset.py bench_data/n1000 --model '{"mark_target": true}' --seeds 2 --out /tmp/mt
+    # 2 100 train clips from a larger bench of the same seed, n1000's val and test (the learning curve):
+    acoustemo bench make --out bench_data/n4300 --n 4300
+    python benchmarks/bench_subset.py bench_data/n1000 --train-bench bench_data/n4300 --train-limit 2100 --out /tmp/lc
 
 The subset folder holds the cut manifests, links to the bench's media and feature cache, and copies of meta.json
 and groupings.json; the table is printed as `bench run` prints it.
@@ -24,6 +27,10 @@ def main() -> None:
     ap.add_argument("bench", type=Path)
     ap.add_argument("--out", type=Path, required=True, help="subset folder (created)")
     ap.add_argument("--train-limit", type=int, default=0, help="first N train clips (0 = all)")
+    ap.add_argument("--train-bench", type=Path, default=None,
+                    help="take the train clips from this `bench make` folder instead (same seed: its train split "
+                         "has the same sentence and voice pools, disjoint from val / test); their ids get an 'x' "
+                         "prefix and absolute media paths, so they share the feature cache without clashing")
     ap.add_argument("--ablations", default="full")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--probes-only", action="store_true", help="score the probe rows, train nothing")
@@ -36,8 +43,12 @@ def main() -> None:
 
     src, dst = args.bench.resolve(), args.out
     (dst / "runs").mkdir(parents=True, exist_ok=True)
-    lines = (src / "train.jsonl").read_text().splitlines(keepends=True)
-    (dst / "train.jsonl").write_text("".join(lines[: args.train_limit] if args.train_limit else lines))
+    lines = ((args.train_bench or src) / "train.jsonl").read_text().splitlines(keepends=True)
+    lines = lines[: args.train_limit] if args.train_limit else lines
+    if args.train_bench:
+        lines = [json.dumps(_moved(json.loads(line), args.train_bench.resolve()), ensure_ascii=False) + "\n"
+                 for line in lines]
+    (dst / "train.jsonl").write_text("".join(lines))
     for name in ("val.jsonl", "test.jsonl", "meta.json", "groupings.json"):
         shutil.copyfile(src / name, dst / name)
     for link, target in ((dst / "media", src / "media"), (dst / "runs" / "features", src / "runs" / "features")):
@@ -52,6 +63,11 @@ def main() -> None:
             run_probe(dst, dst / "runs", cfg, pooling, name, memo)
         return
     print(run_benchmark(dst, cfg, dst / "runs").markdown)
+
+
+def _moved(clip: dict, bench: Path) -> dict:
+    """A train clip of another bench folder, renamed and pointing at its media there."""
+    return {**clip, "id": "x" + clip["id"], "media": str(bench / clip["media"])}
 
 
 if __name__ == "__main__":
