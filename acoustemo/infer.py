@@ -180,8 +180,9 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
     if heads == "veto" and model.label_heads is None:
         raise ConfigError(f"--heads veto needs the model's stage-1 label heads ({folder}/stage1_heads.json), which "
                           f"this model lacks: it was trained without stage 1 in 'labels' mode, with the LM stage "
-                          f"training the Q-Formers, or before acoustemo saved the heads. Retrain it with the default "
-                          f"recipe, or predict with --heads auto / off")
+                          f"training the Q-Formers, or before acoustemo saved the heads (the packaged default ships "
+                          f"without them: its LLM alone scored as well). Retrain it with the default recipe, or "
+                          f"predict with --heads auto / off")
     if int8 or (int8 is None and int8_by_default(model.cfg.llm_dtype, model.device)):
         model.quantize_int8()  # merges LoRA first
     else:
