@@ -46,6 +46,7 @@ def main() -> None:
     lines = ((args.train_bench or src) / "train.jsonl").read_text().splitlines(keepends=True)
     lines = lines[: args.train_limit] if args.train_limit else lines
     if args.train_bench:
+        _check_disjoint(args.train_bench, src)
         lines = [json.dumps(_moved(json.loads(line), args.train_bench.resolve()), ensure_ascii=False) + "\n"
                  for line in lines]
     (dst / "train.jsonl").write_text("".join(lines))
@@ -63,6 +64,21 @@ def main() -> None:
             run_probe(dst, dst / "runs", cfg, pooling, name, memo)
         return
     print(run_benchmark(dst, cfg, dst / "runs").markdown)
+
+
+def _check_disjoint(train_bench: Path, bench: Path) -> None:
+    """Refuse a train bench whose train sentences or voices occur in `bench`'s val / test splits (another seed or
+    other split fractions draw other pools), naming the overlap, so no test material is trained on."""
+    try:
+        theirs, ours = (json.loads((b / "meta.json").read_text())["splits"] for b in (train_bench, bench))
+    except (OSError, KeyError, json.JSONDecodeError) as e:
+        raise SystemExit(f"--train-bench {train_bench}: both folders need a `bench make` meta.json ({e})") from None
+    for key in ("sentences", "variants"):
+        seen = set(theirs["train"][key]) & (set(ours["val"][key]) | set(ours["test"][key]))
+        if seen:
+            raise SystemExit(f"--train-bench {train_bench}: {len(seen)} of its train {key} occur in {bench}'s val / "
+                             f"test splits (e.g. {sorted(seen)[0]!r}); make it with the same --seed and split "
+                             f"fractions as {bench}")
 
 
 def _moved(clip: dict, bench: Path) -> dict:
