@@ -260,3 +260,58 @@ def test_bad_settings_and_outputs_name_the_fix(tmp_path):
     f.write_text("x")
     with pytest.raises(bm.BenchError, match="must be a folder"):
         bm.make_benchmark(f, bm.BenchConfig(n=3))
+
+
+# ------------------------------------------------------------------ another engine: CMU Flite (`--synth flite`)
+
+
+def _need_flite():
+    _need_tools()
+    if shutil.which("flite") is None:
+        pytest.skip("flite is not installed (Debian: apt-get install flite)")
+
+
+def test_flite_test_split_only(tmp_path):
+    """`--synth flite --splits test`: the same plans as the espeak benchmark's test split, spoken by Flite's voices,
+    only that split written, the cues measured in the written audio as in the espeak benchmark."""
+    _need_flite()
+    cfg = bm.BenchConfig(n=N, seed=SEED, synth="flite", workers=1)
+    summary = bm.make_benchmark(tmp_path, cfg, splits=("test",))
+    assert summary.counts == {"test": 2} and summary.made == 2
+    assert not (tmp_path / "train.jsonl").exists() and not (tmp_path / "val.jsonl").exists()
+    meta = _meta(tmp_path)
+    assert meta["params"]["synth"] == "flite" and list(meta["splits"]) == ["test"]
+    espeak = {p["id"]: p for p in bm.plan_benchmark(bm.BenchConfig(n=N, seed=SEED)) if p["split"] == "test"}
+    rows = [json.loads(line) for line in (tmp_path / "test.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == sorted(espeak) and set(json.loads((tmp_path / "groupings.json").read_text())) \
+        == set(espeak)
+    for r in rows:
+        plan = json.loads((tmp_path / ".records" / f"{r['id']}.json").read_text())["plan"]
+        mine = espeak[r["id"]]
+        assert [t["text"] for t in plan["turns"]] == [t["text"] for t in mine["turns"]]
+        assert plan["cues"] == mine["cues"] and plan["manner"] == mine["manner"]
+        assert {s["voice"] for s in plan["speakers"].values()} <= {f"flite:{v}" for v in bm.FLITE_VOICES}
+        written, _ = sf.read(tmp_path / r["media"], dtype="float32")
+        audio, _ = bm.render_clip(plan)
+        assert np.max(np.abs(written - audio)) < 2 / 32768
+        for i in range(len(plan["cues"])):
+            _assert_cue_measured(paired_effect(plan, i))
+    with pytest.raises(ConfigError, match="splits"):
+        bm.make_benchmark(tmp_path, cfg, splits=("dev",))
+    with pytest.raises(ConfigError, match="synth"):
+        bm.BenchConfig(synth="piper")
+
+
+def test_flite_manner_shifts_level_and_pitch():
+    """Flite voices take espeak's rate and pitch through sox: sad slower and lower, excited faster and higher."""
+    _need_flite()
+    from acoustemo.bench.check import f0_semitones
+
+    text = bm.NEUTRAL_SENTENCES[0]
+    for voice in ("flite:slt", "flite:rms"):
+        out = {}
+        for manner, m in bm.MANNERS.items():
+            w = bm.synthesize(text, voice, round(160 * m["rate_factor"]), 50 + m["pitch_offset"])
+            out[manner] = (len(w) / 16_000, float(np.nanmedian(f0_semitones(w))))
+        assert out["sad"][0] > out["plain"][0] * 1.1 > out["excited"][0] * 1.2, voice
+        assert out["sad"][1] + 1.5 < out["plain"][1] < out["excited"][1] - 1.5, voice

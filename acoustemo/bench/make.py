@@ -23,6 +23,13 @@ Each speaker has a small personal baseline (rate 150–175 wpm, espeak pitch 44�
 utterance a ±1 dB level jitter and a slow (0.3–1.5 Hz) loudness drift of 2 dB RMS, so no absolute threshold
 separates the manners or finds the cues for free.
 
+Another synthesiser (`synth="flite"`, `bench make --synth flite`): the same plans spoken by CMU Flite's voices
+(FLITE_VOICES) instead of espeak-ng's, the speaker baselines and manners applied with sox `tempo` and `pitch` after
+synthesis (espeak rate 160 wpm = tempo 1.0, 15 espeak pitch units = 2.5 semitones), the cues and levels as above.
+Models trained on the espeak-ng benchmark are scored on its test split to see whether they learned the cues or the
+engine: voices, prosody and artefacts they never heard. Its splits share Flite's four voices; only the test split is
+meant to be used, and its sentences are the espeak benchmark's test sentences for the same seed.
+
 Splits: train / val / test = 70 / 10 / 20 % of the clips (1000 -> 700 / 100 / 200: a test split of 200 clips, where
 one clip is worth 0.5 points; 60 made one clip worth 1.7), with disjoint sentence pools and
 disjoint espeak variants (VARIANT_POOLS), so test voices and sentences are never heard in training. Within a
@@ -99,6 +106,13 @@ VARIANT_POOLS = {
     "test": ("m3", "m7", "f2", "f3", "klatt2", "Mike"),
 }
 
+# Flite's built-in 16 kHz voices (`flite -lv`): a diphone voice and three statistical-parametric ones, two US male,
+# a Scottish male and a US female. `kal` (8 kHz) and `awb_time` (a limited-domain clock voice) are left out.
+FLITE_VOICES = ("kal16", "awb", "rms", "slt")
+SYNTHS = ("espeak", "flite")
+ESPEAK_RATE_WPM = 160  # the espeak rate that Flite's tempo 1.0 stands for
+SEMITONES_PER_PITCH_UNIT = 2.5 / 15  # espeak's pitch 0–99 scale around 50, in semitones (MANNERS' comment)
+
 BASE_LEVEL_DBFS = -32.0  # active-speech RMS of a plain utterance; leaves ~20 dB headroom for bursts and peaks
 NOISE_DBFS = -66.0  # a faint noise floor so silence is not digital zero
 TRIM_BELOW_PEAK_DB = 40.0  # 10 ms frames quieter than the loudest one by this much are silence
@@ -128,6 +142,7 @@ class BenchConfig:
     cue_s: tuple[float, float] = (0.8, 1.2)
     gap_s: tuple[float, float] = (0.2, 0.6)
     drift_db: float = 2.0
+    synth: str = "espeak"  # "espeak" (espeak-ng, the default) or "flite" (CMU Flite: a held-out engine)
     workers: int = field(default=2, compare=False)
 
     def __post_init__(self):
@@ -149,12 +164,16 @@ class BenchConfig:
             problems.append(f"n={self.n} leaves no clip for train after val and test; raise --n or lower the fractions")
         if self.workers < 1:
             problems.append(f"workers={self.workers} must be >= 1")
+        if self.synth not in SYNTHS:
+            problems.append(f"synth={self.synth!r}: choose one of {', '.join(SYNTHS)}")
         if problems:
             raise ConfigError("benchmark settings: " + "; ".join(problems))
 
     def params(self) -> dict:
         d = asdict(self)
         d.pop("workers")
+        if d["synth"] == "espeak":  # meta.json of an espeak benchmark stays as it was before Flite existed
+            d.pop("synth")
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
@@ -214,7 +233,10 @@ def plan_clip(split: str, index: int, manner: str, cue: str | None, distractor: 
     names = [SPEAKER_NAMES[i] for i in rng.choice(len(SPEAKER_NAMES), 2, replace=False)]
     target = names[int(rng.integers(2))]
     other = names[0] if target == names[1] else names[1]
-    pool = [f"{a}+{v}" for a in ACCENTS for v in VARIANT_POOLS[split]]
+    if cfg.synth == "flite":
+        pool = [f"flite:{v}" for v in FLITE_VOICES]
+    else:
+        pool = [f"{a}+{v}" for a in ACCENTS for v in VARIANT_POOLS[split]]
     voice_a = pool[int(rng.integers(len(pool)))]
     voice_b = voice_a if rng.random() < cfg.same_voice_rate else pool[int(rng.integers(len(pool)))]
     speakers = {}
@@ -289,9 +311,22 @@ def espeak_variants() -> frozenset[str]:
     return frozenset(line.split()[4].split("/")[-1] for line in out.splitlines()[1:] if len(line.split()) >= 5)
 
 
-def check_tools() -> None:
+@lru_cache(maxsize=1)
+def flite_voices() -> frozenset[str]:
+    """Voice names this Flite knows (`flite -lv`: "Voices available: kal awb_time kal16 awb rms slt")."""
+    out = subprocess.run([_need_tool("flite", "flite"), "-lv"], capture_output=True, text=True, check=True).stdout
+    return frozenset(out.split(":", 1)[-1].split())
+
+
+def check_tools(synth: str = "espeak") -> None:
     """Fail early, naming the package or voice to install, instead of failing inside a worker."""
     _need_tool("sox", "sox")
+    if synth == "flite":
+        missing = sorted(set(FLITE_VOICES) - flite_voices())
+        if missing:
+            raise BenchError(f"flite here lacks the voices {missing} that `--synth flite` uses; install flite 2.x "
+                             "with its built-in voices (Debian: apt-get install flite)")
+        return
     known = espeak_variants()
     missing = sorted({v for pool in VARIANT_POOLS.values() for v in pool} - known)
     if missing:
@@ -300,10 +335,13 @@ def check_tools() -> None:
 
 
 def synthesize(text: str, voice: str, rate_wpm: int, pitch: int) -> np.ndarray:
-    """espeak-ng speech at 16 kHz, float32, with the engine's leading/trailing silence trimmed off."""
+    """Speech at 16 kHz, float32, with the engine's leading/trailing silence trimmed off: espeak-ng's, or Flite's
+    for a voice named "flite:<name>" (espeak's rate and pitch then applied with sox, see synthesize_flite)."""
     import soundfile as sf
     from scipy.signal import resample_poly
 
+    if voice.startswith("flite:"):
+        return synthesize_flite(text, voice.removeprefix("flite:"), rate_wpm, pitch)
     proc = subprocess.run([_need_tool("espeak-ng", "espeak-ng"), "-v", voice, "-s", str(rate_wpm), "-p", str(pitch),
                            "--stdout", text], capture_output=True)
     if proc.returncode != 0 or not proc.stdout:
@@ -314,6 +352,31 @@ def synthesize(text: str, voice: str, rate_wpm: int, pitch: int) -> np.ndarray:
         g = math.gcd(sr, SAMPLE_RATE_HZ)
         wav = resample_poly(wav, SAMPLE_RATE_HZ // g, sr // g)
     return trim_silence(wav.astype(np.float32))
+
+
+def synthesize_flite(text: str, voice: str, rate_wpm: int, pitch: int) -> np.ndarray:
+    """Flite speech with espeak's rate and pitch: sox `tempo` rate_wpm / ESPEAK_RATE_WPM (duration scaled, pitch
+    kept), then `pitch` (pitch - 50) x SEMITONES_PER_PITCH_UNIT semitones (duration kept); silence trimmed."""
+    import tempfile
+
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "flite.wav"
+        proc = subprocess.run([_need_tool("flite", "flite"), "-voice", voice, "-t", text, "-o", str(path)],
+                              capture_output=True)
+        if proc.returncode != 0 or not path.exists():
+            raise BenchError(f"flite could not speak with voice {voice!r}: {proc.stderr.decode(errors='replace').strip()}"
+                             " — check `flite -lv` lists it")
+        wav, sr = sf.read(path, dtype="float64")
+    if sr != SAMPLE_RATE_HZ:
+        g = math.gcd(sr, SAMPLE_RATE_HZ)
+        wav = resample_poly(wav, SAMPLE_RATE_HZ // g, sr // g)
+    wav = trim_silence(wav.astype(np.float32))
+    cents = (pitch - 50) * SEMITONES_PER_PITCH_UNIT * 100
+    return trim_silence(sox_effects(wav, ["tempo", "-s", f"{rate_wpm / ESPEAK_RATE_WPM:.4f}", "pitch", f"{cents:.1f}"],
+                                    same_length=False))
 
 
 def _frame_db(wav: np.ndarray, frame: int) -> np.ndarray:
@@ -360,15 +423,20 @@ def apply_burst(wav: np.ndarray, start_s: float, end_s: float, gain_db: float) -
     return (wav * 10 ** (gain_db * w / 20)).astype(np.float32)
 
 
-def sox_pitch(wav: np.ndarray, semitones: float) -> np.ndarray:
-    """The whole signal shifted by `semitones` with sox's `pitch` (WSOLA; duration and timing kept)."""
+def sox_effects(wav: np.ndarray, effects: list[str], same_length: bool = True) -> np.ndarray:
+    """`wav` through sox's effect chain (16 kHz float32 raw in and out); same_length pads / cuts to len(wav)."""
     fmt = ["-t", "raw", "-e", "floating-point", "-b", "32", "-r", str(SAMPLE_RATE_HZ), "-c", "1"]
-    proc = subprocess.run([_need_tool("sox", "sox"), "-V1", *fmt, "-", *fmt, "-", "pitch", f"{semitones * 100:.1f}"],
+    proc = subprocess.run([_need_tool("sox", "sox"), "-V1", *fmt, "-", *fmt, "-", *effects],
                           input=wav.astype(np.float32).tobytes(), capture_output=True)
     if proc.returncode != 0:
-        raise BenchError(f"sox pitch failed: {proc.stderr.decode(errors='replace').strip()}")
+        raise BenchError(f"sox {' '.join(effects)} failed: {proc.stderr.decode(errors='replace').strip()}")
     out = np.frombuffer(proc.stdout, dtype=np.float32)
-    return np.pad(out, (0, max(0, len(wav) - len(out))))[: len(wav)]
+    return np.pad(out, (0, max(0, len(wav) - len(out))))[: len(wav)] if same_length else out.copy()
+
+
+def sox_pitch(wav: np.ndarray, semitones: float) -> np.ndarray:
+    """The whole signal shifted by `semitones` with sox's `pitch` (WSOLA; duration and timing kept)."""
+    return sox_effects(wav, ["pitch", f"{semitones * 100:.1f}"])
 
 
 def apply_jump(wav: np.ndarray, start_s: float, end_s: float, semitones: float) -> np.ndarray:
@@ -589,15 +657,22 @@ class BenchSummary:
         return self.seconds / max(1, self.made)
 
 
-def make_benchmark(out_dir: str | os.PathLike, cfg: BenchConfig = BenchConfig()) -> BenchSummary:
-    """Generate (or finish generating) the benchmark in `out_dir`; see the module docstring for the layout."""
+def make_benchmark(out_dir: str | os.PathLike, cfg: BenchConfig = BenchConfig(),
+                   splits: tuple[str, ...] = SPLITS) -> BenchSummary:
+    """Generate (or finish generating) the benchmark in `out_dir`; see the module docstring for the layout.
+
+    splits: render and write only these splits (e.g. ("test",) for a held-out `synth="flite"` test set); the clips
+    are the same as in a whole run with the same settings."""
     out = Path(out_dir)
+    unknown = sorted(set(splits) - set(SPLITS))
+    if unknown or not splits:
+        raise ConfigError(f"splits {list(splits)}: choose among {', '.join(SPLITS)}")
     if out.exists() and not out.is_dir():
         raise BenchError(f"{out} is a file; `--out` must be a folder (new or from an earlier `bench make`)")
-    check_tools()
+    check_tools(cfg.synth)
     for sub in ("media", "subtitles", ".records"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    plans = plan_benchmark(cfg)
+    plans = [p for p in plan_benchmark(cfg) if p["split"] in splits]
     t0 = time.perf_counter()
     records = {p["id"]: r for p in plans if (r := _reusable(out, p)) is not None}
     todo = [p for p in plans if p["id"] not in records]
@@ -611,17 +686,18 @@ def make_benchmark(out_dir: str | os.PathLike, cfg: BenchConfig = BenchConfig())
     records.update({r["id"]: r for r in made})
     seconds = time.perf_counter() - t0
     _write_outputs(out, cfg, plans, records)
-    return BenchSummary(out, cfg.seed, split_sizes(cfg.n, cfg.val_fraction, cfg.test_fraction), len(todo),
+    sizes = split_sizes(cfg.n, cfg.val_fraction, cfg.test_fraction)
+    return BenchSummary(out, cfg.seed, {k: v for k, v in sizes.items() if k in splits}, len(todo),
                         len(plans) - len(todo), seconds)
 
 
 def _write_outputs(out: Path, cfg: BenchConfig, plans: list[dict], records: dict[str, dict]) -> None:
-    lines = {s: [] for s in SPLITS}
+    lines = {s: [] for s in SPLITS if any(p["split"] == s for p in plans)}
     for p in plans:
         lines[p["split"]].append(_manifest_line(p, records[p["id"]]))
     for split, rows in lines.items():
         _write_atomic(out / f"{split}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
-    test_gold = {r["id"]: r["labels"] for r in lines["test"]}
+    test_gold = {r["id"]: r["labels"] for r in lines.get("test", [])}
     _write_atomic(out / "groupings.json", (json.dumps(bench_groupings(test_gold), indent=1) + "\n").encode())
     _write_atomic(out / "meta.json", (json.dumps(_meta(cfg, plans, records, lines), indent=1, ensure_ascii=False)
                                       + "\n").encode())
@@ -630,14 +706,15 @@ def _write_outputs(out: Path, cfg: BenchConfig, plans: list[dict], records: dict
 def _meta(cfg: BenchConfig, plans: list[dict], records: dict[str, dict], lines: dict[str, list[dict]]) -> dict:
     sentences = split_sentences(cfg.seed, cfg.val_fraction, cfg.test_fraction)
     splits = {}
-    for split in SPLITS:
+    for split in lines:
         counts: dict[str, int] = {}
         for row in lines[split]:
             for label in row["labels"]:
                 counts[label] = counts.get(label, 0) + 1
         n_distract = sum(any(c["distractor"] for c in records[r["id"]]["cues"]) for r in lines[split])
         splits[split] = {"clips": len(lines[split]), "label_counts": dict(sorted(counts.items())),
-                         "clips_with_distractor": n_distract, "variants": list(VARIANT_POOLS[split]),
+                         "clips_with_distractor": n_distract,
+                         "variants": list(FLITE_VOICES if cfg.synth == "flite" else VARIANT_POOLS[split]),
                          "sentences": sentences[split]}
     clips = {}
     for p in plans:
@@ -647,5 +724,5 @@ def _meta(cfg: BenchConfig, plans: list[dict], records: dict[str, dict], lines: 
                           "speakers": p["speakers"], "cues": r["cues"], "scale_db": r["scale_db"]}
     return {"generator": "acoustemo.bench.make", "generator_version": GENERATOR_VERSION, "seed": cfg.seed,
             "params": cfg.params(), "manners": MANNERS, "cue_labels": CUE_LABELS, "neutral_label": NEUTRAL_LABEL,
-            "accents": list(ACCENTS), "base_level_dbfs": BASE_LEVEL_DBFS, "noise_dbfs": NOISE_DBFS,
+            "accents": [] if cfg.synth == "flite" else list(ACCENTS), "base_level_dbfs": BASE_LEVEL_DBFS, "noise_dbfs": NOISE_DBFS,
             "synonyms": {k: list(v) for k, v in SYNONYMS.items()}, "splits": splits, "clips": clips}

@@ -22,6 +22,11 @@ def _add_make(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-fraction", type=float, default=d.test_fraction, help=f"default {d.test_fraction}")
     p.add_argument("--distractor-rate", type=float, default=d.distractor_rate,
                    help=f"share of clips with a cue on the other speaker (default {d.distractor_rate})")
+    p.add_argument("--synth", default=d.synth, choices=("espeak", "flite"),
+                   help="speech engine: espeak (espeak-ng, the benchmark) or flite (CMU Flite: voices a model trained "
+                        "on the espeak benchmark never heard; score such a model on its test split)")
+    p.add_argument("--splits", default="train,val,test",
+                   help="comma-separated splits to make (default all; e.g. `--synth flite --splits test`)")
     p.add_argument("--workers", type=int, default=d.workers, help=f"synthesis processes (default {d.workers})")
 
 
@@ -29,9 +34,9 @@ def _run_make(args: argparse.Namespace) -> int:
     from acoustemo.bench.make import BenchConfig, make_benchmark
 
     cfg = BenchConfig(n=args.n, seed=args.seed, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
-                      distractor_rate=args.distractor_rate, workers=args.workers)
-    print(f"bench make: seed {cfg.seed}, {cfg.n} clips -> {args.out}", flush=True)
-    s = make_benchmark(args.out, cfg)
+                      distractor_rate=args.distractor_rate, synth=args.synth, workers=args.workers)
+    print(f"bench make: seed {cfg.seed}, {cfg.n} clips ({cfg.synth}) -> {args.out}", flush=True)
+    s = make_benchmark(args.out, cfg, tuple(x.strip() for x in args.splits.split(",") if x.strip()))
     sizes = " / ".join(f"{k} {v}" for k, v in s.counts.items())
     timing = f" in {s.seconds:.1f} s = {s.seconds_per_clip:.3f} s per clip" if s.made else ""
     print(f"seed {s.seed}: {sizes} clips in {s.out_dir} ({s.made} made, {s.reused} reused){timing}")
