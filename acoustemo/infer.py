@@ -126,7 +126,7 @@ class Predictor:
 def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.PathLike | None = None,
                    device: str | None = None, acoustic_encoder: str | None = None,
                    max_new_tokens: int = 96, int8: bool | None = None, drafts: bool = True,
-                   llm_dtype: str | None = None, heads: str = "auto") -> Predictor:
+                   llm_dtype: str | None = None, heads: str = "off") -> Predictor:
     """Load a trained model for prediction, with the encoder it was trained on (from its train_config.json).
 
     LoRA is merged into the LLM. `int8` (default: on a CPU when the LLM computes in bf16, see
@@ -138,8 +138,10 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
     the hardware's choice; or float32 / bfloat16 / float16) is the LLM's compute dtype (acoustemo/hardware.py).
     `heads` "veto" (beyond the paper): the model's stage-1 label heads (saved with it as stage1_heads.json) answer
     each clip from its acoustic tokens too, and the LLM's emotions they do not give are dropped, with the
-    explanation's clauses that name them, unless that would drop them all (BENCHMARKS.md #17). "auto" (default):
-    "veto" when the model has the heads, else "off" (the LLM's answer as it is, the paper's path).
+    explanation's clauses that name them, unless that would drop them all (BENCHMARKS.md #17). "auto": "veto" when
+    the model has the heads, else "off". "off" (default): the LLM's answer as it is, the paper's path. The veto
+    gains on the benchmark's own voices and loses on another engine's (BENCHMARKS.md #17, session 17), so it is
+    not the default.
 
     Features go to `cache_dir`, by default the training run's feature cache if it still exists, else
     $ACOUSTEMO_CACHE/features (~/.cache/acoustemo/features).

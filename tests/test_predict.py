@@ -169,7 +169,7 @@ def test_int8_flag_reaches_the_predictor(monkeypatch, flag, wanted):
     monkeypatch.setattr(acoustemo.infer, "load_predictor", lambda *a, **k: seen.update(k))
     _predictor(build_parser(_available_commands()).parse_args(["predict", "clip.wav", *flag]))
     assert seen["int8"] is wanted
-    assert seen["heads"] == "auto"  # the stage-1 heads veto where the model has the heads
+    assert seen["heads"] == "off"  # the LLM's answer: the veto is a switch (it lost on another engine's voices)
 
 
 def test_heads_veto_uses_the_saved_stage1_heads(setup, tmp_path):
@@ -188,11 +188,11 @@ def test_heads_veto_uses_the_saved_stage1_heads(setup, tmp_path):
     corpus = {"train": root / "train.jsonl", "val": root / "val.jsonl", "cache": root / "features"}
     with pytest.raises(ConfigError, match="stage1_heads.json"):  # the paper recipe's model has none
         load_predictor(root / "run", heads="veto")
-    assert load_predictor(root / "run", max_new_tokens=8).heads == "off"  # "auto" without heads: the LLM's answer
+    assert load_predictor(root / "run", max_new_tokens=8, heads="auto").heads == "off"  # no heads: the LLM's answer
     model_cfg, train_cfg = configs(corpus, recipe="two-stage", align_epochs=2, align_batch_size=2, max_steps=1)
     train(corpus["train"], corpus["val"], tmp_path / "run", model_cfg, train_cfg)
-    assert load_predictor(tmp_path / "run", max_new_tokens=8, heads="off").heads == "off"
-    predictor = load_predictor(tmp_path / "run", max_new_tokens=8)  # "auto" (the default) with the heads: the veto
+    assert load_predictor(tmp_path / "run", max_new_tokens=8).heads == "off"  # the default, heads or not
+    predictor = load_predictor(tmp_path / "run", max_new_tokens=8, heads="auto")  # "auto" with the heads: the veto
     assert predictor.heads == "veto"
     heads = predictor.model.label_heads
     assert heads.source == "stage 1" and heads.words == ["angry", "excited", "happy", "worried"]

@@ -53,10 +53,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-drafts", action="store_true", help="decode one clip with HF generate, one token per LLM "
                    "pass, instead of checking n-gram drafts (~1.7x slower; explanations can differ by bf16 rounding, "
                    "see BENCHMARKS.md)")
-    p.add_argument("--heads", choices=("auto", "veto", "off"), default="auto", help="beyond the paper: 'veto' keeps "
+    p.add_argument("--heads", choices=("auto", "veto", "off"), default="off", help="beyond the paper: 'veto' keeps "
                    "only the emotions the model's stage-1 label heads also give and drops the others' clauses from "
-                   "the explanation (needs the heads a model trained with the default recipe saves); 'off': the "
-                   "LLM's answer as it is; 'auto' (default): veto when the model has the heads (BENCHMARKS.md #17)")
+                   "the explanation (needs the heads a model trained with the default recipe saves); 'auto': veto "
+                   "when the model has the heads; 'off' (default): the LLM's answer as it is. The veto helps on "
+                   "voices like the training ones and hurts on others (BENCHMARKS.md #17)")
     p.add_argument("--no-progress", action="store_true")
 
 
