@@ -11,7 +11,8 @@ as `bench run` fits them, and scored on both test splits. Each model predicts TE
 scores its rows (float32 LLM, no int8; the LLM alone, and "NAME + veto" after the heads veto when the model has
 heads), into OUT/<name>/preds[_veto].jsonl, with TEST_BENCH's features (its runs/features cache, extracted first). Its in-domain
 figure, where given (--in-domain name=PREDS.jsonl on TRAIN_BENCH's test split), is scored beside it.
-Prints JSON: per row, Avg, exact sets, per-label F1, distractor false alarms and explanations all right.
+Prints JSON: per row, Avg, exact sets, per-label F1, distractor false alarms, explanations all right and the
+manner confusion (gold manner -> the manner the answer names).
 """
 
 from __future__ import annotations
@@ -89,12 +90,22 @@ def model_rows(test_bench: Path, model_dir: Path, out: Path, name: str) -> dict:
 
 def summary(bench: Path, preds: Path) -> dict:
     from acoustemo.bench.run import score_predictions
+    from heads_veto import _summary  # the same figures as heads_veto.py's
 
-    s = score_predictions(bench, preds)
-    return {"avg": round(s["avg"], 2), "exact_sets": s["exact_sets"],
-            "per_label_f1": {k: round(v, 1) for k, v in s["per_label_f1"].items()},
-            "false_alarm_pct": round(s["distractor_false_alarms"]["rate"], 1),
-            "all_right_pct": round(s["explanations"]["percent"]["all_right"], 1)}
+    return {**_summary(score_predictions(bench, preds)), "manners": manner_confusion(bench, preds)}
+
+
+def manner_confusion(bench: Path, preds: Path) -> dict[str, int]:
+    """{"gold -> answered": clips}: the target's clip-wide manner (plain / sad / excited) against the manner label
+    in the answer (sad or excited; neither = plain)."""
+    manner = {k: c["manner"] for k, c in json.loads((bench / "meta.json").read_text())["clips"].items()}
+    counts: dict[str, int] = {}
+    for line in preds.read_text().splitlines():
+        row = json.loads(line)
+        said = next((m for m in ("sad", "excited") if m in row["emotions"]), "plain")
+        key = f"{manner[row['id']]} -> {said}"
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 if __name__ == "__main__":

@@ -338,7 +338,6 @@ def synthesize(text: str, voice: str, rate_wpm: int, pitch: int) -> np.ndarray:
     """Speech at 16 kHz, float32, with the engine's leading/trailing silence trimmed off: espeak-ng's, or Flite's
     for a voice named "flite:<name>" (espeak's rate and pitch then applied with sox, see synthesize_flite)."""
     import soundfile as sf
-    from scipy.signal import resample_poly
 
     if voice.startswith("flite:"):
         return synthesize_flite(text, voice.removeprefix("flite:"), rate_wpm, pitch)
@@ -347,7 +346,13 @@ def synthesize(text: str, voice: str, rate_wpm: int, pitch: int) -> np.ndarray:
     if proc.returncode != 0 or not proc.stdout:
         raise BenchError(f"espeak-ng could not speak with voice {voice!r}: {proc.stderr.decode(errors='replace').strip()}"
                          " — check `espeak-ng --voices=en` and `--voices=variant` list it")
-    wav, sr = sf.read(io.BytesIO(proc.stdout), dtype="float64")
+    return _engine_audio(*sf.read(io.BytesIO(proc.stdout), dtype="float64"))
+
+
+def _engine_audio(wav: np.ndarray, sr: int) -> np.ndarray:
+    """An engine's output at 16 kHz, float32, its leading/trailing silence trimmed off."""
+    from scipy.signal import resample_poly
+
     if sr != SAMPLE_RATE_HZ:
         g = math.gcd(sr, SAMPLE_RATE_HZ)
         wav = resample_poly(wav, SAMPLE_RATE_HZ // g, sr // g)
@@ -360,7 +365,6 @@ def synthesize_flite(text: str, voice: str, rate_wpm: int, pitch: int) -> np.nda
     import tempfile
 
     import soundfile as sf
-    from scipy.signal import resample_poly
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "flite.wav"
@@ -369,11 +373,7 @@ def synthesize_flite(text: str, voice: str, rate_wpm: int, pitch: int) -> np.nda
         if proc.returncode != 0 or not path.exists():
             raise BenchError(f"flite could not speak with voice {voice!r}: {proc.stderr.decode(errors='replace').strip()}"
                              " — check `flite -lv` lists it")
-        wav, sr = sf.read(path, dtype="float64")
-    if sr != SAMPLE_RATE_HZ:
-        g = math.gcd(sr, SAMPLE_RATE_HZ)
-        wav = resample_poly(wav, SAMPLE_RATE_HZ // g, sr // g)
-    wav = trim_silence(wav.astype(np.float32))
+        wav = _engine_audio(*sf.read(path, dtype="float64"))
     cents = (pitch - 50) * SEMITONES_PER_PITCH_UNIT * 100
     return trim_silence(sox_effects(wav, ["tempo", "-s", f"{rate_wpm / ESPEAK_RATE_WPM:.4f}", "pitch", f"{cents:.1f}"],
                                     same_length=False))
