@@ -6,7 +6,9 @@ pooling variant, scored by the stage-1 label heads alone (no LLM) on a held-out 
 
 A variant is '+'-joined switches: session3 (mean pooling, LayerNorm input, no stats = the session-3 recipe),
 max (multiple-instance pooling), stats (ModelConfig.window_stats), ln (stream_norm layernorm), q16 (16 queries
-per window), prosody (prosody stream only), rel (ModelConfig.speaker_relative = prosody). Prints one JSON line per variant.
+per window), prosody (prosody stream only), rel (ModelConfig.speaker_relative = prosody), level / jitter (the
+training augmentations of data/augment.py, TrainConfig.augment). `--cross BENCH:CACHE` also scores the heads on
+another bench's test split (e.g. the Flite one, acoustemo bench make --synth flite). Prints one JSON line per variant.
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ def main() -> None:
     ap.add_argument("--keep-best", action="store_true", help="score --eval-split after every epoch and keep the best")
     ap.add_argument("--report-split", default="", help="also score this split (e.g. test) with the final weights")
     ap.add_argument("--model", default="{}", help='ModelConfig overrides for every variant, e.g. \'{"qformer_dropout": 0.3}\'')
+    ap.add_argument("--cross", default="", help="BENCH:CACHE: also score the final heads on that bench's test split")
     ap.add_argument("--weight-decay", type=float, default=0.05, help="stage-1 AdamW weight decay (TrainConfig.weight_decay)")
     args = ap.parse_args()
 
     from acoustemo.bench.run import per_label_f1
     from acoustemo.config import ModelConfig
+    from acoustemo.data.augment import AUGMENTATIONS, FeatureAugment
     from acoustemo.data.dataset import AcoustEmoDataset
     from acoustemo.data.manifest import read_manifest
     from acoustemo.features.base import get_acoustic_encoder
@@ -81,6 +85,9 @@ def main() -> None:
         model = AcoustEmoModel(cfg)
         model.set_acoustic_stats(*acoustic_stats(train, load, cfg))
         ds = lambda clips: AcoustEmoDataset(clips, load, None, model.tokenizer, cfg)  # noqa: E731
+        augment = [a for a in AUGMENTATIONS if a in parts]
+        train_ds = AcoustEmoDataset(train, load, None, model.tokenizer, cfg,
+                                    augment=FeatureAugment(augment, args.seed, cfg.input_streams) if augment else None)
         gold = {c.id: c.labels for c in held}
         held_ds = ds(held)
 
@@ -89,7 +96,7 @@ def main() -> None:
             return _avg([gold[k] for k in gold], [pred[k] for k in gold])
 
         t0 = time.perf_counter()
-        result = align_acoustic(model, ds(train), train, args.epochs, args.lr, 16, 4.0, args.weight_decay, args.seed, "labels",
+        result = align_acoustic(model, train_ds, train, args.epochs, args.lr, 16, 4.0, args.weight_decay, args.seed, "labels",
                                 pooling, evaluate=score if args.keep_best else None, keep_best=args.keep_best,
                                 schedule=args.schedule)
         seconds = time.perf_counter() - t0
@@ -101,9 +108,20 @@ def main() -> None:
             ogold = {c.id: c.labels for c in other}
             report = {f"{args.report_split}_avg": round(100 * _avg([ogold[k] for k in ogold], [opred[k] for k in ogold]), 2),
                       f"{args.report_split}_f1": {k: round(v, 1) for k, v in per_label_f1(ogold, opred).items()}}
+        if args.cross:
+            bench, cross_cache = args.cross.split(":", 1)
+            xcache = FeatureCache(cross_cache)
+            xclips = [c for c in read_manifest(f"{bench}/test.jsonl") if xcache.path(c.id, enc).is_file()]
+            xds = AcoustEmoDataset(xclips, lambda c: xcache.load(c, enc) if keep is None else _only(xcache.load(c, enc), keep),
+                                   None, model.tokenizer, cfg)
+            xpred = stage1_labels(model, xds, xclips, result, pooling)
+            xgold = {c.id: c.labels for c in xclips}
+            report.update(cross_avg=round(100 * _avg([xgold[k] for k in xgold], [xpred[k] for k in xgold]), 2),
+                          cross_clips=len(xclips),
+                          cross_f1={k: round(v, 1) for k, v in per_label_f1(xgold, xpred).items()})
         print(json.dumps({
             "variant": variant, "pooling": pooling, "schedule": args.schedule, **{k: v for k, v in overrides.items() if k != "acoustic_streams"},
-            "streams": keep or "all", "train_clips": len(train), "eval_clips": len(held), "epochs": args.epochs,
+            "streams": keep or "all", "augment": augment, "train_clips": len(train), "eval_clips": len(held), "epochs": args.epochs,
             "final_loss": round(result.losses[-1], 4), "stage1_s": round(seconds, 1),
             "epoch_scores": [round(100 * v, 2) for v in result.val_scores], "best_epoch": result.best_epoch,
             "eval_avg": round(100 * _avg([gold[k] for k in gold], [pred[k] for k in gold]), 2),

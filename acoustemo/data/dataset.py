@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from acoustemo.config import ModelConfig
+from acoustemo.data.augment import FeatureAugment
 from acoustemo.data.prompt import build_prompt, chat_prompt, format_answer
 from acoustemo.data.segments import Clip
 from acoustemo.data.windows import fixed_windows, frame_range, speaker_relative
@@ -40,9 +41,10 @@ class AcoustEmoDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, clips: list[Clip], load_acoustic: Callable, load_visual: Callable | None, tokenizer,
-                 cfg: ModelConfig, with_answers: bool = True):
+                 cfg: ModelConfig, with_answers: bool = True, augment: FeatureAugment | None = None):
         self.clips, self.cfg, self.tokenizer = list(clips), cfg, tokenizer
         self.load_acoustic, self.load_visual, self.with_answers = load_acoustic, load_visual, with_answers
+        self.augment = augment  # training only (data/augment.py); set_epoch() varies its draws
         # a token's id mapped back to itself: get_vocab() would build a 49k-entry dict, ~50 ms per call, per predict
         self.ids = {t: tokenizer.convert_tokens_to_ids(t) for t in (UTT_AUDIO, GLOBAL_AUDIO, VIDEO)}
         missing = [t for t, i in self.ids.items() if i is None or tokenizer.convert_ids_to_tokens(i) != t]
@@ -52,11 +54,19 @@ class AcoustEmoDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.clips)
 
+    def set_epoch(self, epoch: int, stage: int = 1) -> None:
+        """The augmentation draws of (stage 0 = stage 1's alignment, 1 = the LM stage; epoch); no-op without one."""
+        if self.augment is not None:
+            self.augment.set_epoch(epoch, stage)
+
     def __getitem__(self, i: int) -> dict:
         clip, cfg = self.clips[i], self.cfg
         audio, rate, duration_s = self._acoustic(clip)
-        times = self._window_times(clip, duration_s)
-        windows = [audio[a:b] for a, b in (frame_range(s, e, rate, audio.shape[0]) for s, e in times or [])]
+        times = cut = self._window_times(clip, duration_s)
+        if self.augment is not None:  # the frames and the windows move; the prompt keeps the stated times
+            rng = self.augment.rng(i)
+            audio, cut = self.augment.frames(audio, rng), self.augment.windows(times, duration_s, rng)
+        windows = [audio[a:b] for a, b in (frame_range(s, e, rate, audio.shape[0]) for s, e in cut or [])]
         video = self._visual(clip)
 
         user = build_prompt(clip, times, cfg.layout, cfg.ablation, cfg.uses_global, video is not None,

@@ -169,6 +169,8 @@ def align_acoustic(model, dataset, clips, epochs: int, lr: float, batch_size: in
     losses, scores, best = [], [], None
     for epoch in range(epochs):
         order = torch.randperm(len(clips), generator=generator).tolist()
+        if hasattr(dataset, "set_epoch"):  # a training dataset's augmentation draws (data/augment.py)
+            dataset.set_epoch(epoch, stage=0)
         epoch_loss = 0.0
         for i in range(0, len(order), batch_size):
             idx = order[i : i + batch_size]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from acoustemo.config import ModelConfig
@@ -77,6 +77,9 @@ class TrainConfig:
     # Save the training answers beside the weights (answer_bank.json): prediction's drafts guess from them, which
     # decodes ~1.7x faster with the same answers. Off by default: the checkpoint then carries the corpus' text.
     answer_bank: bool = False
+    # Training-time augmentation of the cached features (data/augment.py; beyond the paper): "level" (per-clip
+    # pitch and level offsets of the prosody stream), "jitter" (utterance windows' edges moved by up to 0.15 s)
+    augment: list[str] = field(default_factory=list)
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.05  # on matrices; biases, norms and other 1-d parameters get none (as LAVIS/BLIP-2)
     eps: float = 1e-8
@@ -109,6 +112,7 @@ class TrainConfig:
             if getattr(self, name) is None:
                 setattr(self, name, value)
         self.betas = (float(self.betas[0]), float(self.betas[1]))
+        self.augment = [self.augment] if isinstance(self.augment, str) else list(self.augment)
         if self.acoustic_options is None:
             from acoustemo.features.base import default_acoustic_options
 
@@ -126,6 +130,12 @@ class TrainConfig:
                 problems.append(f"{name}={getattr(self, name)} must be >= 0")
         if not self.label_loss_weight > 0:
             problems.append(f"label_loss_weight={self.label_loss_weight} must be > 0")
+        from acoustemo.data.augment import AUGMENTATIONS
+
+        bad = [a for a in self.augment if a not in AUGMENTATIONS] + sorted({a for a in self.augment
+                                                                            if self.augment.count(a) > 1})
+        if bad:
+            problems.append(f"augment={self.augment} must name distinct augmentations of {', '.join(AUGMENTATIONS)}")
         if self.align_mode not in ("answer", "labels"):
             problems.append(f"align_mode={self.align_mode!r} must be 'answer' or 'labels'")
         if self.align_pooling not in ("mean", "max"):

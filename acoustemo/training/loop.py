@@ -249,7 +249,12 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
         model.answer_bank = [format_answer(c.labels, c.description) for c in train_clips]
     if cfg.gradient_checkpointing:
         _enable_checkpointing(model.llm)
-    train_ds = _dataset(train_clips, loaders, model, mcfg, with_answers=True)
+    augment = None
+    if cfg.augment:  # the training clips' features only (data/augment.py); never validation or test
+        from acoustemo.data.augment import FeatureAugment
+
+        augment = FeatureAugment(cfg.augment, cfg.seed, mcfg.input_streams)
+    train_ds = _dataset(train_clips, loaders, model, mcfg, with_answers=True, augment=augment)
     val_ds = _dataset(val_clips, loaders, model, mcfg, with_answers=True) if val_clips else None
     align_losses, align_scores, align_val, align_kept, aligned_heads = [], [], None, None, None
     if not checkpoint and cfg.align_epochs:  # a resumed run's checkpoint already holds the aligned weights
@@ -307,6 +312,7 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
     window_samples, window_s, busy_s, samples_start = 0, 0.0, 0.0, state.samples_seen
     while state.step < total_steps and state.epoch < cfg.epochs:
         batches = epoch_batches(len(train_ds), state.epoch_seed, cfg.batch_size, rank, world)
+        train_ds.set_epoch(state.epoch, stage=1)
         groups = [batches[i : i + cfg.grad_accum_steps] for i in range(0, len(batches), cfg.grad_accum_steps)]
         first = state.position // cfg.grad_accum_steps
         loader = _loader(train_ds, [b for g in groups[first:] for b in g], cfg, model, accelerator)
@@ -501,10 +507,11 @@ def _with_utterances(clips):
     return [ensure_utterances(c) for c in clips]
 
 
-def _dataset(clips, loaders, model, mcfg: ModelConfig, with_answers: bool):
+def _dataset(clips, loaders, model, mcfg: ModelConfig, with_answers: bool, augment=None):
     from acoustemo.data.dataset import AcoustEmoDataset
 
-    return AcoustEmoDataset(clips, loaders[0], loaders[1], model.tokenizer, mcfg, with_answers=with_answers)
+    return AcoustEmoDataset(clips, loaders[0], loaders[1], model.tokenizer, mcfg, with_answers=with_answers,
+                            augment=augment)
 
 
 def _loader(ds, batches: list[list[int]], cfg: TrainConfig, model, accelerator):
