@@ -10,6 +10,8 @@ The features are extracted once and cached, so the augmentations act on frames, 
             which move with the voice, the microphone and the speech engine (BENCHMARKS.md #17, the Flite test).
   "jitter"  each utterance window's edges move by up to +-JITTER_S, independently: subtitle times are rarely exact.
             The prompt keeps the stated times; only the frames the Q-Former reads move.
+  "mask"    SpecAugment's time masks: MASKS spans of up to MASK_S each take the clip's mean frame, so no model can
+            lean on a single frame (a ~1 s cue outlives them).
 
 Draws are seeded by (the run's seed, the stage, the epoch, the clip's index): a resumed run sees the same frames, and
 every epoch sees other ones. Validation, test and prediction never augment.
@@ -22,10 +24,11 @@ import torch
 
 from acoustemo.errors import ConfigError
 
-AUGMENTATIONS = ("level", "jitter")
+AUGMENTATIONS = ("level", "jitter", "mask")
 LEVEL_SEMITONES = 4.0
 LEVEL_DB = 6.0
 JITTER_S = 0.15
+MASKS, MASK_S = 2, 0.2
 _F0, _LOUDNESS = 0, 2  # the prosody stream's absolute channels (features/prosody.py CHANNELS)
 _SILENCE = -100.0 / 20  # the loudness channel's floor (dBFS / 20)
 
@@ -58,15 +61,23 @@ class FeatureAugment:
     def rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.stage, self.epoch, int(index)])
 
-    def frames(self, audio: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        """(L, D) input frames with this clip's level offsets (a copy; the cached features stay as they are)."""
-        if "level" not in self.names:
+    def frames(self, audio: torch.Tensor, rate_hz: float, rng: np.random.Generator) -> torch.Tensor:
+        """(L, D) input frames at `rate_hz` with this clip's level offsets and time masks (a copy; the cached
+        features stay as they are)."""
+        if "level" not in self.names and "mask" not in self.names:
             return audio
-        octaves, decibels = rng.uniform(-1, 1, size=2) * (LEVEL_SEMITONES / 12, LEVEL_DB / 20)
         audio = audio.clone()
-        audio[:, self.prosody + _F0] += float(octaves)
-        loud = audio[:, self.prosody + _LOUDNESS]
-        audio[:, self.prosody + _LOUDNESS] = torch.where(loud > _SILENCE + 1e-3, loud + float(decibels), loud)
+        if "level" in self.names:
+            octaves, decibels = rng.uniform(-1, 1, size=2) * (LEVEL_SEMITONES / 12, LEVEL_DB / 20)
+            audio[:, self.prosody + _F0] += float(octaves)
+            loud = audio[:, self.prosody + _LOUDNESS]
+            audio[:, self.prosody + _LOUDNESS] = torch.where(loud > _SILENCE + 1e-3, loud + float(decibels), loud)
+        if "mask" in self.names:
+            mean, longest = audio.mean(0), max(1, round(MASK_S * rate_hz))
+            for _ in range(MASKS):
+                width = int(rng.integers(1, longest + 1))
+                start = int(rng.integers(0, max(1, len(audio) - width + 1)))
+                audio[start : start + width] = mean
         return audio
 
     def windows(self, times: list[tuple[float, float]] | None, duration_s: float,

@@ -65,7 +65,7 @@ class AcoustEmoDataset(torch.utils.data.Dataset):
         times = cut = self._window_times(clip, duration_s)
         if self.augment is not None:  # the frames and the windows move; the prompt keeps the stated times
             rng = self.augment.rng(i)
-            audio, cut = self.augment.frames(audio, rng), self.augment.windows(times, duration_s, rng)
+            audio, cut = self.augment.frames(audio, rate, rng), self.augment.windows(times, duration_s, rng)
         windows = [audio[a:b] for a, b in (frame_range(s, e, rate, audio.shape[0]) for s, e in cut or [])]
         video = self._visual(clip)
 
