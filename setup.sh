@@ -14,6 +14,6 @@ $PIP install -q torch==2.13.0
 $PIP install -q -e ".[dev]"
 $PIP install -q --no-deps -r requirements-nodeps.txt
 for tool in ffmpeg espeak-ng sox; do
-  command -v "$tool" >/dev/null || echo "note: '$tool' is not installed (Debian: apt-get install ffmpeg espeak-ng sox flite)" >&2
+  command -v "$tool" >/dev/null || echo "note: '$tool' is not installed (Debian: apt-get install ffmpeg espeak-ng sox flite festival festvox-kdlpc16k)" >&2
 done
 echo "acoustemo is installed in $VENV (activate with: source $VENV/bin/activate)"

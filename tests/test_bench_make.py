@@ -262,25 +262,29 @@ def test_bad_settings_and_outputs_name_the_fix(tmp_path):
         bm.make_benchmark(f, bm.BenchConfig(n=3))
 
 
-# ------------------------------------------------------------------ another engine: CMU Flite (`--synth flite`)
+# ------------------------------------------ other engines: CMU Flite (`--synth flite`), Festival (`--synth festival`)
+INSTALL = {"flite": ("flite", "apt-get install flite"), "festival": ("text2wave", "apt-get install festival festvox-kdlpc16k")}
 
 
-def _need_flite():
+def _need_engine(synth: str):
     _need_tools()
-    if shutil.which("flite") is None:
-        pytest.skip("flite is not installed (Debian: apt-get install flite)")
+    tool, fix = INSTALL[synth]
+    if shutil.which(tool) is None:
+        pytest.skip(f"{synth} is not installed (Debian: {fix})")
 
 
-def test_flite_test_split_only(tmp_path):
-    """`--synth flite --splits test`: the same plans as the espeak benchmark's test split, spoken by Flite's voices,
-    only that split written, the cues measured in the written audio as in the espeak benchmark."""
-    _need_flite()
-    cfg = bm.BenchConfig(n=N, seed=SEED, synth="flite", workers=1)
+@pytest.mark.parametrize("synth", ["flite", "festival"])
+def test_other_engine_test_split_only(tmp_path, synth):
+    """`--synth flite|festival --splits test`: the same plans as the espeak benchmark's test split, spoken by
+    another engine's voices, only that split written, the cues measured in the written audio as in the espeak
+    benchmark."""
+    _need_engine(synth)
+    cfg = bm.BenchConfig(n=N, seed=SEED, synth=synth, workers=1)
     summary = bm.make_benchmark(tmp_path, cfg, splits=("test",))
     assert summary.counts == {"test": 2} and summary.made == 2
     assert not (tmp_path / "train.jsonl").exists() and not (tmp_path / "val.jsonl").exists()
     meta = _meta(tmp_path)
-    assert meta["params"]["synth"] == "flite" and list(meta["splits"]) == ["test"]
+    assert meta["params"]["synth"] == synth and list(meta["splits"]) == ["test"]
     espeak = {p["id"]: p for p in bm.plan_benchmark(bm.BenchConfig(n=N, seed=SEED)) if p["split"] == "test"}
     rows = [json.loads(line) for line in (tmp_path / "test.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == sorted(espeak) and set(json.loads((tmp_path / "groupings.json").read_text())) \
@@ -290,7 +294,7 @@ def test_flite_test_split_only(tmp_path):
         mine = espeak[r["id"]]
         assert [t["text"] for t in plan["turns"]] == [t["text"] for t in mine["turns"]]
         assert plan["cues"] == mine["cues"] and plan["manner"] == mine["manner"]
-        assert {s["voice"] for s in plan["speakers"].values()} <= {f"flite:{v}" for v in bm.FLITE_VOICES}
+        assert {s["voice"] for s in plan["speakers"].values()} <= {f"{synth}:{v}" for v in bm.ENGINE_VOICES[synth]}
         written, _ = sf.read(tmp_path / r["media"], dtype="float32")
         audio, _ = bm.render_clip(plan)
         assert np.max(np.abs(written - audio)) < 2 / 32768
@@ -302,16 +306,31 @@ def test_flite_test_split_only(tmp_path):
         bm.BenchConfig(synth="piper")
 
 
-def test_flite_manner_shifts_level_and_pitch():
-    """Flite voices take espeak's rate and pitch through sox: sad slower and lower, excited faster and higher."""
-    _need_flite()
+@pytest.mark.parametrize("voices", [("flite:slt", "flite:rms"), ("festival:ked_diphone+0",)])
+def test_other_engines_manner_shifts_rate_and_pitch(voices):
+    """Flite's and Festival's voices take espeak's rate and pitch through sox: sad slower and lower, excited faster
+    and higher."""
+    _need_engine(voices[0].split(":")[0])
     from acoustemo.bench.check import f0_semitones
 
     text = bm.NEUTRAL_SENTENCES[0]
-    for voice in ("flite:slt", "flite:rms"):
+    for voice in voices:
         out = {}
         for manner, m in bm.MANNERS.items():
             w = bm.synthesize(text, voice, round(160 * m["rate_factor"]), 50 + m["pitch_offset"])
             out[manner] = (len(w) / 16_000, float(np.nanmedian(f0_semitones(w))))
         assert out["sad"][0] > out["plain"][0] * 1.1 > out["excited"][0] * 1.2, voice
         assert out["sad"][1] + 1.5 < out["plain"][1] < out["excited"][1] - 1.5, voice
+
+
+def test_festival_speakers_are_its_voice_a_few_semitones_apart():
+    """The four Festival speakers are ked_diphone shifted by FESTIVAL_SHIFTS semitones; a missing voice is named."""
+    _need_engine("festival")
+    from acoustemo.bench.check import f0_semitones
+
+    text = bm.NEUTRAL_SENTENCES[1]
+    f0 = {v: float(np.nanmedian(f0_semitones(bm.synthesize(text, f"festival:{v}", 160, 50))))
+          for v in ("ked_diphone-3", "ked_diphone+6")}
+    assert f0["ked_diphone+6"] - f0["ked_diphone-3"] == pytest.approx(9.0, abs=1.0)
+    with pytest.raises(bm.BenchError, match="festival could not speak with voice 'nobody\\+0'"):
+        bm.synthesize(text, "festival:nobody+0", 160, 50)

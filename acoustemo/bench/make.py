@@ -27,8 +27,11 @@ Another synthesiser (`synth="flite"`, `bench make --synth flite`): the same plan
 (FLITE_VOICES) instead of espeak-ng's, the speaker baselines and manners applied with sox `tempo` and `pitch` after
 synthesis (espeak rate 160 wpm = tempo 1.0, 15 espeak pitch units = 2.5 semitones), the cues and levels as above.
 Models trained on the espeak-ng benchmark are scored on its test split to see whether they learned the cues or the
-engine: voices, prosody and artefacts they never heard. Its splits share Flite's four voices; only the test split is
-meant to be used, and its sentences are the espeak benchmark's test sentences for the same seed.
+engine: voices, prosody and artefacts they never heard. Its splits share Flite's four voices; its sentences are the
+espeak benchmark's sentences for the same seed. A third engine (`synth="festival"`): Festival's `ked_diphone` voice
+(Debian festvox-kdlpc16k, the one US English voice Festival ships that neither espeak-ng nor Flite has), as four
+speakers a few semitones apart (FESTIVAL_SHIFTS, sox `pitch`), otherwise as for Flite: a test set for a model
+trained on espeak-ng and Flite together.
 
 Splits: train / val / test = 70 / 10 / 20 % of the clips (1000 -> 700 / 100 / 200: a test split of 200 clips, where
 one clip is worth 0.5 points; 60 made one clip worth 1.7), with disjoint sentence pools and
@@ -109,7 +112,13 @@ VARIANT_POOLS = {
 # Flite's built-in 16 kHz voices (`flite -lv`): a diphone voice and three statistical-parametric ones, two US male,
 # a Scottish male and a US female. `kal` (8 kHz) and `awb_time` (a limited-domain clock voice) are left out.
 FLITE_VOICES = ("kal16", "awb", "rms", "slt")
-SYNTHS = ("espeak", "flite")
+# Festival's voice that no other engine here shares (Flite's kal16 and slt are Festival's kal and slt), shifted
+# by these semitones to four speakers: "festival:ked_diphone-3" ... "festival:ked_diphone+6".
+FESTIVAL_VOICE = "ked_diphone"
+FESTIVAL_SHIFTS = (-3, 0, 3, 6)
+FESTIVAL_VOICES = tuple(f"{FESTIVAL_VOICE}{s:+d}" for s in FESTIVAL_SHIFTS)
+SYNTHS = ("espeak", "flite", "festival")
+ENGINE_VOICES = {"flite": FLITE_VOICES, "festival": FESTIVAL_VOICES}  # the voices of the engines besides espeak-ng
 ESPEAK_RATE_WPM = 160  # the espeak rate that Flite's tempo 1.0 stands for
 SEMITONES_PER_PITCH_UNIT = 2.5 / 15  # espeak's pitch 0–99 scale around 50, in semitones (MANNERS' comment)
 
@@ -142,7 +151,7 @@ class BenchConfig:
     cue_s: tuple[float, float] = (0.8, 1.2)
     gap_s: tuple[float, float] = (0.2, 0.6)
     drift_db: float = 2.0
-    synth: str = "espeak"  # "espeak" (espeak-ng, the default) or "flite" (CMU Flite: a held-out engine)
+    synth: str = "espeak"  # "espeak" (espeak-ng, the default), "flite" (CMU Flite) or "festival": held-out engines
     workers: int = field(default=2, compare=False)
 
     def __post_init__(self):
@@ -233,8 +242,8 @@ def plan_clip(split: str, index: int, manner: str, cue: str | None, distractor: 
     names = [SPEAKER_NAMES[i] for i in rng.choice(len(SPEAKER_NAMES), 2, replace=False)]
     target = names[int(rng.integers(2))]
     other = names[0] if target == names[1] else names[1]
-    if cfg.synth == "flite":
-        pool = [f"flite:{v}" for v in FLITE_VOICES]
+    if cfg.synth in ENGINE_VOICES:
+        pool = [f"{cfg.synth}:{v}" for v in ENGINE_VOICES[cfg.synth]]
     else:
         pool = [f"{a}+{v}" for a in ACCENTS for v in VARIANT_POOLS[split]]
     voice_a = pool[int(rng.integers(len(pool)))]
@@ -327,6 +336,14 @@ def check_tools(synth: str = "espeak") -> None:
             raise BenchError(f"flite here lacks the voices {missing} that `--synth flite` uses; install flite 2.x "
                              "with its built-in voices (Debian: apt-get install flite)")
         return
+    if synth == "festival":
+        _need_tool("text2wave", "festival")
+        proc = subprocess.run([_need_tool("festival", "festival"), "-b", f"(voice_{FESTIVAL_VOICE})"],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise BenchError(f"festival here lacks the voice {FESTIVAL_VOICE!r} that `--synth festival` uses; "
+                             "install it (Debian: apt-get install festival festvox-kdlpc16k)")
+        return
     known = espeak_variants()
     missing = sorted({v for pool in VARIANT_POOLS.values() for v in pool} - known)
     if missing:
@@ -341,6 +358,8 @@ def synthesize(text: str, voice: str, rate_wpm: int, pitch: int) -> np.ndarray:
 
     if voice.startswith("flite:"):
         return synthesize_flite(text, voice.removeprefix("flite:"), rate_wpm, pitch)
+    if voice.startswith("festival:"):
+        return synthesize_festival(text, voice.removeprefix("festival:"), rate_wpm, pitch)
     proc = subprocess.run([_need_tool("espeak-ng", "espeak-ng"), "-v", voice, "-s", str(rate_wpm), "-p", str(pitch),
                            "--stdout", text], capture_output=True)
     if proc.returncode != 0 or not proc.stdout:
@@ -360,21 +379,38 @@ def _engine_audio(wav: np.ndarray, sr: int) -> np.ndarray:
 
 
 def synthesize_flite(text: str, voice: str, rate_wpm: int, pitch: int) -> np.ndarray:
-    """Flite speech with espeak's rate and pitch: sox `tempo` rate_wpm / ESPEAK_RATE_WPM (duration scaled, pitch
-    kept), then `pitch` (pitch - 50) x SEMITONES_PER_PITCH_UNIT semitones (duration kept); silence trimmed."""
+    """Flite speech with espeak's rate and pitch (_with_manner); silence trimmed."""
+    return _engine_wav("flite", [_need_tool("flite", "flite"), "-voice", voice, "-t", text, "-o", "{out}"],
+                       None, voice, rate_wpm, pitch, "check `flite -lv` lists it")
+
+
+def synthesize_festival(text: str, voice: str, rate_wpm: int, pitch: int) -> np.ndarray:
+    """Festival speech (voice "<name><shift>", e.g. "ked_diphone+3": Festival's voice, `shift` semitones higher)
+    with espeak's rate and pitch (_with_manner); silence trimmed."""
+    name = voice.rstrip("+-0123456789")
+    shift = int(voice[len(name):] or 0)
+    return _engine_wav("festival", [_need_tool("text2wave", "festival"), "-eval", f"(voice_{name})", "-o", "{out}"],
+                       text, voice, rate_wpm, pitch, "install it (Debian: festvox-kdlpc16k)", shift)
+
+
+def _engine_wav(engine: str, cmd: list[str], stdin: str | None, voice: str, rate_wpm: int, pitch: int,
+                fix: str, shift_semitones: float = 0.0) -> np.ndarray:
+    """Run an engine's command (its "{out}" argument = the wav it writes; `stdin` = the text, when it reads it
+    there), then espeak's rate and pitch with sox: `tempo` rate_wpm / ESPEAK_RATE_WPM (duration scaled, pitch
+    kept), then `pitch` (pitch - 50) x SEMITONES_PER_PITCH_UNIT + shift_semitones (duration kept)."""
     import tempfile
 
     import soundfile as sf
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "flite.wav"
-        proc = subprocess.run([_need_tool("flite", "flite"), "-voice", voice, "-t", text, "-o", str(path)],
-                              capture_output=True)
-        if proc.returncode != 0 or not path.exists():
-            raise BenchError(f"flite could not speak with voice {voice!r}: {proc.stderr.decode(errors='replace').strip()}"
-                             " — check `flite -lv` lists it")
+        path = Path(tmp) / "out.wav"
+        proc = subprocess.run([str(path) if a == "{out}" else a for a in cmd], capture_output=True,
+                              input=None if stdin is None else stdin.encode())
+        if proc.returncode != 0 or not path.exists() or b"ERROR" in proc.stderr:
+            raise BenchError(f"{engine} could not speak with voice {voice!r}: "
+                             f"{proc.stderr.decode(errors='replace').strip()} — {fix}")
         wav = _engine_audio(*sf.read(path, dtype="float64"))
-    cents = (pitch - 50) * SEMITONES_PER_PITCH_UNIT * 100
+    cents = ((pitch - 50) * SEMITONES_PER_PITCH_UNIT + shift_semitones) * 100
     return trim_silence(sox_effects(wav, ["tempo", "-s", f"{rate_wpm / ESPEAK_RATE_WPM:.4f}", "pitch", f"{cents:.1f}"],
                                     same_length=False))
 
@@ -714,7 +750,7 @@ def _meta(cfg: BenchConfig, plans: list[dict], records: dict[str, dict], lines: 
         n_distract = sum(any(c["distractor"] for c in records[r["id"]]["cues"]) for r in lines[split])
         splits[split] = {"clips": len(lines[split]), "label_counts": dict(sorted(counts.items())),
                          "clips_with_distractor": n_distract,
-                         "variants": list(FLITE_VOICES if cfg.synth == "flite" else VARIANT_POOLS[split]),
+                         "variants": list(ENGINE_VOICES.get(cfg.synth, VARIANT_POOLS[split])),
                          "sentences": sentences[split]}
     clips = {}
     for p in plans:
@@ -724,5 +760,5 @@ def _meta(cfg: BenchConfig, plans: list[dict], records: dict[str, dict], lines: 
                           "speakers": p["speakers"], "cues": r["cues"], "scale_db": r["scale_db"]}
     return {"generator": "acoustemo.bench.make", "generator_version": GENERATOR_VERSION, "seed": cfg.seed,
             "params": cfg.params(), "manners": MANNERS, "cue_labels": CUE_LABELS, "neutral_label": NEUTRAL_LABEL,
-            "accents": [] if cfg.synth == "flite" else list(ACCENTS), "base_level_dbfs": BASE_LEVEL_DBFS, "noise_dbfs": NOISE_DBFS,
+            "accents": [] if cfg.synth in ENGINE_VOICES else list(ACCENTS), "base_level_dbfs": BASE_LEVEL_DBFS, "noise_dbfs": NOISE_DBFS,
             "synonyms": {k: list(v) for k, v in SYNONYMS.items()}, "splits": splits, "clips": clips}

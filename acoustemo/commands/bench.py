@@ -22,9 +22,10 @@ def _add_make(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-fraction", type=float, default=d.test_fraction, help=f"default {d.test_fraction}")
     p.add_argument("--distractor-rate", type=float, default=d.distractor_rate,
                    help=f"share of clips with a cue on the other speaker (default {d.distractor_rate})")
-    p.add_argument("--synth", default=d.synth, choices=("espeak", "flite"),
-                   help="speech engine: espeak (espeak-ng, the benchmark) or flite (CMU Flite: voices a model trained "
-                        "on the espeak benchmark never heard; score such a model on its test split)")
+    p.add_argument("--synth", default=d.synth, choices=("espeak", "flite", "festival"),
+                   help="speech engine: espeak (espeak-ng, the benchmark), flite (CMU Flite) or festival (Festival's "
+                        "ked voice): voices a model trained on the espeak benchmark never heard; score such a model on "
+                        "their test split")
     p.add_argument("--splits", default="train,val,test",
                    help="comma-separated splits to make (default all; e.g. `--synth flite --splits test`)")
     p.add_argument("--workers", type=int, default=d.workers, help=f"synthesis processes (default {d.workers})")
