@@ -8,6 +8,9 @@ features), or its probe rows alone: the issue-#17 figures measured before a whol
     # 2 100 train clips from a larger bench of the same seed, n1000's val and test (the learning curve):
     acoustemo bench make --out bench_data/n4300 --n 4300
     python benchmarks/bench_subset.py bench_data/n1000 --train-bench bench_data/n4300 --train-limit 2100 --out /tmp/lc
+    # the train split spoken by two engines: n1000's 700 train clips + the same plans spoken by Flite's voices
+    acoustemo bench make --out bench_data/flite1000tr --synth flite --splits train
+    python benchmarks/bench_subset.py bench_data/n1000 --add-train bench_data/flite1000tr --out /tmp/mixed
 
 The subset folder holds the cut manifests, links to the bench's media and feature cache, and copies of meta.json
 and groupings.json; the table is printed as `bench run` prints it.
@@ -31,6 +34,10 @@ def main() -> None:
                     help="take the train clips from this `bench make` folder instead (same seed: its train split "
                          "has the same sentence and voice pools, disjoint from val / test); their ids get an 'x' "
                          "prefix and absolute media paths, so they share the feature cache without clashing")
+    ap.add_argument("--add-train", type=Path, action="append", default=[],
+                    help="also train on this `bench make` folder's train split (e.g. the same plans spoken by another "
+                         "engine, `bench make --synth flite --splits train`); its ids get the folder's name as a "
+                         "prefix and absolute media paths. Repeatable")
     ap.add_argument("--ablations", default="full")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--probes-only", action="store_true", help="score the probe rows, train nothing")
@@ -49,6 +56,12 @@ def main() -> None:
         _check_disjoint(args.train_bench, src)
         lines = [json.dumps(_moved(json.loads(line), args.train_bench.resolve()), ensure_ascii=False) + "\n"
                  for line in lines]
+    for extra in args.add_train:
+        _check_disjoint(extra, src)
+        more = (extra / "train.jsonl").read_text().splitlines()
+        more = more[: args.train_limit] if args.train_limit else more
+        lines += [json.dumps(_moved(json.loads(line), extra.resolve(), extra.resolve().name + "-"), ensure_ascii=False)
+                  + "\n" for line in more]
     (dst / "train.jsonl").write_text("".join(lines))
     for name in ("val.jsonl", "test.jsonl", "meta.json", "groupings.json"):
         shutil.copyfile(src / name, dst / name)
@@ -81,9 +94,9 @@ def _check_disjoint(train_bench: Path, bench: Path) -> None:
                              f"fractions as {bench}")
 
 
-def _moved(clip: dict, bench: Path) -> dict:
+def _moved(clip: dict, bench: Path, prefix: str = "x") -> dict:
     """A train clip of another bench folder, renamed and pointing at its media there."""
-    return {**clip, "id": "x" + clip["id"], "media": str(bench / clip["media"])}
+    return {**clip, "id": prefix + clip["id"], "media": str(bench / clip["media"])}
 
 
 if __name__ == "__main__":
