@@ -379,14 +379,14 @@ def _engine_audio(wav: np.ndarray, sr: int) -> np.ndarray:
 
 
 def synthesize_flite(text: str, voice: str, rate_wpm: int, pitch: int) -> np.ndarray:
-    """Flite speech with espeak's rate and pitch (_with_manner); silence trimmed."""
+    """Flite speech with espeak's rate and pitch (_engine_wav); silence trimmed."""
     return _engine_wav("flite", [_need_tool("flite", "flite"), "-voice", voice, "-t", text, "-o", "{out}"],
                        None, voice, rate_wpm, pitch, "check `flite -lv` lists it")
 
 
 def synthesize_festival(text: str, voice: str, rate_wpm: int, pitch: int) -> np.ndarray:
     """Festival speech (voice "<name><shift>", e.g. "ked_diphone+3": Festival's voice, `shift` semitones higher)
-    with espeak's rate and pitch (_with_manner); silence trimmed."""
+    with espeak's rate and pitch (_engine_wav); silence trimmed."""
     name = voice.rstrip("+-0123456789")
     shift = int(voice[len(name):] or 0)
     return _engine_wav("festival", [_need_tool("text2wave", "festival"), "-eval", f"(voice_{name})", "-o", "{out}"],
