@@ -387,6 +387,22 @@ def test_the_default_recipe_runs_both_stages_and_scores_stage_1(corpus, tmp_path
         TrainConfig(align_select="first")
 
 
+def test_augment_reaches_the_training_clips_and_is_recorded(corpus, tmp_path):
+    """TrainConfig.augment changes what stage 1 trains on (its losses), is saved with the run, and `level` on
+    features without a prosody stream is refused before training."""
+    runs = {}
+    for name, augment in (("plain", []), ("jitter", ["jitter"])):
+        model_cfg, train_cfg = configs(corpus, recipe="two-stage", max_steps=1, align_epochs=2, align_batch_size=2,
+                                       augment=augment)
+        train(corpus["train"], corpus["val"], tmp_path / name, model_cfg, train_cfg)
+        runs[name] = [r["align_loss"] for r in read_log(tmp_path / name) if r.get("event") == "align"]
+    assert len(runs["plain"]) == len(runs["jitter"]) == 2 and runs["plain"] != runs["jitter"]
+    assert json.loads((tmp_path / "jitter" / "train_config.json").read_text())["augment"] == ["jitter"]
+    model_cfg, train_cfg = configs(corpus, augment=["level"])
+    with pytest.raises(ConfigError, match="prosody stream"):
+        train(corpus["train"], corpus["val"], tmp_path / "level", model_cfg, train_cfg)
+
+
 def test_heads_veto_keeps_the_llms_labels_the_heads_also_give():
     from acoustemo.training.align import heads_veto
 

@@ -169,8 +169,7 @@ def align_acoustic(model, dataset, clips, epochs: int, lr: float, batch_size: in
     losses, scores, best = [], [], None
     for epoch in range(epochs):
         order = torch.randperm(len(clips), generator=generator).tolist()
-        if hasattr(dataset, "set_epoch"):  # a training dataset's augmentation draws (data/augment.py)
-            dataset.set_epoch(epoch, stage=0)
+        dataset.set_epoch(epoch, stage=0)  # the augmentation draws, when the dataset has one (data/augment.py)
         epoch_loss = 0.0
         for i in range(0, len(order), batch_size):
             idx = order[i : i + batch_size]

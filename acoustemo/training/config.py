@@ -78,7 +78,8 @@ class TrainConfig:
     # decodes ~1.7x faster with the same answers. Off by default: the checkpoint then carries the corpus' text.
     answer_bank: bool = False
     # Training-time augmentation of the cached features (data/augment.py; beyond the paper): "level" (per-clip
-    # pitch and level offsets of the prosody stream), "jitter" (utterance windows' edges moved by up to 0.15 s)
+    # pitch and level offsets of the prosody stream), "jitter" (utterance windows' edges moved by up to 0.15 s),
+    # "mask" (two time masks of up to 0.2 s)
     augment: list[str] = field(default_factory=list)
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.05  # on matrices; biases, norms and other 1-d parameters get none (as LAVIS/BLIP-2)
