@@ -33,6 +33,12 @@ espeak benchmark's sentences for the same seed. A third engine (`synth="festival
 speakers a few semitones apart (FESTIVAL_SHIFTS, sox `pitch`), otherwise as for Flite: a test set for a model
 trained on espeak-ng and Flite together.
 
+More voices in training (`train_synth=("flite",)`, `bench make --train-synth flite`): the train split's plans are
+also spoken by each engine listed, in the same folder, as clips "train-<engine>-<index>" appended to train.jsonl
+(val and test stay the main engine's). Each is exactly the clip `--synth <engine> --splits train` makes for the
+same plan, only renamed. Trained on espeak-ng and Flite together, a model scores higher on the espeak test and on
+Festival's unheard voice than trained on espeak-ng alone (BENCHMARKS.md #17, session 18).
+
 Splits: train / val / test = 70 / 10 / 20 % of the clips (1000 -> 700 / 100 / 200: a test split of 200 clips, where
 one clip is worth 0.5 points; 60 made one clip worth 1.7), with disjoint sentence pools and
 disjoint espeak variants (VARIANT_POOLS), so test voices and sentences are never heard in training. Within a
@@ -60,7 +66,7 @@ import shutil
 import subprocess
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
@@ -152,6 +158,7 @@ class BenchConfig:
     gap_s: tuple[float, float] = (0.2, 0.6)
     drift_db: float = 2.0
     synth: str = "espeak"  # "espeak" (espeak-ng, the default), "flite" (CMU Flite) or "festival": held-out engines
+    train_synth: tuple[str, ...] = ()  # other engines that also speak the train split's plans: more voices in training
     workers: int = field(default=2, compare=False)
 
     def __post_init__(self):
@@ -175,14 +182,31 @@ class BenchConfig:
             problems.append(f"workers={self.workers} must be >= 1")
         if self.synth not in SYNTHS:
             problems.append(f"synth={self.synth!r}: choose one of {', '.join(SYNTHS)}")
+        problems += self._train_synth_problems()
         if problems:
             raise ConfigError("benchmark settings: " + "; ".join(problems))
+
+    def _train_synth_problems(self) -> list[str]:
+        if isinstance(self.train_synth, str):
+            return [f"train_synth={self.train_synth!r} must be a tuple of engine names, e.g. ('flite',)"]
+        others = [s for s in SYNTHS if s != self.synth]
+        problems = [f"train_synth: unknown engine {e!r}; choose among {', '.join(others)}"
+                    for e in self.train_synth if e not in SYNTHS]
+        if self.synth in self.train_synth:
+            problems.append(f"train_synth repeats the main engine {self.synth!r}, which speaks the train split "
+                            f"already; list other engines only ({', '.join(others)})")
+        repeated = sorted({e for e in self.train_synth if self.train_synth.count(e) > 1})
+        if repeated:
+            problems.append(f"train_synth names {', '.join(repeated)} more than once; list each engine once")
+        return problems
 
     def params(self) -> dict:
         d = asdict(self)
         d.pop("workers")
         if d["synth"] == "espeak":  # meta.json of an espeak benchmark stays as it was before Flite existed
             d.pop("synth")
+        if not d["train_synth"]:  # ... and of any benchmark made without --train-synth
+            d.pop("train_synth")
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
@@ -282,7 +306,8 @@ def plan_clip(split: str, index: int, manner: str, cue: str | None, distractor: 
 
 
 def plan_benchmark(cfg: BenchConfig) -> list[dict]:
-    """All clip plans, split by split; manners, cues and distractors are balanced within each split."""
+    """All clip plans, split by split; manners, cues and distractors are balanced within each split. Then, for each
+    engine of cfg.train_synth, the train split's plans again with that engine's voices, as "train-<engine>-<index>"."""
     sizes = split_sizes(cfg.n, cfg.val_fraction, cfg.test_fraction)
     sentences = split_sentences(cfg.seed, cfg.val_fraction, cfg.test_fraction)
     plans = []
@@ -298,6 +323,11 @@ def plan_benchmark(cfg: BenchConfig) -> list[dict]:
         distractors = _balanced(["tremor", "burst", "jump"], n_distract, rng) + [None] * (n - n_distract)
         distractors = [distractors[i] for i in rng.permutation(n)]
         plans += [plan_clip(split, i, manners[i], cues[i], distractors[i], sentences[split], cfg) for i in range(n)]
+    for engine in cfg.train_synth:
+        # `--synth <engine>`'s own train plans: plan_clip draws the same sentences, cues and times for any engine
+        spoken = plan_benchmark(replace(cfg, synth=engine, train_synth=()))
+        plans += [{**p, "id": f"train-{engine}-{p['id'].removeprefix('train-')}"}
+                  for p in spoken if p["split"] == "train"]
     return plans
 
 
@@ -703,9 +733,13 @@ def make_benchmark(out_dir: str | os.PathLike, cfg: BenchConfig = BenchConfig(),
     unknown = sorted(set(splits) - set(SPLITS))
     if unknown or not splits:
         raise ConfigError(f"splits {list(splits)}: choose among {', '.join(SPLITS)}")
+    if cfg.train_synth and "train" not in splits:
+        raise ConfigError(f"train_synth {list(cfg.train_synth)} speaks the train split's plans, but splits "
+                          f"{list(splits)} leave train out; add train to the splits or drop --train-synth")
     if out.exists() and not out.is_dir():
         raise BenchError(f"{out} is a file; `--out` must be a folder (new or from an earlier `bench make`)")
-    check_tools(cfg.synth)
+    for engine in (cfg.synth, *cfg.train_synth):
+        check_tools(engine)
     for sub in ("media", "subtitles", ".records"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     plans = [p for p in plan_benchmark(cfg) if p["split"] in splits]
@@ -722,9 +756,8 @@ def make_benchmark(out_dir: str | os.PathLike, cfg: BenchConfig = BenchConfig(),
     records.update({r["id"]: r for r in made})
     seconds = time.perf_counter() - t0
     _write_outputs(out, cfg, plans, records)
-    sizes = split_sizes(cfg.n, cfg.val_fraction, cfg.test_fraction)
-    return BenchSummary(out, cfg.seed, {k: v for k, v in sizes.items() if k in splits}, len(todo),
-                        len(plans) - len(todo), seconds)
+    counts = {k: sum(p["split"] == k for p in plans) for k in SPLITS if k in splits}
+    return BenchSummary(out, cfg.seed, counts, len(todo), len(plans) - len(todo), seconds)
 
 
 def _write_outputs(out: Path, cfg: BenchConfig, plans: list[dict], records: dict[str, dict]) -> None:
@@ -752,6 +785,9 @@ def _meta(cfg: BenchConfig, plans: list[dict], records: dict[str, dict], lines: 
                          "clips_with_distractor": n_distract,
                          "variants": list(ENGINE_VOICES.get(cfg.synth, VARIANT_POOLS[split])),
                          "sentences": sentences[split]}
+    if cfg.train_synth and "train" in splits:  # the other engines that spoke the train plans, with their voices
+        splits["train"]["train_synth"] = {e: list(ENGINE_VOICES.get(e, VARIANT_POOLS["train"]))
+                                          for e in cfg.train_synth}
     clips = {}
     for p in plans:
         r = records[p["id"]]
@@ -760,5 +796,6 @@ def _meta(cfg: BenchConfig, plans: list[dict], records: dict[str, dict], lines: 
                           "speakers": p["speakers"], "cues": r["cues"], "scale_db": r["scale_db"]}
     return {"generator": "acoustemo.bench.make", "generator_version": GENERATOR_VERSION, "seed": cfg.seed,
             "params": cfg.params(), "manners": MANNERS, "cue_labels": CUE_LABELS, "neutral_label": NEUTRAL_LABEL,
-            "accents": [] if cfg.synth in ENGINE_VOICES else list(ACCENTS), "base_level_dbfs": BASE_LEVEL_DBFS, "noise_dbfs": NOISE_DBFS,
+            "accents": list(ACCENTS) if "espeak" in (cfg.synth, *cfg.train_synth) else [],
+            "base_level_dbfs": BASE_LEVEL_DBFS, "noise_dbfs": NOISE_DBFS,
             "synonyms": {k: list(v) for k, v in SYNONYMS.items()}, "splits": splits, "clips": clips}

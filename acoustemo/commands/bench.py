@@ -26,6 +26,13 @@ def _add_make(p: argparse.ArgumentParser) -> None:
                    help="speech engine: espeak (espeak-ng, the benchmark), flite (CMU Flite) or festival (Festival's "
                         "ked voice): voices a model trained on the espeak benchmark never heard; score such a model on "
                         "their test split")
+    p.add_argument("--train-synth", default="", metavar="ENGINES",
+                   help="comma-separated other engines (flite, festival) that also speak the train split's plans, "
+                        "appended to train.jsonl as train-<engine>-<index>: more voices in training; val and test "
+                        "stay --synth's. 700 plans x (espeak + flite) scored 80.54 ± 1.84 on the espeak test vs "
+                        "76.92 ± 1.69 with espeak alone, and 73.21 ± 1.33 on the unheard Festival voice vs 69.50 "
+                        "(espeak alone, seed 0; BENCHMARKS.md #17, session 18); costs ~2x the train split's "
+                        "synthesis and feature extraction and ~1.5x a training run. Default: none")
     p.add_argument("--splits", default="train,val,test",
                    help="comma-separated splits to make (default all; e.g. `--synth flite --splits test`)")
     p.add_argument("--workers", type=int, default=d.workers, help=f"synthesis processes (default {d.workers})")
@@ -35,8 +42,11 @@ def _run_make(args: argparse.Namespace) -> int:
     from acoustemo.bench.make import BenchConfig, make_benchmark
 
     cfg = BenchConfig(n=args.n, seed=args.seed, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
-                      distractor_rate=args.distractor_rate, synth=args.synth, workers=args.workers)
-    print(f"bench make: seed {cfg.seed}, {cfg.n} clips ({cfg.synth}) -> {args.out}", flush=True)
+                      distractor_rate=args.distractor_rate, synth=args.synth,
+                      train_synth=tuple(x.strip() for x in args.train_synth.split(",") if x.strip()),
+                      workers=args.workers)
+    also = f"; train also {', '.join(cfg.train_synth)}" if cfg.train_synth else ""
+    print(f"bench make: seed {cfg.seed}, {cfg.n} clips ({cfg.synth}{also}) -> {args.out}", flush=True)
     s = make_benchmark(args.out, cfg, tuple(x.strip() for x in args.splits.split(",") if x.strip()))
     sizes = " / ".join(f"{k} {v}" for k, v in s.counts.items())
     timing = f" in {s.seconds:.1f} s = {s.seconds_per_clip:.3f} s per clip" if s.made else ""
