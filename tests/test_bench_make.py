@@ -334,3 +334,136 @@ def test_festival_speakers_are_its_voice_a_few_semitones_apart():
     assert f0["ked_diphone+6"] - f0["ked_diphone-3"] == pytest.approx(9.0, abs=1.0)
     with pytest.raises(bm.BenchError, match="festival could not speak with voice 'nobody\\+0'"):
         bm.synthesize(text, "festival:nobody+0", 160, 50)
+
+
+# ------------------------------------------ more voices in training: `--train-synth flite` (BenchConfig.train_synth)
+@pytest.fixture(scope="session")
+def bench_x2(bench, tmp_path_factory):
+    """The espeak bench above, copied, then made again with train_synth=("flite",): a resume that keeps its clips
+    and adds the train plans spoken by Flite."""
+    _need_engine("flite")
+    folder = tmp_path_factory.mktemp("bench_x2") / "b"
+    shutil.copytree(bench[0], folder)
+    summary = bm.make_benchmark(folder, bm.BenchConfig(n=N, seed=SEED, train_synth=("flite",), workers=1))
+    return folder, summary
+
+
+def _split_rows(folder: Path, split: str) -> list[dict]:
+    return [json.loads(line) for line in (folder / f"{split}.jsonl").read_text().splitlines()]
+
+
+def test_train_synth_adds_the_train_plans_spoken_by_flite(bench, bench_x2):
+    """Each espeak train clip gets a twin "train-flite-<index>": the same plan as `--synth flite --splits train`
+    (texts, speakers, target, manner, cues, labels) in Flite's voices; the espeak clips and val / test are unchanged."""
+    plain, (folder, summary) = bench[0], bench_x2
+    assert summary.counts == {"train": 10, "val": 1, "test": 2} and (summary.made, summary.reused) == (5, N)
+    espeak, flite = _split_rows(folder, "train")[:5], _split_rows(folder, "train")[5:]
+    assert [r["id"] for r in espeak] == [f"train-{i:04d}" for i in range(5)]
+    assert [r["id"] for r in flite] == [f"train-flite-{i:04d}" for i in range(5)]
+    ids = [r["id"] for split in bm.SPLITS for r in _split_rows(folder, split)]
+    assert len(ids) == len(set(ids)) == N + 5
+    assert (folder / "train.jsonl").read_text().startswith((plain / "train.jsonl").read_text())
+    for name in ("val.jsonl", "test.jsonl", "groupings.json"):
+        assert (folder / name).read_bytes() == (plain / name).read_bytes(), name
+    meta = _meta(folder)
+    flite_plans = {p["id"]: p for p in bm.plan_benchmark(bm.BenchConfig(n=N, seed=SEED, synth="flite"))}
+    for e, f in zip(espeak, flite):
+        assert f["media"] == f"media/{f['id']}.wav" and (folder / "subtitles" / f"{f['id']}.srt").is_file()
+        assert (f["target_speaker"], f["labels"]) == (e["target_speaker"], e["labels"])
+        turns = [[(u["speaker"], u["text"]) for u in r["utterances"]] for r in (e, f)]
+        assert turns[0] == turns[1]
+        assert (folder / f["media"]).read_bytes() != (folder / e["media"]).read_bytes()
+        voices = {s["voice"] for s in meta["clips"][f["id"]]["speakers"].values()}
+        assert voices <= {f"flite:{v}" for v in bm.FLITE_VOICES}
+        assert not {s["voice"] for s in meta["clips"][e["id"]]["speakers"].values()} & voices
+        plan = json.loads((folder / ".records" / f"{f['id']}.json").read_text())["plan"]
+        assert plan == {**flite_plans[e["id"]], "id": f["id"]}  # what `--synth flite --splits train` makes, renamed
+    plan = json.loads((folder / ".records" / "train-flite-0000.json").read_text())["plan"]
+    written, _ = sf.read(folder / "media" / "train-flite-0000.wav", dtype="float32")
+    assert np.max(np.abs(written - bm.render_clip(plan)[0])) < 2 / 32768
+
+
+def test_train_synth_is_recorded_in_meta_and_absent_by_default(bench, bench_x2):
+    plain, x2 = _meta(bench[0]), _meta(bench_x2[0])
+    assert set(plain["params"]) == {"n", "seed", "val_fraction", "test_fraction", "distractor_rate", "same_voice_rate",
+                                    "burst_db", "jump_semitones", "tremor_hz", "tremor_depth", "tremor_semitones",
+                                    "cue_s", "gap_s", "drift_db"}  # as before train_synth existed
+    assert "train_synth" not in plain["splits"]["train"]
+    assert x2["params"] == {**plain["params"], "train_synth": ["flite"]}
+    assert {k: v for k, v in x2["clips"].items() if not k.startswith("train-flite-")} == plain["clips"]
+    assert sorted(k for k in x2["clips"] if k.startswith("train-flite-")) == [f"train-flite-{i:04d}" for i in range(5)]
+    assert {s: x2["splits"][s] for s in ("val", "test")} == {s: plain["splits"][s] for s in ("val", "test")}
+    train, before = x2["splits"]["train"], plain["splits"]["train"]
+    assert train["train_synth"] == {"flite": list(bm.FLITE_VOICES)}
+    assert (train["variants"], train["sentences"]) == (before["variants"], before["sentences"])
+    assert train["clips"] == 2 * before["clips"]
+    assert train["clips_with_distractor"] == 2 * before["clips_with_distractor"]
+    assert train["label_counts"] == {k: 2 * v for k, v in before["label_counts"].items()}
+    assert {k: v for k, v in x2.items() if k not in ("params", "splits", "clips")} == \
+        {k: v for k, v in plain.items() if k not in ("params", "splits", "clips")}
+
+
+def test_train_synth_bench_reads_as_a_bench_run_folder(bench_x2):
+    """What `bench run` and the checks read: every train line a valid clip, and its truth in meta.json."""
+    from acoustemo.bench.check import detectability
+    from acoustemo.bench.explain import load_truth
+    from acoustemo.data.manifest import read_manifest
+
+    folder, _ = bench_x2
+    clips = read_manifest(folder / "train.jsonl")
+    assert len(clips) == 10 and len({c.media for c in clips}) == 10
+    truth = load_truth(folder, "train")
+    assert list(truth) == [r["id"] for r in _split_rows(folder, "train")]
+    assert detectability(folder, ("train",))["clips"] == 10
+
+
+def test_train_synth_resumes_and_remakes_a_damaged_clip(bench_x2):
+    folder, _ = bench_x2
+    before = {name: (folder / name).read_bytes() for name in ("train.jsonl", "meta.json")}
+    victim = folder / "media" / "train-flite-0001.wav"
+    good = victim.read_bytes()
+    victim.write_bytes(good[:1000])
+    s = bm.make_benchmark(folder, bm.BenchConfig(n=N, seed=SEED, train_synth=("flite",), workers=1))
+    assert (s.made, s.reused) == (1, N + 4) and victim.read_bytes() == good
+    assert {name: (folder / name).read_bytes() for name in before} == before
+    from acoustemo.cli import main
+
+    assert main(["bench", "make", "--out", str(folder), "--n", str(N), "--seed", str(SEED),
+                 "--train-synth", "flite"]) == 0
+    assert {name: (folder / name).read_bytes() for name in before} == before
+
+
+def test_train_synth_plans_for_several_engines():
+    """Planning only: one block of train plans per engine, in the order given, ids unique; espeak may be the extra
+    engine of a Flite benchmark."""
+    base = bm.plan_benchmark(bm.BenchConfig(n=N, seed=SEED))
+    plans = bm.plan_benchmark(bm.BenchConfig(n=N, seed=SEED, train_synth=("flite", "festival")))
+    assert plans[:N] == base
+    assert [p["id"] for p in plans[N:]] == [f"train-{e}-{i:04d}" for e in ("flite", "festival") for i in range(5)]
+    assert len({p["id"] for p in plans}) == len(plans) and all(p["split"] == "train" for p in plans[N:])
+    for p in plans[N + 5:]:
+        assert {s["voice"] for s in p["speakers"].values()} <= {f"festival:{v}" for v in bm.FESTIVAL_VOICES}
+    rev = bm.plan_benchmark(bm.BenchConfig(n=N, seed=SEED, synth="flite", train_synth=("espeak",)))
+    espeak_twins = {p["id"].replace("train-espeak-", "train-"): p for p in rev[N:]}
+    assert espeak_twins == {p["id"]: {**p, "id": p["id"].replace("train-", "train-espeak-")}
+                            for p in base if p["split"] == "train"}
+
+
+def test_train_synth_refusals_name_the_fix(tmp_path, capsys):
+    with pytest.raises(ConfigError, match="unknown engine 'piper'; choose among flite, festival"):
+        bm.BenchConfig(train_synth=("piper",))
+    with pytest.raises(ConfigError, match="repeats the main engine 'espeak'.*list other engines only"):
+        bm.BenchConfig(train_synth=("espeak",))
+    with pytest.raises(ConfigError, match="repeats the main engine 'flite'"):
+        bm.BenchConfig(synth="flite", train_synth=("espeak", "flite"))
+    with pytest.raises(ConfigError, match="names flite more than once; list each engine once"):
+        bm.BenchConfig(train_synth=("flite", "flite"))
+    with pytest.raises(ConfigError, match="must be a tuple of engine names"):
+        bm.BenchConfig(train_synth="flite")
+    with pytest.raises(ConfigError, match="leave train out; add train to the splits or drop --train-synth"):
+        bm.make_benchmark(tmp_path, bm.BenchConfig(n=3, train_synth=("flite",)), splits=("test",))
+    assert not any(tmp_path.iterdir())  # refused before anything was written
+    from acoustemo.cli import main
+
+    assert main(["bench", "make", "--out", str(tmp_path / "x"), "--n", "3", "--train-synth", "espeak,flite"]) == 2
+    assert "repeats the main engine 'espeak'" in capsys.readouterr().err and not (tmp_path / "x").exists()
