@@ -11,6 +11,7 @@ features), or its probe rows alone: the issue-#17 figures measured before a whol
     # the train split spoken by two engines: n1000's 700 train clips + the same plans spoken by Flite's voices
     acoustemo bench make --out bench_data/flite1000tr --synth flite --splits train
     python benchmarks/bench_subset.py bench_data/n1000 --add-train bench_data/flite1000tr --out /tmp/mixed
+    # (`acoustemo bench make --out bench_data/n1000x2 --train-synth flite` makes the same train split in one bench folder)
 
 The subset folder holds the cut manifests, links to the bench's media and feature cache, and copies of meta.json
 and groupings.json; the table is printed as `bench run` prints it.

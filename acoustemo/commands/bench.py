@@ -28,11 +28,9 @@ def _add_make(p: argparse.ArgumentParser) -> None:
                         "their test split")
     p.add_argument("--train-synth", default="", metavar="ENGINES",
                    help="comma-separated other engines (flite, festival) that also speak the train split's plans, "
-                        "appended to train.jsonl as train-<engine>-<index>: more voices in training; val and test "
-                        "stay --synth's. 700 plans x (espeak + flite) scored 80.54 ± 1.84 on the espeak test vs "
-                        "76.92 ± 1.69 with espeak alone, and 73.21 ± 1.33 on the unheard Festival voice vs 69.50 "
-                        "(espeak alone, seed 0; BENCHMARKS.md #17, session 18); costs ~2x the train split's "
-                        "synthesis and feature extraction and ~1.5x a training run. Default: none")
+                        "appended to train.jsonl as train-<engine>-<index>: more voices in training (val and test "
+                        "stay --synth's); ~2x the train split's synthesis and extraction, ~1.5x a training run, and "
+                        "a model that holds up better on voices it never heard (BENCHMARKS.md #17). Default: none")
     p.add_argument("--splits", default="train,val,test",
                    help="comma-separated splits to make (default all; e.g. `--synth flite --splits test`)")
     p.add_argument("--workers", type=int, default=d.workers, help=f"synthesis processes (default {d.workers})")
