@@ -45,11 +45,11 @@ def main() -> None:
                 predictors[name] = load_predictor(None, cache, int8=int8, llm_dtype="float32")
             finally:
                 hardware.int8_activation_dtype = original
-            predict_clip(SAMPLE, SAMPLE.with_suffix(".srt"), "Rosa", model=predictors[name])  # features + warm-up
+            predict_clip(SAMPLE, SAMPLE.with_suffix(".srt"), "Sami", model=predictors[name])  # features + warm-up
         for r in range(args.repeats):  # interleaved, so a change in the machine's load hits every variant
             for name, predictor in predictors.items():
                 t, c = time.perf_counter(), time.process_time()
-                pred = predict_clip(SAMPLE, SAMPLE.with_suffix(".srt"), "Rosa", model=predictor)
+                pred = predict_clip(SAMPLE, SAMPLE.with_suffix(".srt"), "Sami", model=predictor)
                 row = out.setdefault(name, {"wall_s": [], "cpu_s": [], "emotions": pred.emotions})
                 row["wall_s"].append(round(time.perf_counter() - t, 2))
                 row["cpu_s"].append(round(time.process_time() - c, 2))

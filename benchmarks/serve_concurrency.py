@@ -5,8 +5,8 @@ meanwhile, and the server's memory before, during and after; prints JSON (issue 
 
 The server is the real command (`python -m acoustemo serve --port 0`, the shipped checkpoint unless --model) in
 its own process, so its memory (VmRSS / VmHWM from /proc) is the server's alone. The clip is examples/sample.wav
-(8 s, three utterances) with examples/sample.srt; upload i gets its own copy (i ms of silence appended, so no
-upload hits another's cached features), its own speaker names in the subtitles ("Rosa" -> "Rosa-i") and its own
+(the README's sample clip) with examples/sample.srt; upload i gets its own copy (i ms of silence appended, so no
+upload hits another's cached features), its own speaker names in the subtitles ("Sami" -> "Sami-i") and its own
 `speaker` field, and its answer must carry exactly those back.
 
 - baseline: the server's RSS after one warm-up upload (encoders and the LLM loaded, allocator warm);
@@ -22,6 +22,7 @@ import http.client
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -67,14 +68,16 @@ def rss_mb(pid: int) -> dict:
 def make_uploads(n: int, folder: Path, offset_ms: int = 1) -> list[dict]:
     wav, sr = sf.read(ROOT / "examples" / "sample.wav", dtype="float32")
     srt = (ROOT / "examples" / "sample.srt").read_text()
+    names = list(dict.fromkeys(re.findall(r"^([^\W\d]\w*): ", srt, flags=re.M)))  # the first is the target speaker
     uploads = []
     for i in range(n):
         buf = io.BytesIO()
         sf.write(buf, np.concatenate([wav, np.zeros(int(sr * (offset_ms + i) / 1000), np.float32)]), sr, format="WAV")
-        subs = srt.replace("Rosa:", f"Rosa-{i}:").replace("Grace:", f"Grace-{i}:")
-        uploads.append({"name": f"clip{i}.wav", "speaker": f"Rosa-{i}", "speakers": {f"Rosa-{i}", f"Grace-{i}"},
+        subs = re.sub(r"^([^\W\d]\w*): ", rf"\1-{i}: ", srt, flags=re.M)
+        target = f"{names[0]}-{i}"
+        uploads.append({"name": f"clip{i}.wav", "speaker": target, "speakers": {f"{n}-{i}" for n in names},
                         "parts": [("media", f"clip{i}.wav", buf.getvalue()), ("subtitles", f"clip{i}.srt", subs.encode()),
-                                  ("speaker", None, f"Rosa-{i}".encode())]})
+                                  ("speaker", None, target.encode())]})
     return uploads
 
 

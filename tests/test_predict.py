@@ -129,13 +129,13 @@ def test_predict_without_model_uses_the_shipped_checkpoint(tmp_path, capsys):
     example = Path(__file__).resolve().parents[1] / "examples"
     out = tmp_path / "answer.json"
     assert main(["predict", str(example / "sample.wav"), "--subtitles", str(example / "sample.srt"),
-                 "--speaker", "Rosa", "--json", str(out), "--cache-dir", str(tmp_path / "cache")]) == 0
+                 "--speaker", "Sami", "--json", str(out), "--cache-dir", str(tmp_path / "cache")]) == 0
     answer = _json.loads(out.read_text())
     assert set(answer) >= {"emotions", "explanation", "utterances", "timestamps_source", "model"}
     assert answer["model"].endswith(str(Path("assets") / "default")) or str(DEFAULT_MODEL_DIR) in answer["model"]
-    assert answer["timestamps_source"] == "subtitles" and len(answer["utterances"]) == 4
+    assert answer["timestamps_source"] == "subtitles" and len(answer["utterances"]) == 3
     assert answer["explanation"]  # the shipped model always explains; its quality is tracked in BENCHMARKS.md
-    assert sorted(answer["emotions"]) == ["angry", "excited"]  # the sample's gold, as examples/README.md shows
+    assert sorted(answer["emotions"]) == ["sad", "surprised"]  # the sample's gold, as examples/README.md shows
 
 
 def test_manifest_metadata_rides_into_the_predictions(setup):
