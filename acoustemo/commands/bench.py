@@ -11,6 +11,11 @@ import argparse
 from acoustemo.commands.train import RECIPE_FLAGS, add_recipe_arguments
 
 
+def _names(text: str) -> tuple[str, ...]:
+    """A comma-separated option ("flite, festival") as a tuple of its non-empty names."""
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
 def _add_make(p: argparse.ArgumentParser) -> None:
     from acoustemo.bench.make import BenchConfig
 
@@ -41,11 +46,11 @@ def _run_make(args: argparse.Namespace) -> int:
 
     cfg = BenchConfig(n=args.n, seed=args.seed, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
                       distractor_rate=args.distractor_rate, synth=args.synth,
-                      train_synth=tuple(x.strip() for x in args.train_synth.split(",") if x.strip()),
+                      train_synth=_names(args.train_synth),
                       workers=args.workers)
     also = f"; train also {', '.join(cfg.train_synth)}" if cfg.train_synth else ""
     print(f"bench make: seed {cfg.seed}, {cfg.n} clips ({cfg.synth}{also}) -> {args.out}", flush=True)
-    s = make_benchmark(args.out, cfg, tuple(x.strip() for x in args.splits.split(",") if x.strip()))
+    s = make_benchmark(args.out, cfg, _names(args.splits))
     sizes = " / ".join(f"{k} {v}" for k, v in s.counts.items())
     timing = f" in {s.seconds:.1f} s = {s.seconds_per_clip:.3f} s per clip" if s.made else ""
     print(f"seed {s.seed}: {sizes} clips in {s.out_dir} ({s.made} made, {s.reused} reused){timing}")
@@ -89,7 +94,7 @@ def _run_run(args: argparse.Namespace) -> int:
     from acoustemo.bench.run import RunConfig, run_benchmark
 
     train = {field: getattr(args, flag) for flag, field in _RUN_TRAIN_FLAGS.items() if getattr(args, flag) is not None}
-    cfg = RunConfig(preset=args.preset, ablations=tuple(a.strip() for a in args.ablations.split(",") if a.strip()),
+    cfg = RunConfig(preset=args.preset, ablations=_names(args.ablations),
                     seeds=tuple(int(x) for x in args.seeds.split(",") if x.strip()), probes=not args.no_probes,
                     encoder=args.encoder, train=train, predict_batch_size=args.predict_batch_size,
                     progress=not args.no_progress)
