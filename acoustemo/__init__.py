@@ -1,5 +1,6 @@
 """AcoustEmo: open-vocabulary emotion reasoning with an utterance-aware acoustic Q-Former."""
 
-__version__ = "0.1.0"
+from acoustemo.data.media import SAMPLE_RATE_HZ
+from acoustemo.version import __version__
 
-SAMPLE_RATE_HZ = 16_000
+__all__ = ["SAMPLE_RATE_HZ", "__version__"]

@@ -8,7 +8,7 @@ import importlib
 import logging
 import sys
 
-from acoustemo import __version__
+from acoustemo.version import __version__
 from acoustemo.errors import AcoustEmoError
 
 # name -> one-line help; the module acoustemo.commands.<name> implements it.

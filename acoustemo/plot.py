@@ -286,7 +286,7 @@ def plot_prediction(out_png: str | os.PathLike, media: str | os.PathLike, predic
     emotions from `prediction`. With the loaded `predictor` (`acoustemo.infer.Predictor`) it also draws the
     utterance Q-Former's cross-attention and the pitch the model was given (its prosody stream); without it,
     pitch comes from librosa.yin and there is no attention strip."""
-    from acoustemo import SAMPLE_RATE_HZ
+    from acoustemo.data.media import SAMPLE_RATE_HZ
     from acoustemo.data.media import load_audio
 
     media = Path(media)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from acoustemo import SAMPLE_RATE_HZ
+from acoustemo.data.media import SAMPLE_RATE_HZ
 
 HOP_S = 0.01
 WINDOW_S = 1.0

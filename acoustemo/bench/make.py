@@ -73,7 +73,7 @@ from pathlib import Path
 
 import numpy as np
 
-from acoustemo import SAMPLE_RATE_HZ
+from acoustemo.data.media import SAMPLE_RATE_HZ
 from acoustemo.bench.sentences import NEUTRAL_SENTENCES, SPEAKER_NAMES
 from acoustemo.errors import AcoustEmoError, ConfigError
 

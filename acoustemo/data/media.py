@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from acoustemo import SAMPLE_RATE_HZ
 from acoustemo.errors import MediaError
+
+SAMPLE_RATE_HZ = 16_000  # every waveform in acoustemo is float32 mono at this rate
 
 # Extensions looked for when a folder or a CSV name is matched to media (any other file ffmpeg reads also works).
 MEDIA_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".aac")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from acoustemo import SAMPLE_RATE_HZ
+from acoustemo.data.media import SAMPLE_RATE_HZ
 from acoustemo.data.segments import Clip, Utterance
 from acoustemo.data.subtitles import UntimedLine, is_timed, read_subtitles, read_untimed
 from acoustemo.errors import EncoderError, SubtitleError

@@ -19,7 +19,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from acoustemo import SAMPLE_RATE_HZ
+from acoustemo.data.media import SAMPLE_RATE_HZ
 from acoustemo.errors import EncoderError
 
 

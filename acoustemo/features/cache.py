@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from acoustemo import SAMPLE_RATE_HZ
+from acoustemo.data.media import SAMPLE_RATE_HZ
 from acoustemo.errors import EncoderError, MediaError
 from acoustemo.features.base import Features, encoder_key
 

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from acoustemo import SAMPLE_RATE_HZ
+from acoustemo.data.media import SAMPLE_RATE_HZ
 from acoustemo.errors import EncoderError
 from acoustemo.features.base import num_frames
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from acoustemo import SAMPLE_RATE_HZ
+from acoustemo.data.media import SAMPLE_RATE_HZ
 from acoustemo.errors import EncoderError, MediaError
 
 CHUNK_S = 120  # a multiple of Whisper's 30 s window

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from acoustemo import SAMPLE_RATE_HZ
+from acoustemo.data.media import SAMPLE_RATE_HZ
 from acoustemo.errors import EncoderError
 from acoustemo.features.base import WHISPER_COMPUTE_TYPE, fit_length, num_frames
 

@@ -229,7 +229,7 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
 
     checkpoint = prepare_run_dir(out_dir, mcfg, cfg, resume, world, fingerprints, accelerator)
     if main:
-        from acoustemo import __version__
+        from acoustemo.version import __version__
 
         write_text_atomic(out_dir / RUN_FILE, json.dumps({
             "train_manifest": str(Path(train_manifest).resolve()),
