@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from acoustemo.bench.check import detectability, paired_effect
-from acoustemo.bench.make import BenchConfig, make_benchmark
+from acoustemo.bench.make import make_benchmark
+from acoustemo.bench.plan import BenchConfig
 
 
 def _summary(values: list[float]) -> dict:
