@@ -62,6 +62,15 @@ def apply_tremor(wav: np.ndarray, start_s: float, end_s: float, rate_hz: float, 
     return (shifted * (1 + depth * w * np.sin(phase))).astype(np.float32)
 
 
+def apply_cue(wav: np.ndarray, cue: dict, start_s: float, end_s: float) -> np.ndarray:
+    """A planned local cue (a burst, a jump or a tremor, with its drawn values) applied over [start_s, end_s]."""
+    if cue["type"] == "burst":
+        return apply_burst(wav, start_s, end_s, cue["gain_db"])
+    if cue["type"] == "jump":
+        return apply_jump(wav, start_s, end_s, cue["semitones"])
+    return apply_tremor(wav, start_s, end_s, cue["rate_hz"], cue["depth"], cue["semitones"])
+
+
 def place_cue(cue: dict, durations: list[float], turn_ids: list[int]) -> tuple[int, float, float]:
     """(turn, start_s, end_s within the turn): prefer the speaker's turns long enough for the cue and edges."""
     long_enough = [k for k in turn_ids if durations[k] >= cue["length_s"] + 2 * EDGE_S]

@@ -63,7 +63,7 @@ from pathlib import Path
 
 import numpy as np
 
-from acoustemo.bench.cues import apply_burst, apply_drift, apply_jump, apply_tremor, place_cue
+from acoustemo.bench.cues import apply_cue, apply_drift, place_cue
 from acoustemo.bench.gold import CUE_LABELS, MANNERS, NEUTRAL_LABEL, SYNONYMS, bench_groupings, describe, gold_labels
 from acoustemo.bench.plan import SPLITS, BenchConfig, plan_benchmark, split_sentences
 from acoustemo.bench.synth import (ACCENTS, ENGINE_VOICES, VARIANT_POOLS, BenchError, active_rms_db, check_tools,
@@ -80,34 +80,15 @@ NOISE_DBFS = -66.0  # a faint noise floor so silence is not digital zero
 
 def render_clip(plan: dict) -> tuple[np.ndarray, dict]:
     """The clip's waveform (float32, 16 kHz) and its record: utterance times and the cues placed on them."""
-    waves = []
-    for turn in plan["turns"]:
-        w = synthesize(turn["text"], turn["voice"], turn["rate_wpm"], turn["pitch"])
-        target_db = BASE_LEVEL_DBFS + turn["level_db"]
-        w = w * 10 ** ((target_db - active_rms_db(w)) / 20)
-        waves.append(apply_drift(w, turn["drift"]))
+    waves = [_spoken_turn(turn) for turn in plan["turns"]]
     durations = [len(w) / SAMPLE_RATE_HZ for w in waves]
     placed = []
     for cue in plan["cues"]:
         turn_ids = [i for i, t in enumerate(plan["turns"]) if t["speaker"] == cue["speaker"]]
         k, a, b = place_cue(cue, durations, turn_ids)
-        if cue["type"] == "burst":
-            waves[k] = apply_burst(waves[k], a, b, cue["gain_db"])
-        elif cue["type"] == "jump":
-            waves[k] = apply_jump(waves[k], a, b, cue["semitones"])
-        else:
-            waves[k] = apply_tremor(waves[k], a, b, cue["rate_hz"], cue["depth"], cue["semitones"])
+        waves[k] = apply_cue(waves[k], cue, a, b)
         placed.append((cue, k, a, b))
-    parts, utterances, starts = [np.zeros(round(plan["lead_s"] * SAMPLE_RATE_HZ), np.float32)], [], []
-    for i, (turn, w) in enumerate(zip(plan["turns"], waves)):
-        start = sum(len(p) for p in parts) / SAMPLE_RATE_HZ
-        starts.append(start)
-        utterances.append({"start": round(start, 3), "end": round(start + len(w) / SAMPLE_RATE_HZ, 3),
-                           "speaker": turn["speaker"], "text": turn["text"]})
-        gap = plan["gaps_s"][i] if i < len(plan["gaps_s"]) else plan["tail_s"]
-        parts += [w, np.zeros(round(gap * SAMPLE_RATE_HZ), np.float32)]
-    audio = np.concatenate(parts).astype(np.float64)
-    audio += np.random.default_rng(plan["noise_seed"]).standard_normal(len(audio)) * 10 ** (NOISE_DBFS / 20)
+    audio, utterances, starts = _mix(plan, waves)
     peak = float(np.abs(audio).max())
     scale_db = 0.0 if peak <= 0.99 else 20 * math.log10(0.99 / peak)  # rare: keep bursts from clipping
     audio *= 10 ** (scale_db / 20)
@@ -118,6 +99,30 @@ def render_clip(plan: dict) -> tuple[np.ndarray, dict]:
     record = {"id": plan["id"], "duration_s": round(len(audio) / SAMPLE_RATE_HZ, 3), "utterances": utterances,
               "cues": cues, "scale_db": round(scale_db, 3)}
     return audio.astype(np.float32), record
+
+
+def _spoken_turn(turn: dict) -> np.ndarray:
+    """One turn spoken, brought to its planned level (active-speech RMS) and given its slow loudness drift."""
+    w = synthesize(turn["text"], turn["voice"], turn["rate_wpm"], turn["pitch"])
+    target_db = BASE_LEVEL_DBFS + turn["level_db"]
+    w = w * 10 ** ((target_db - active_rms_db(w)) / 20)
+    return apply_drift(w, turn["drift"])
+
+
+def _mix(plan: dict, waves: list[np.ndarray]) -> tuple[np.ndarray, list[dict], list[float]]:
+    """(audio as float64 with the noise floor, utterances, their start times in s): lead silence, then each turn
+    and the gap after it (the tail after the last one)."""
+    parts, utterances, starts = [np.zeros(round(plan["lead_s"] * SAMPLE_RATE_HZ), np.float32)], [], []
+    for i, (turn, w) in enumerate(zip(plan["turns"], waves)):
+        start = sum(len(p) for p in parts) / SAMPLE_RATE_HZ
+        starts.append(start)
+        utterances.append({"start": round(start, 3), "end": round(start + len(w) / SAMPLE_RATE_HZ, 3),
+                           "speaker": turn["speaker"], "text": turn["text"]})
+        gap = plan["gaps_s"][i] if i < len(plan["gaps_s"]) else plan["tail_s"]
+        parts += [w, np.zeros(round(gap * SAMPLE_RATE_HZ), np.float32)]
+    audio = np.concatenate(parts).astype(np.float64)
+    audio += np.random.default_rng(plan["noise_seed"]).standard_normal(len(audio)) * 10 ** (NOISE_DBFS / 20)
+    return audio, utterances, starts
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
