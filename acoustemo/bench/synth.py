@@ -23,6 +23,7 @@ import numpy as np
 from acoustemo.data.media import SAMPLE_RATE_HZ
 from acoustemo.errors import AcoustEmoError
 
+# Voices: espeak-ng accents x variants. Variants (the voice's pitch range, formants, breathiness) are split
 # between train / val / test so test speakers are unheard in training; the accents are shared.
 ACCENTS = ("en-us", "en-gb-x-rp", "en", "en-gb-scotland", "en-029", "en-us-nyc")
 VARIANT_POOLS = {
