@@ -1,8 +1,9 @@
 """Generate the acoustic-cue benchmark and measure its cues; prints one JSON object.
 
-    python benchmarks/bench_cues.py --out /tmp/bench400 --n 400 --seed 0 [--paired 60]
+    python benchmarks/bench_cues.py --out bench_data/n1000 [--n 1000] [--seed 0] [--paired 60]
 
-Reports the generation time per clip (2 workers), the AUC of one simple statistic per cue over the target's
+Makes the bench in --out (or finishes an earlier `bench make` of the same settings there: its clips are reused), then
+reports the generation time per clip (2 workers), the AUC of one simple statistic per cue over the target's
 utterances and over the whole clip (acoustemo.bench.check.detectability), and paired with/without-cue effects
 inside and outside the labelled spans for the first `--paired` cues.
 """
@@ -16,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from acoustemo.bench.check import detectability, paired_effect
-from acoustemo.bench.make import BenchConfig, make_benchmark
+from acoustemo.bench.make import make_benchmark
+from acoustemo.bench.plan import BenchConfig
 
 
 def _summary(values: list[float]) -> dict:
@@ -56,7 +58,7 @@ def paired_report(out_dir: str, limit: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
-    ap.add_argument("--n", type=int, default=400)
+    ap.add_argument("--n", type=int, default=BenchConfig().n)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--paired", type=int, default=60, help="cues to re-render without the cue and compare")
     args = ap.parse_args()

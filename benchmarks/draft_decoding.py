@@ -1,7 +1,7 @@
 """Does one-clip decoding with checked n-gram drafts (predict's default) change answers, and how much faster is
 it? Prints JSON.
 
-    python benchmarks/draft_decoding.py [--model DIR] [--bench bench_data/n400] [--split test] [--cache DIR]
+    python benchmarks/draft_decoding.py [--model DIR] [--bench bench_data/n1000] [--split test] [--cache DIR]
 
 Predicts every clip of a bench split one clip at a time with the same checkpoint (default: the shipped one, int8
 on CPU as predict runs it): with HF generate (`--no-drafts`, one token per LLM pass, HF's bf16 attention), with
@@ -24,7 +24,7 @@ from pathlib import Path
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="model folder (default: the shipped checkpoint)")
-    ap.add_argument("--bench", default="bench_data/n400")
+    ap.add_argument("--bench", default="bench_data/n1000")
     ap.add_argument("--split", default="test")
     ap.add_argument("--cache", default=None, help="feature cache (default <bench>/runs/features when present)")
     args = ap.parse_args()

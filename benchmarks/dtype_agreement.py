@@ -1,7 +1,7 @@
 """Same answers in the fallback dtype? Predicts a bench split with one checkpoint as a CPU with native bf16 runs it
 and as one without runs it, and compares; prints JSON with the CPU capability (issue #15).
 
-    python benchmarks/dtype_agreement.py [--model DIR] [--bench bench_data/n400] [--split test] [--batch-size 8]
+    python benchmarks/dtype_agreement.py [--model DIR] [--bench bench_data/n1000] [--split test] [--batch-size 8]
 
 - "native": llm_dtype bfloat16 with int8 weights, predict's default on a CPU with native bf16;
 - "fallback": llm_dtype float32 without int8, predict's default on a CPU without it (acoustemo/hardware.py).
@@ -25,7 +25,7 @@ VARIANTS = {"native": ("bfloat16", True), "fallback": ("float32", False)}
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="model folder (default: the shipped checkpoint)")
-    ap.add_argument("--bench", default="bench_data/n400")
+    ap.add_argument("--bench", default="bench_data/n1000")
     ap.add_argument("--split", default="test")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--variants", default="fallback,native", help="which to run, in this order")

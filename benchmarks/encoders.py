@@ -13,17 +13,14 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import speak  # noqa: E402  (the same real-media helper the tests use)
-
-from acoustemo.features.base import get_acoustic_encoder, get_visual_encoder  # noqa: E402
+from acoustemo.bench.speech import speak  # the same real speech the tests use
+from acoustemo.features.base import get_acoustic_encoder, get_visual_encoder
 
 TEXT = ("The weather changed quickly that afternoon, and by the time we reached the station the platform was "
         "already crowded with people waiting for the last train home.")

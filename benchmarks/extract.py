@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import speak  # noqa: E402
-
-from acoustemo.data.manifest import read_manifest  # noqa: E402
-from acoustemo.features.base import get_acoustic_encoder  # noqa: E402
-from acoustemo.features.cache import FeatureCache  # noqa: E402
-from acoustemo.features.extract import extract  # noqa: E402
+from acoustemo.bench.speech import speak
+from acoustemo.data.manifest import read_manifest
+from acoustemo.features.base import get_acoustic_encoder
+from acoustemo.features.cache import FeatureCache
+from acoustemo.features.extract import extract
 
 WORDS = ("the morning train was late again and everyone on the platform kept checking the board while a child "
          "sang quietly near the stairs and the wind pushed old newspapers along the tracks").split()

@@ -1,6 +1,6 @@
 """How close are the offline groupings to the field's LLM groupings? Prints JSON.
 
-    python benchmarks/grouping_calibration.py [--emer ../shared/emer] [--thresholds 0.46,0.5,...]
+    python benchmarks/grouping_calibration.py --emer PATH/TO/emer [--thresholds 0.46,0.5,...]
 
 On the MER fixture (mer2024_ov_store: gold, one system's predictions, the LLM grouping cache) and the emotion
 wheels: for each offline grouping, the agreement with the cache on "same group or not" over every pair of
@@ -63,7 +63,7 @@ def row(samples, gold, pred, groupings, reference_pairs, guard) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--emer", default=str(Path(__file__).resolve().parents[2] / "shared" / "emer"))
+    ap.add_argument("--emer", required=True, help="the EMER reference folder (mer2024_ov_store/, emotion_wheel/)")
     ap.add_argument("--thresholds", default="0.46,0.5,0.55,0.6,0.65,0.7,0.75,0.8")
     args = ap.parse_args()
     store, wheel_dir = Path(args.emer) / "mer2024_ov_store", Path(args.emer) / "emotion_wheel"

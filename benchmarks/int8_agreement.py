@@ -1,6 +1,6 @@
 """Does int8 decoding (predict's CPU default) change what a model answers? Prints JSON.
 
-    python benchmarks/int8_agreement.py [--model DIR] [--bench bench_data/n400] [--split test]
+    python benchmarks/int8_agreement.py [--model DIR] [--bench bench_data/n1000] [--split test]
 
 Predicts every clip of a bench split twice with the same checkpoint (default: the shipped one): once with the LLM
 in its own dtype (LoRA merged) and once with int8 weights in its linear layers (AcoustEmoModel.quantize_int8), scores both with
@@ -20,7 +20,7 @@ from pathlib import Path
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="model folder (default: the shipped checkpoint)")
-    ap.add_argument("--bench", default="bench_data/n400")
+    ap.add_argument("--bench", default="bench_data/n1000")
     ap.add_argument("--split", default="test")
     args = ap.parse_args()
 

@@ -3,8 +3,9 @@
     python benchmarks/latency_parts.py [--repeats 3]
 
 - "encoders": reloading and running the Whisper-base encoder; CREPE-tiny as ProsodyEncoder.pitch runs it (one
-  network call for all windows of digital silence, their share given) and over every frame (the path before session 4), whether the
-  two give bit-identical F0 / periodicity (also on examples/sample.wav), and CREPE in bf16 over every frame;
+  network call for all windows of digital silence, their share given) and over every frame (the path before
+  2026-12-02, commit 0b1f14f), whether the two give bit-identical F0 / periodicity (also on examples/sample.wav),
+  and CREPE in bf16 over every frame;
 - "llm_pass_ms": one forward pass of the shipped checkpoint's LLM as predict loads it (LoRA merged, int8 on CPU)
   over a 270-token KV cache, by the number of new tokens, with HF's attention and with the float64 attention of
   acoustemo/model/decoding.py; and the 270-token prefill.
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from predict_latency import make_clip  # noqa: E402  (the 30 s, 4-utterance clip)
+from acoustemo.bench.speech import latency_clip  # the 30 s, 4-utterance clip of predict_latency.py
 
 
 def best_s(fn, repeats: int) -> float:
@@ -38,7 +37,7 @@ def best_s(fn, repeats: int) -> float:
 
 
 def crepe_every_frame(enc, audio: np.ndarray, length: int, precision: str = "float32"):
-    """CREPE over every frame, silent or not: ProsodyEncoder.pitch before session 4."""
+    """CREPE over every frame, silent or not: ProsodyEncoder.pitch before 2026-12-02 (commit 0b1f14f)."""
     from acoustemo.features.prosody import _CREPE_WINDOW, _frames, _weighted_argmax
 
     net = enc._load().to(getattr(torch, precision))
@@ -121,7 +120,7 @@ def main() -> None:
     from acoustemo.data.media import load_audio
 
     with tempfile.TemporaryDirectory() as tmp:
-        audio = load_audio(make_clip(Path(tmp) / "clip")[0])
+        audio = load_audio(latency_clip(Path(tmp) / "clip")[0])
     print(json.dumps({"machine": {"cpus": __import__("os").cpu_count(), "torch_threads": torch.get_num_threads()},
                       "encoders": encoder_parts(audio, args.repeats),
                       "llm_pass_ms": llm_passes(args.repeats)}, indent=1))

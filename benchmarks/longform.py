@@ -43,7 +43,7 @@ def write_srt(path: Path, utts: list[dict]) -> None:
 
 
 def make(out: Path, minutes: float, n_utts: int, seed: int = 0) -> dict:
-    from acoustemo.bench.make import synthesize
+    from acoustemo.bench.synth import synthesize
     from acoustemo.bench.sentences import NEUTRAL_SENTENCES
 
     rng = np.random.default_rng(seed)

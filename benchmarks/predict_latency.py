@@ -11,7 +11,8 @@ bf16 + int8 on a CPU with native bf16, float32 without int8 elsewhere); --llm-dt
 on a native-bf16 CPU for the fallback column), --no-int8 turns int8 off. The JSON names the CPU capability and the
 load average, and gives process CPU seconds beside wall seconds (with OMP_NUM_THREADS=1 the CPU seconds are about
 the wall time on one idle core, a figure that survives a shared machine).
-The clip: four espeak-ng utterances by two speakers, padded with silence to 30 s, and an SRT with their times.
+The clip: four espeak-ng utterances by two speakers, padded with silence to 30 s, and an SRT with their times
+(acoustemo.bench.speech.latency_clip).
 """
 
 from __future__ import annotations
@@ -27,38 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import SR, make_dialogue  # noqa: E402  (the same real-media helper the tests use)
-
-LINES = [
-    ("Ana", "en-us", "I looked everywhere for the spare keys this morning and under the sofa, but they were "
-                     "nowhere to be found."),
-    ("Ben", "en-us+m3", "Did you check the pocket of the blue coat you wore on Sunday by the door?"),
-    ("Ana", "en-us", "Not yet, although I am fairly sure I emptied every pocket when we came back from the market "
-                     "in the afternoon."),
-    ("Ben", "en-us+m3", "Then let us look in the car before we call the landlord, because a new set of keys "
-                        "would take at least a week to arrive."),
-]
-
-
-def make_clip(folder: Path, length_s: float = 30.0) -> tuple[Path, Path]:
-    wav_path, utts = make_dialogue(folder, LINES, gap_s=1.2, lead_s=0.5)
-    wav, _ = sf.read(wav_path, dtype="float32")
-    if len(wav) > length_s * SR:
-        raise SystemExit(f"the dialogue is {len(wav) / SR:.1f} s, longer than {length_s} s; shorten LINES")
-    sf.write(wav_path, np.concatenate([wav, np.zeros(int(length_s * SR) - len(wav), np.float32)]), SR)
-
-    def ts(t: float) -> str:
-        ms = round(t * 1000)
-        return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
-
-    srt = folder / "dialogue.srt"
-    srt.write_text("".join(f"{i + 1}\n{ts(u['start'])} --> {ts(u['end'])}\n{u['speaker']}: {u['text']}\n\n"
-                           for i, u in enumerate(utts)))
-    return wav_path, srt
+from acoustemo.bench.speech import LATENCY_LINES, latency_clip
 
 
 def main() -> None:
@@ -68,7 +38,7 @@ def main() -> None:
     ap.add_argument("--llm-dtype", choices=("auto", "float32", "bfloat16"), help="default: predict's choice")
     args = ap.parse_args()
 
-    import torch
+    import torch  # noqa: F401  (imported before the timed load, so model_load_s leaves torch's import out)
 
     from acoustemo.data.media import load_audio
     from acoustemo.features.cache import FeatureCache
@@ -77,7 +47,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="acoustemo-latency-"))
     try:
-        media, srt = make_clip(work / "clip")
+        media, srt = latency_clip(work / "clip")
         t = time.perf_counter()
         predictor = load_predictor(None, cache_dir=work / "features-0", int8=False if args.no_int8 else None,
                                    llm_dtype=args.llm_dtype)
@@ -124,7 +94,7 @@ def main() -> None:
 
         print(json.dumps({
             "machine": {"cpus": os.cpu_count(), **hardware_report(), "load_avg_1m": round(os.getloadavg()[0], 2)},
-            "clip": {"duration_s": 30.0, "utterances": len(LINES)},
+            "clip": {"duration_s": 30.0, "utterances": len(LATENCY_LINES)},
             "model": str(predictor.model_dir), "llm_dtype": predictor.model.cfg.llm_dtype,
             "int8": any(isinstance(m, Int8Linear) for m in predictor.model.llm.modules()),
             "model_load_s": round(load_s, 2),

@@ -5,13 +5,14 @@
     python benchmarks/train_throughput.py --preset cpu-default --steps 8 --llm-dtype bfloat16  # a whole bf16 LLM
     python benchmarks/train_throughput.py --preset cpu-default --steps 8 --llm-dtype float32   # the fallback column
 
-Without --train it speaks N two-speaker dialogues with espeak-ng (tests/conftest.py helpers) into --work and
+Without --train it speaks N two-speaker dialogues with espeak-ng (acoustemo.bench.speech) into --work and
 extracts their features first (not timed). The figure is the median of the per-step samples/s after the first
 step (which pays one-off costs); validation and checkpoints are switched off so they do not count. --llm-dtype
 (default: the preset's, "auto" for cpu-default) sets ModelConfig.llm_dtype and --mixed-precision (default "auto")
 the autocast; the JSON gives the weight dtype and the autocast the run resolved and recorded
-(hardware.resolve_training: float32 under bf16 autocast with "auto" on a native-bf16 CPU), the CPU capability, the load average, and the process CPU seconds per step (with
-OMP_NUM_THREADS=1 about what a step takes on one idle core, so it stays meaningful on a shared machine).
+(hardware.resolve_training: float32 under bf16 autocast with "auto" on a native-bf16 CPU), the CPU capability, the
+load average, and the process CPU seconds per step (with OMP_NUM_THREADS=1 about what a step takes on one idle
+core, so it stays meaningful on a shared machine).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import json
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,8 +35,7 @@ LINES = [
 
 
 def make_manifest(folder: Path, n: int) -> Path:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from conftest import make_dialogue
+    from acoustemo.bench.speech import make_dialogue
 
     rows = []
     for i in range(n):

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
-SR = 16_000
+from acoustemo.bench import speech
+from acoustemo.data.media import SAMPLE_RATE_HZ
+
+SR = SAMPLE_RATE_HZ  # test_cache and test_features import it from here
 
 
 def _need(tool: str) -> None:
@@ -19,36 +21,16 @@ def _need(tool: str) -> None:
         pytest.skip(f"{tool} is not installed (Debian: apt-get install {tool}); .ci/run installs it")
 
 
-def speak(text: str, path: Path, voice: str = "en-us", rate_wpm: int = 160, pitch: int = 50) -> np.ndarray:
-    """Synthesise `text` with espeak-ng to a 16 kHz mono wav at `path`; returns the samples."""
+def speak(text: str, path: Path, **voice) -> np.ndarray:
+    """acoustemo.bench.speech.speak (espeak-ng to a 16 kHz wav), skipping the test where espeak-ng is missing."""
     _need("espeak-ng")
-    raw = path.with_suffix(".raw.wav")
-    subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate_wpm), "-p", str(pitch), "-w", str(raw), text], check=True)
-    wav, sr = sf.read(raw, dtype="float32")
-    raw.unlink()
-    if sr != SR:
-        import librosa
-
-        wav = librosa.resample(wav, orig_sr=sr, target_sr=SR).astype(np.float32)
-    nz = np.flatnonzero(np.abs(wav) > 1e-3)
-    wav = wav[nz[0] : nz[-1] + 1] if len(nz) else wav  # trim espeak's silence so times hug the speech
-    sf.write(path, wav, SR)
-    return wav
+    return speech.speak(text, path, **voice)
 
 
-def make_dialogue(folder: Path, lines: list[tuple[str, str, str]], gap_s: float = 0.4, lead_s: float = 0.3):
-    """Write dialogue.wav from (speaker, voice, text) lines; returns (wav_path, utterances as dicts)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    parts, utts, t = [np.zeros(int(lead_s * SR), np.float32)], [], lead_s
-    for i, (speaker, voice, text) in enumerate(lines):
-        w = speak(text, folder / f"line{i}.wav", voice=voice)
-        utts.append({"start": round(t, 3), "end": round(t + len(w) / SR, 3), "speaker": speaker, "text": text})
-        parts += [w, np.zeros(int(gap_s * SR), np.float32)]
-        t += len(w) / SR + gap_s
-    wav = np.concatenate(parts)
-    path = folder / "dialogue.wav"
-    sf.write(path, wav, SR)
-    return path, utts
+def make_dialogue(folder: Path, lines: list[tuple[str, str, str]], **timing):
+    """acoustemo.bench.speech.make_dialogue (dialogue.wav, utterances), skipping the test where espeak-ng is missing."""
+    _need("espeak-ng")
+    return speech.make_dialogue(folder, lines, **timing)
 
 
 DIALOGUE = [
@@ -158,7 +140,7 @@ def untrained_predictor(features_dir: Path):
 
 @pytest.fixture(scope="session")
 def debug_model(tmp_path_factory):
-    """`untrained_predictor` built once for the session (test_serve.py and test_browser.py share it)."""
+    """`untrained_predictor` built once per test run (test_serve.py and test_browser.py share it)."""
     return untrained_predictor(tmp_path_factory.mktemp("features"))
 
 

@@ -1,6 +1,6 @@
 """Explanation checks (acoustemo/bench/explain.py): the gold text of clips planned by the bench's own code is all
 right, and each kind of wrong answer fails exactly its check. No audio, no model: cue times are placed by
-make._place_cue on made-up utterance lengths, as render_clip places them on the synthesised ones."""
+cues.place_cue on made-up utterance lengths, as render_clip places them on the synthesised ones."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import json
 import numpy as np
 import pytest
 
-from acoustemo.bench import make as bm
+from acoustemo.bench.cues import place_cue
+from acoustemo.bench.gold import CUE_LABELS, MANNERS, describe, gold_labels
+from acoustemo.bench.plan import BenchConfig, plan_benchmark
 from acoustemo.bench.explain import (ClipTruth, explanation_check, explanation_summary, load_truth,
                                      parse_explanation, read_predictions)
 
@@ -27,26 +29,26 @@ def _truths_from_plans(n: int = 48, seed: int = 5) -> list[tuple[ClipTruth, list
     """(truth, gold labels, gold explanation) of planned clips, cues placed on random utterance lengths."""
     out = []
     rng = np.random.default_rng(seed)
-    for plan in bm.plan_benchmark(bm.BenchConfig(n=n, seed=seed)):
+    for plan in plan_benchmark(BenchConfig(n=n, seed=seed)):
         durations = list(rng.uniform(1.5, 3.5, len(plan["turns"])))
         starts = list(plan["lead_s"] + np.cumsum([0.0, *(d + 0.4 for d in durations[:-1])]))
         cues = []
         for cue in plan["cues"]:
             turns = [i for i, t in enumerate(plan["turns"]) if t["speaker"] == cue["speaker"]]
-            k, a, b = bm._place_cue(cue, durations, turns)
-            cues.append({"type": cue["type"], "label": bm.CUE_LABELS[cue["type"]], "speaker": cue["speaker"],
+            k, a, b = place_cue(cue, durations, turns)
+            cues.append({"type": cue["type"], "label": CUE_LABELS[cue["type"]], "speaker": cue["speaker"],
                          "distractor": cue["distractor"], "start": round(starts[k] + a, 3),
                          "end": round(starts[k] + b, 3)})
         other = next(s for s in plan["speakers"] if s != plan["target_speaker"])
         truth = ClipTruth(plan["id"], plan["target_speaker"], other, plan["manner"], tuple(cues))
-        out.append((truth, bm.gold_labels(plan["manner"], cues), bm.describe(truth.target, other, plan["manner"], cues)))
+        out.append((truth, gold_labels(plan["manner"], cues), describe(truth.target, other, plan["manner"], cues)))
     return out
 
 
 def test_gold_explanations_of_planned_clips_are_all_right():
     clips = _truths_from_plans()
-    assert {t.manner for t, _, _ in clips} == set(bm.MANNERS)
-    assert {c["type"] for t, _, _ in clips for c in t.cues} == set(bm.CUE_LABELS)
+    assert {t.manner for t, _, _ in clips} == set(MANNERS)
+    assert {c["type"] for t, _, _ in clips for c in t.cues} == set(CUE_LABELS)
     assert any(c["distractor"] for t, _, _ in clips for c in t.cues)
     for truth, labels, text in clips:
         assert explanation_check(truth, labels, text) == dict.fromkeys(

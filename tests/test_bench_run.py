@@ -19,7 +19,8 @@ ENCODER = "whisper-tiny.en"  # the cheapest real encoder shipped offline
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
-    from acoustemo.bench.make import BenchConfig, make_benchmark
+    from acoustemo.bench.make import make_benchmark
+    from acoustemo.bench.plan import BenchConfig
 
     out = tmp_path_factory.mktemp("bench")
     make_benchmark(out, BenchConfig(n=12, seed=0, workers=1))

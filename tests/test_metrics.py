@@ -304,7 +304,7 @@ def test_offline_grouping_equals_exact_match_on_the_benchmark_labels():
     # another (the unguarded grouping put anxious with excited and sad with surprised, scoring 78.75 vs 69.38).
     from itertools import combinations
 
-    from acoustemo.bench.make import CUE_LABELS, MANNERS, NEUTRAL_LABEL
+    from acoustemo.bench.gold import CUE_LABELS, MANNERS, NEUTRAL_LABEL
 
     six = sorted({m["label"] for m in MANNERS.values() if m["label"]} | set(CUE_LABELS.values()) | {NEUTRAL_LABEL})
     assert six == ["angry", "anxious", "excited", "neutral", "sad", "surprised"]
@@ -317,7 +317,7 @@ def test_offline_grouping_equals_exact_match_on_the_benchmark_labels():
     assert merged_pairs(samples, offline) == {}
     assert set_level_scores(gold, pred, offline).avg == set_level_scores(gold, pred, exact).avg
     # even with every pair linked (threshold -1), the guards keep the six apart
-    from acoustemo.bench.make import SYNONYMS
+    from acoustemo.bench.gold import SYNONYMS
 
     group_of = {w: c for c, words in SYNONYMS.items() for w in (c, *words)}
     vec = embed_labels(list(group_of))

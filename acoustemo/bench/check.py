@@ -6,7 +6,7 @@ Two checks:
   - detectability: for each cue, one simple statistic per clip (the loudest / highest / most 5–9 Hz-modulated
     1 s window relative to the speaker's own level) and its ROC AUC for "the target carries this cue", measured
     over the target's utterances (what utterance windows see) and over the whole clip (what global pooling sees,
-    distractors included). Moderate cues give AUCs well below 1 (BENCHMARK_NOTES.md).
+    distractors included). Moderate cues give AUCs well below 1 (benchmarks/bench_cues.py prints them).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from acoustemo.bench.make import CUE_LABELS, MANNERS, NEUTRAL_LABEL, _group_of, gold_labels
+from acoustemo.bench.gold import CUE_LABELS, MANNERS, NEUTRAL_LABEL, _group_of, gold_labels
 from acoustemo.bench.sentences import SPEAKER_NAMES
 from acoustemo.errors import ConfigError
 from acoustemo.evaluate.parsing import EvaluationError, _as_list, jsonl_rows, normalize_labels

@@ -310,7 +310,7 @@ def score_predictions(bench: Path, preds: Path, split: str = "test") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         groupings = bench / "groupings.json"
         if split != "test":  # `bench make` writes the test split's groupings; the same synonym groups serve any split
-            from acoustemo.bench.make import bench_groupings
+            from acoustemo.bench.gold import bench_groupings
 
             gold_rows = [json.loads(x) for x in (bench / f"{split}.jsonl").read_text().splitlines() if x.strip()]
             groupings = Path(tmp) / "groupings.json"

@@ -4,7 +4,7 @@ The words must carry no emotion: whatever a listener (or a model) hears as sad, 
 anxious, angry or surprised has to come from the voice, never from the text. Sentences are
 plain statements and questions about schedules, objects, places and routines, 7 to 16 words
 (about 2–4 s of speech), with no quotes so they survive SRT and the label parsers unchanged.
-`make.py` splits this pool into disjoint train / val / test parts.
+`plan.py` splits this pool into disjoint train / val / test parts.
 """
 
 NEUTRAL_SENTENCES: tuple[str, ...] = (

@@ -17,7 +17,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def _add_make(p: argparse.ArgumentParser) -> None:
-    from acoustemo.bench.make import BenchConfig
+    from acoustemo.bench.plan import BenchConfig
 
     d = BenchConfig()
     p.add_argument("--out", required=True, help="output folder (created; an earlier run there is resumed)")
@@ -42,7 +42,8 @@ def _add_make(p: argparse.ArgumentParser) -> None:
 
 
 def _run_make(args: argparse.Namespace) -> int:
-    from acoustemo.bench.make import BenchConfig, make_benchmark
+    from acoustemo.bench.make import make_benchmark
+    from acoustemo.bench.plan import BenchConfig
 
     cfg = BenchConfig(n=args.n, seed=args.seed, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
                       distractor_rate=args.distractor_rate, synth=args.synth,
