@@ -386,6 +386,18 @@ def test_check_origin_compares_scheme_host_and_port(origin, refusal):
     assert e.value.status == 403 and str(e.value) == f"{refusal}; use the page at {DEMO_URL}"
 
 
+def test_check_origin_takes_the_scheme_the_request_arrived_with():
+    """Behind a TLS proxy (uvicorn takes the scheme from X-Forwarded-Proto) the page's own origin is https, and an
+    http page of the same host and port is another origin."""
+    from acoustemo.serve import UploadError, check_origin
+
+    headers = {"host": "demo.example:8443", "origin": "https://demo.example:8443"}
+    assert check_origin(headers, "0.0.0.0", "https://demo.example:8443/", scheme="https") is None
+    with pytest.raises(UploadError) as e:
+        check_origin(headers, "0.0.0.0", "http://demo.example:8443/", scheme="http")
+    assert e.value.status == 403 and "uploads from https://demo.example:8443 are not allowed" in str(e.value)
+
+
 @pytest.mark.parametrize("origin, refusal", ORIGINS)
 def test_the_app_on_port_8000_takes_uploads_only_from_its_own_origin(origin, refusal, tmp_path, temp_root):
     """Through HTTP, addressed as 127.0.0.1:8000: a page on port 3000, `localhost` or https is refused before the

@@ -222,7 +222,7 @@ class DemoApp:
             shutil.rmtree(folder, ignore_errors=True)
 
     async def job_state(self, job_id: str, request: Request) -> dict:
-        check_origin(request.headers, self.bound_host, self.url, request.url.scheme)
+        check_origin(request.headers, self.bound_host, self.url, request.scope.get("scheme", "http"))
         self.board.sweep()
         job = self.board.jobs.get(job_id)
         if job is None:
@@ -237,7 +237,7 @@ class DemoApp:
         length = -1  # unknown: nothing is drained
         try:
             length = content_length(request.headers, self.max_upload_bytes)
-            check_origin(request.headers, self.bound_host, self.url, request.url.scheme)
+            check_origin(request.headers, self.bound_host, self.url, request.scope.get("scheme", "http"))
             check_form_type(request.headers)
             return length, admit()
         except UploadError:
