@@ -364,6 +364,94 @@ def test_same_origin_post_from_the_page_is_accepted(running, dialogue):
     assert data["upload"]["media"] == "d.wav" and len(rec.calls) == 1
 
 
+# The demo on 127.0.0.1:8000: an Origin is this page only when scheme, host and port all match (#34).
+DEMO_URL = "http://127.0.0.1:8000/"
+ORIGINS = [("http://127.0.0.1:8000", None),  # the page itself
+           ("http://127.0.0.1:3000", "uploads from http://127.0.0.1:3000 are not allowed"),  # another port
+           ("http://localhost:8000", "uploads from http://localhost:8000 are not allowed"),  # another host name
+           ("https://127.0.0.1:8000", "uploads from https://127.0.0.1:8000 are not allowed"),  # another scheme
+           ("http://127.0.0.1", "uploads from http://127.0.0.1 are not allowed")]  # port 80
+
+
+@pytest.mark.parametrize("origin, refusal", ORIGINS)
+def test_check_origin_compares_scheme_host_and_port(origin, refusal):
+    from acoustemo.serve import UploadError, check_origin
+
+    headers = {"host": "127.0.0.1:8000", "origin": origin}
+    if refusal is None:
+        assert check_origin(headers, "127.0.0.1", DEMO_URL) is None
+        return
+    with pytest.raises(UploadError) as e:
+        check_origin(headers, "127.0.0.1", DEMO_URL)
+    assert e.value.status == 403 and str(e.value) == f"{refusal}; use the page at {DEMO_URL}"
+
+
+def test_check_origin_takes_the_scheme_the_request_arrived_with():
+    """Behind a TLS proxy (uvicorn takes the scheme from X-Forwarded-Proto) the page's own origin is https, and an
+    http page of the same host and port is another origin."""
+    from acoustemo.serve import UploadError, check_origin
+
+    headers = {"host": "demo.example:8443", "origin": "https://demo.example:8443"}
+    assert check_origin(headers, "0.0.0.0", "https://demo.example:8443/", scheme="https") is None
+    with pytest.raises(UploadError) as e:
+        check_origin(headers, "0.0.0.0", "http://demo.example:8443/", scheme="http")
+    assert e.value.status == 403 and "uploads from https://demo.example:8443 are not allowed" in str(e.value)
+
+
+@pytest.mark.parametrize("origin, refusal", ORIGINS)
+def test_the_app_on_port_8000_takes_uploads_only_from_its_own_origin(origin, refusal, tmp_path, temp_root):
+    """Through HTTP, addressed as 127.0.0.1:8000: a page on port 3000, `localhost` or https is refused before the
+    model runs; the page itself gets the answer."""
+    import soundfile as sf
+    from fastapi.testclient import TestClient
+
+    from acoustemo.serve import create_app
+
+    calls = []
+
+    def predictor(media, subtitles, speaker, plot, progress=None):
+        calls.append(media.name)
+        return {"emotions": ["happy"]}
+
+    wav = tmp_path / "tone.wav"
+    sf.write(wav, 0.1 * np.sin(np.linspace(0, 880 * np.pi, 16000)).astype(np.float32), 16000)
+    body, ctype = multipart([("media", "tone.wav", wav.read_bytes())])
+    app = create_app(predictor, "stub", url=DEMO_URL)
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+        resp = client.post("/api/predict", content=body, headers={"Content-Type": ctype, "Origin": origin})
+    if refusal is None:
+        assert (resp.status_code, resp.json()) == (200, {"emotions": ["happy"], "plot": None, "upload": {
+            "media": "tone.wav", "subtitles": None, "speaker": None}})
+        assert calls == ["tone.wav"]
+    else:
+        assert (resp.status_code, resp.json()) == (403, {"error": f"{refusal}; use the page at {DEMO_URL}"})
+        assert calls == []
+    assert list(temp_root.iterdir()) == []
+
+
+def test_a_page_on_another_port_or_host_name_cannot_post_or_read_jobs(running, dialogue):
+    """The real server on its free port: a page on another port of this machine, or one opened as `localhost`
+    while the demo is addressed as 127.0.0.1, is refused on both ways in and when it reads a job."""
+    server, rec = running()
+    wav, _ = dialogue
+    host, port = server.server_address[:2]
+    other_port = 3000 if port != 3000 else 3001
+    for origin in (f"http://{host}:{other_port}", f"http://localhost:{port}"):
+        for path in ("/api/predict", "/api/jobs"):
+            status, data = post(server, [("media", "d.wav", wav.read_bytes())], headers={"Origin": origin},
+                                path=path)
+            assert (status, data) == (403, {"error": f"uploads from {origin} are not allowed; use the page at "
+                                                     f"{server.url}"}), (origin, path)
+        conn = http.client.HTTPConnection(host, port, timeout=30)
+        try:
+            conn.request("GET", "/api/jobs/x", headers={"Origin": origin})
+            resp = conn.getresponse()
+            assert resp.status == 403 and f"uploads from {origin} are not allowed".encode() in resp.read()
+        finally:
+            conn.close()
+    assert rec.calls == []
+
+
 def test_chunked_uploads_are_refused_with_411(running):
     """A body of unknown length is refused before any of it is read (and the connection closed)."""
     import socket
