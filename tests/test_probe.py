@@ -1,6 +1,8 @@
-"""The linear probe (acoustemo/probe.py): its pooled statistics on hand-worked frames, and on a synthetic
-two-speaker corpus whose label is a short spike in ONE of the target's utterances (with the same spike planted
-on the other speaker as a distractor), utterance pooling reads the label and whole-clip pooling cannot."""
+"""The linear probe (acoustemo/probe.py): its pooled statistics and fallbacks on hand-worked frames; its answers
+(every label at 0.5 or more, else the most probable); C and streams chosen on the validation split where val and
+train disagree on the right choice; and on a synthetic two-speaker corpus whose label is a short spike in ONE of
+the target's utterances (with the same spike planted on the other speaker as a distractor), utterance pooling
+reads the label and whole-clip pooling cannot."""
 
 from __future__ import annotations
 

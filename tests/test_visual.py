@@ -123,7 +123,7 @@ def test_predict_answers_on_the_face_video(videos, tmp_path, write_srt):
     model = AcoustEmoModel(ModelConfig.preset("debug", visual_dim=VISUAL_DIM, acoustic_streams=[("whisper", 384)]))
     model.save_pretrained(tmp_path / "model")
     TrainConfig(acoustic_encoder=ACOUSTIC, visual_encoder="default").save(tmp_path / "model" / TRAIN_CONFIG_NAME)
-    predictor = load_predictor(tmp_path / "model", cache_dir=tmp_path / "cache", max_new_tokens=8)
+    predictor = load_predictor(tmp_path / "model", cache_dir=tmp_path / "cache", device="cpu", max_new_tokens=8)
     assert predictor.visual.id == get_visual_encoder("default").id and predictor.acoustic.id == ACOUSTIC
     encoded = []
     encode_frames = predictor.visual.encode_frames
