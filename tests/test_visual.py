@@ -114,10 +114,11 @@ def test_face_features_reach_the_visual_qformer(videos, visual_features):
         assert (tokens["face"] - tokens[other]).abs().max() > 1e-3, other
 
 
-def test_predict_answers_on_the_face_video(videos, tmp_path, write_srt):
+def test_predict_answers_on_the_face_video(videos, tmp_path, write_srt, monkeypatch):
     from acoustemo.infer import Prediction, load_predictor, predict_clip
     from acoustemo.training import TRAIN_CONFIG_NAME, TrainConfig
 
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same CPU path on a GPU box (peft, devices)
     paths, utts = videos
     torch.manual_seed(0)
     model = AcoustEmoModel(ModelConfig.preset("debug", visual_dim=VISUAL_DIM, acoustic_streams=[("whisper", 384)]))
