@@ -6,6 +6,7 @@ path and the encoders agree, and each choice is logged once.
     resolve_dtype("float32", "cpu")       # what the user set is kept (a slow choice is warned about once)
     resolve_training("auto", "auto", "cpu")  # ("float32", "bf16") with native bf16: float32 weights, bf16 autocast
     runs_natively("bfloat16", "cpu")      # False on an AVX2-only CPU: bf16 matmuls fall back to a ~40x slower GEMM
+    cpu_runs_natively("float16")          # True on a CPU with AVX512-FP16 / AMX-FP16: what every CPU choice asks
 
 Why: on a CPU without native bf16, torch's bf16 GEMMs (and the bf16 flash-attention backward) go through a
 generic fallback; a 256x576 by 576x1536 matmul takes 368 ms in bf16 and 9.6 ms in float32 on a 2-core AVX2 EPYC
@@ -46,6 +47,14 @@ def cpu_has_native_fp16() -> bool:
     return bool(probe()) if probe is not None else False
 
 
+def cpu_runs_natively(dtype: str) -> bool:
+    """Whether this CPU computes in `dtype` at full speed: the one question every choice below asks of the CPU
+    (float32 always; bfloat16 and float16 where oneDNN has native kernels), so one seam answers for it."""
+    if dtype == "float32":
+        return True
+    return cpu_has_native_bf16() if dtype == "bfloat16" else cpu_has_native_fp16()
+
+
 def default_device() -> torch.device:
     """Where models go unless told otherwise: the GPU when there is one (as Accelerate does), else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -58,7 +67,7 @@ def runs_natively(dtype: str, device: str | torch.device = "cpu") -> bool:
     if dtype == "float32":
         return True
     if kind == "cpu":
-        return cpu_has_native_bf16() if dtype == "bfloat16" else cpu_has_native_fp16()
+        return cpu_runs_natively(dtype)
     if kind == "cuda":
         return torch.cuda.is_bf16_supported() if dtype == "bfloat16" else True
     return False  # mps / xpu / others: keep float32 unless the user asks
@@ -81,7 +90,7 @@ def resolve_dtype(requested: str, device: str | torch.device = "cpu", what: str 
     if kind == "cuda":
         chosen = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     elif kind == "cpu":
-        chosen = "bfloat16" if cpu_has_native_bf16() else "float32"
+        chosen = "bfloat16" if cpu_runs_natively("bfloat16") else "float32"
     else:
         chosen = "float32"
     _log_once(logging.INFO, (what, kind, chosen), "%s: %s on this %s (%s)", what, chosen, kind, describe(kind))
@@ -106,7 +115,7 @@ def resolve_training(llm_dtype: str, mixed_precision: str, device: str | torch.d
         weights = resolve_dtype(llm_dtype, device)
     autocast = mixed_precision
     if mixed_precision == AUTO:
-        autocast = "bf16" if llm_dtype == AUTO and kind == "cpu" and cpu_has_native_bf16() else "no"
+        autocast = "bf16" if llm_dtype == AUTO and kind == "cpu" and cpu_runs_natively("bfloat16") else "no"
     elif mixed_precision == "bf16" and not runs_natively("bfloat16", device):
         _log_once(logging.WARNING, ("mixed_precision", kind, "slow"), "mixed_precision=bf16 was set explicitly, but "
                   "this %s (%s) has no native bf16: training will run much slower than in float32 (set "
@@ -154,15 +163,15 @@ def describe(kind: str = "cpu") -> str:
     """A short description of the hardware for messages: CPU capability and native bf16, or the GPU's name."""
     if kind == "cuda" and torch.cuda.is_available():
         return f"{torch.cuda.get_device_name()}, bf16 {'supported' if torch.cuda.is_bf16_supported() else 'not supported'}"
-    return f"{cpu_capability()}, {'native' if cpu_has_native_bf16() else 'no native'} bf16"
+    return f"{cpu_capability()}, {'native' if cpu_runs_natively('bfloat16') else 'no native'} bf16"
 
 
 def hardware_report() -> dict:
     """What benchmarks print beside their figures: CPU capability, native bf16 / fp16, the auto dtypes."""
     return {
         "cpu": platform.processor() or platform.machine(), "cpu_capability": cpu_capability(),
-        "native_bf16": cpu_has_native_bf16(), "native_fp16": cpu_has_native_fp16(),
-        "cpu_auto_dtype": "bfloat16" if cpu_has_native_bf16() else "float32",
+        "native_bf16": cpu_runs_natively("bfloat16"), "native_fp16": cpu_runs_natively("float16"),
+        "cpu_auto_dtype": "bfloat16" if cpu_runs_natively("bfloat16") else "float32",
         "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
     }

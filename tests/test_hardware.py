@@ -20,16 +20,42 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 ENCODER = "whisper-tiny.en"
 
 
-def native(monkeypatch, bf16: bool, cuda_bf16: bool = False) -> None:
-    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: bf16)
+def native(monkeypatch, bf16: bool, fp16: bool = False, cuda: bool = False, cuda_bf16: bool = False) -> None:
+    """Pretend to be a machine: which dtypes its CPU runs natively, whether it has a GPU and whether that GPU runs
+    bf16. Every hardware question is answered here, so a test gives the same result on an AVX2 laptop, an EPYC
+    with AVX512-BF16, a Xeon with AMX / AVX512-FP16 and a GPU box; oneDNN's own probes fail the test if asked."""
+    answers = {"float32": True, "bfloat16": bf16, "float16": fp16}
+    monkeypatch.setattr(hardware, "cpu_runs_natively", lambda dtype: answers[dtype])
+    monkeypatch.setattr(hardware, "cpu_capability", lambda: "MOCKED")
+    for probe in ("cpu_has_native_bf16", "cpu_has_native_fp16"):
+        monkeypatch.setattr(hardware, probe, _unmocked(probe))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: cuda_bf16)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: "Mocked GPU")
 
 
-@pytest.mark.parametrize("bf16, cpu_dtype", [(True, "bfloat16"), (False, "float32")])
-def test_auto_on_cpu_is_bf16_only_where_native(monkeypatch, bf16, cpu_dtype):
-    native(monkeypatch, bf16)
+def _unmocked(name: str):
+    def probe():
+        raise AssertionError(f"hardware.{name} was called: a choice asked the real CPU past cpu_runs_natively")
+
+    return probe
+
+
+@pytest.mark.parametrize("bf16, fp16, cpu_dtype", [
+    (True, False, "bfloat16"),  # an EPYC with AVX512-BF16
+    (False, False, "float32"),  # an AVX2 laptop
+    (True, True, "bfloat16"),  # a Xeon with AMX / AVX512-FP16: "auto" never picks float16 on a CPU
+    (False, True, "float32"),
+])
+def test_auto_on_cpu_is_bf16_only_where_native(monkeypatch, bf16, fp16, cpu_dtype):
+    native(monkeypatch, bf16, fp16)
     assert hardware.resolve_dtype("auto", "cpu") == cpu_dtype
     assert hardware.runs_natively("bfloat16", "cpu") is bf16
+    assert hardware.runs_natively("float16", "cpu") is fp16
+    assert hardware.default_device() == torch.device("cpu")
+    report = hardware.hardware_report()
+    assert (report["native_bf16"], report["native_fp16"], report["cpu_auto_dtype"]) == (bf16, fp16, cpu_dtype)
+    assert report["cpu_capability"] == "MOCKED" and report["cuda"] is None
     assert hardware.runs_natively("float32", "cpu")
     assert hardware.resolve_dtype("float32", "cpu") == "float32"  # what the user sets is kept
     assert hardware.resolve_dtype("bfloat16", "cpu") == "bfloat16"
@@ -42,8 +68,11 @@ def test_auto_on_cpu_is_bf16_only_where_native(monkeypatch, bf16, cpu_dtype):
 
 @pytest.mark.parametrize("bf16, gpu_dtype", [(True, "bfloat16"), (False, "float16")])
 def test_auto_on_gpu_is_bf16_where_supported_else_fp16(monkeypatch, bf16, gpu_dtype):
-    native(monkeypatch, bf16=False, cuda_bf16=bf16)
+    native(monkeypatch, bf16=False, cuda=True, cuda_bf16=bf16)
+    assert hardware.default_device() == torch.device("cuda")
     assert hardware.resolve_dtype("auto", "cuda") == gpu_dtype
+    assert hardware.runs_natively("bfloat16", "cuda") is bf16 and hardware.runs_natively("float16", "cuda")
+    assert hardware.describe("cuda") == f"Mocked GPU, bf16 {'supported' if bf16 else 'not supported'}"
     assert ModelConfig.preset("paper", llm="/models/llama").resolved("cuda").llm_dtype == gpu_dtype
     assert not hardware.int8_by_default(gpu_dtype, "cuda")
     assert hardware.resolve_dtype("auto", "mps") == "float32"
@@ -66,16 +95,19 @@ def test_choice_is_logged_once_and_a_slow_explicit_dtype_warned(monkeypatch, cap
         hardware.resolve_dtype("int4", "cpu")
 
 
-@pytest.mark.parametrize("saved, requested, bf16, expected", [
-    ("bfloat16", None, False, "float32"),  # an old bf16 checkpoint on an AVX2 CPU
-    ("bfloat16", None, True, "bfloat16"),
-    ("float32", None, True, "float32"),  # float32 runs everywhere: kept
-    ("float16", None, False, "float32"),
-    ("float32", "auto", True, "bfloat16"),  # the user asks for the hardware's choice
-    ("bfloat16", "float32", True, "float32"),
+@pytest.mark.parametrize("saved, requested, bf16, fp16, expected", [
+    ("bfloat16", None, False, False, "float32"),  # an old bf16 checkpoint on an AVX2 CPU
+    ("bfloat16", None, True, False, "bfloat16"),
+    ("bfloat16", None, False, True, "float32"),  # native fp16 does not make bf16 fast
+    ("float32", None, True, True, "float32"),  # float32 runs everywhere: kept
+    ("float16", None, False, False, "float32"),
+    ("float16", None, True, False, "bfloat16"),  # slow float16 -> this CPU's choice, bf16 where native
+    ("float16", None, True, True, "float16"),  # a CPU with AVX512-FP16 runs a float16 checkpoint as saved
+    ("float32", "auto", True, True, "bfloat16"),  # the user asks for the hardware's choice
+    ("bfloat16", "float32", True, True, "float32"),
 ])
-def test_checkpoint_dtype_falls_back_only_where_it_is_slow(monkeypatch, saved, requested, bf16, expected):
-    native(monkeypatch, bf16)
+def test_checkpoint_dtype_falls_back_only_where_it_is_slow(monkeypatch, saved, requested, bf16, fp16, expected):
+    native(monkeypatch, bf16, fp16)
     assert hardware.dtype_for_checkpoint(saved, requested, "cpu") == expected
 
 
@@ -158,7 +190,7 @@ def train_on(corpus, out, monkeypatch, bf16: bool, llm_dtype: str = "auto") -> l
     ("float32", "fp16", False, "cuda", ("float32", "fp16")),
 ])
 def test_training_dtypes_follow_the_hardware(monkeypatch, llm_dtype, mixed_precision, bf16, device, expected):
-    native(monkeypatch, bf16, cuda_bf16=bf16)
+    native(monkeypatch, bf16, fp16=True, cuda=device == "cuda", cuda_bf16=bf16)
     assert hardware.resolve_training(llm_dtype, mixed_precision, device) == expected
     with pytest.raises(ConfigError, match="auto, no, bf16, fp16"):
         hardware.resolve_training("auto", "fp8", device)

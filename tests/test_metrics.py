@@ -29,7 +29,7 @@ from acoustemo.evaluate.grouping import (
 )
 from acoustemo.evaluate.guards import Guard
 from acoustemo.evaluate.parsing import EvaluationError, parse_list_string, read_labels
-from acoustemo.evaluate.setlevel import format_grouping, parse_grouping, score_sample, set_level_scores
+from acoustemo.evaluate.setlevel import format_grouping, label_map, parse_grouping, score_sample, set_level_scores
 from acoustemo.evaluate.wheel import METRIC_VERSION, _wheel_tables, ew_scores, load_wheel_resources
 
 EMER = Path(__file__).resolve().parents[2] / "shared" / "emer"
@@ -116,6 +116,38 @@ def test_sample_scores_by_hand():
     # members are used exactly as written: a capitalised member never meets a (lowercased) label
     s = score_sample("a", ["happy"], ["joyful"], [["Happy", "joyful"]])
     assert (s.gold_mapped, s.pred_mapped, s.accuracy) == (["happy"], ["Happy"], 0)
+
+
+def test_synonyms_of_one_group_count_once():
+    # G and P are sets of group heads: three predicted synonyms are one prediction, two gold synonyms one gold label
+    groups = [["happy", "joyful", "cheerful"], ["sad"]]
+    s = score_sample("a", ["happy", "joyful", "sad"], ["joyful", "happy", "cheerful"], groups)
+    assert (s.gold_mapped, s.pred_mapped) == (["happy", "sad"], ["happy"])
+    assert (s.accuracy, s.recall) == (1.0, 0.5)  # |G∩P| = 1 over |P| = 1 and |G| = 2 (not 3/3 or 1/3)
+    s = score_sample("b", ["sad"], ["sad", "joyful", "cheerful"], groups)
+    assert (s.accuracy, s.recall) == (0.5, 1.0)  # P = {sad, happy}: the two synonyms cost one miss, not two
+    r = set_level_scores({"a": ["happy", "joyful", "sad"], "b": ["sad"]},
+                         {"a": ["joyful", "happy", "cheerful"], "b": ["sad", "joyful", "cheerful"]},
+                         {"a": groups, "b": groups})
+    assert (r.accuracy_s, r.recall_s, r.avg) == (0.75, 0.75, 0.75)
+
+
+def test_a_word_in_two_groups_belongs_to_the_later_one():
+    # the reference fills its label -> head dict group by group, so a later group overwrites an earlier one;
+    # heads do not chain: "joyful" -> "glad", never on to "happy"
+    groups = parse_grouping("[['happy', 'pleased', 'glad'], ['content', 'pleased'], ['glad', 'joyful'], ['calm']]")
+    assert label_map(groups) == {"happy": "happy", "pleased": "content", "glad": "glad", "content": "content",
+                                 "joyful": "glad", "calm": "calm"}
+    s = score_sample("a", ["happy", "calm"], ["pleased", "calm"], groups)
+    assert (s.pred_mapped, s.accuracy, s.recall) == (["calm", "content"], 0.5, 0.5)  # first group winning: 1, 1
+    s = score_sample("b", ["content"], ["pleased"], groups)
+    assert (s.accuracy, s.recall) == (1.0, 1.0)  # first group winning: P = {happy}, 0, 0
+    s = score_sample("c", ["happy"], ["joyful"], groups)
+    assert (s.gold_mapped, s.pred_mapped, s.accuracy) == (["happy"], ["glad"], 0.0)
+    r = set_level_scores({k: g for k, g in (("a", ["happy", "calm"]), ("b", ["content"]), ("c", ["happy"]))},
+                         {"a": ["pleased", "calm"], "b": ["pleased"], "c": ["joyful"]},
+                         dict.fromkeys("abc", groups))
+    assert (r.accuracy_s, r.recall_s) == (0.5, 0.5)  # (0.5 + 1 + 0) / 3
 
 
 def test_set_level_means_missing_and_ungrouped_samples():
