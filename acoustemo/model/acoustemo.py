@@ -204,7 +204,7 @@ class AcoustEmoModel(nn.Module):
 
     def merge_lora(self) -> "AcoustEmoModel":
         """Fold LoRA into the LLM's weights for inference: the adapters' extra matmuls cost 15-35 % of greedy
-        decoding on CPU (benchmarks/generate_speed.py). A merged model can no longer be trained or saved; load
+        decoding on CPU (BENCHMARKS.md, decoding speed). A merged model can no longer be trained or saved; load
         the checkpoint again for that."""
         from peft import PeftModel
 
@@ -216,7 +216,7 @@ class AcoustEmoModel(nn.Module):
         """Merge LoRA, then give the LLM's linear layers int8 weights (per output channel; the activations entering
         the int8 kernel are in acoustemo.hardware.int8_activation_dtype, the rest keeps the LLM's dtype). CPU
         only, inference only: greedy decoding reads every weight once per token, and int8 weights read faster
-        (benchmarks/generate_speed.py). Answers can differ from the unquantised model's in near-ties;
+        (BENCHMARKS.md, decoding speed). Answers can differ from the unquantised model's in near-ties;
         benchmarks/int8_agreement.py compares both on a bench split."""
         if self.device.type != "cpu":
             raise ConfigError(f"int8 decoding runs on CPU only; this model is on {self.device}: leave it in its "
