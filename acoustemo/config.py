@@ -17,9 +17,10 @@ from acoustemo.errors import ConfigError
 
 ABLATIONS = ("full", "no-global", "fixed-window", "no-utterance")
 LAYOUTS = ("interleaved", "paper")
-STREAM_NORMS = ("layernorm", "none")
-# Fields added after checkpoints were shipped: a config.json without them was written with these values.
-LEGACY_DEFAULTS = {"stream_norm": "layernorm", "window_stats": False, "speaker_relative": [], "mark_target": False}
+# Switches measured and removed after acoustemo 0.1.0 (#34), each with the one value that stayed. A config.json
+# written by 0.1.0 carries them at these values and still loads; any other value cannot be rebuilt any more.
+RETIRED_MODEL_FIELDS = {"stream_norm": "layernorm", "window_stats": False, "speaker_relative": [],
+                        "mark_target": False}
 
 # Fields that only change how a batch is built or run, not the weights: a checkpoint may load under other values.
 RUNTIME_FIELDS = frozenset({"max_seq_len", "min_window_tokens", "min_global_tokens", "answer_budget_tokens",
@@ -40,7 +41,7 @@ class ModelConfig:
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    # Acoustic input: the encoder's streams (name, width), LayerNormed one by one before the projection.
+    # Acoustic input: the encoder's streams (name, width), each LayerNormed per frame before the projection.
     # Must equal Features.streams of the cached features (the dataset checks).
     acoustic_streams: list[tuple[str, int]] = field(default_factory=lambda: [tuple(s) for s in DEFAULT_STREAMS])
     # Q-Formers (utterance and global share depth/width; each has its own weights and queries)
@@ -51,15 +52,6 @@ class ModelConfig:
     qformer_heads: int = 12
     qformer_ffn: int = 3072
     qformer_dropout: float = 0.1
-    # Acoustic input path (beyond the paper; both switchable, both off by default: at 700 training clips neither
-    # beat the original path, BENCHMARKS.md #17). stream_norm: "layernorm" normalises each stream across its
-    # channels per frame after corpus CMVN, "none" keeps CMVN only (frame levels survive). window_stats: each
-    # window's per-channel mean / std / min / max is projected and added to its queries (model/qformer.py).
-    stream_norm: str = "layernorm"
-    window_stats: bool = False
-    # Streams that also enter the Q-Formers relative to each speaker's own median frame in the clip (beyond the
-    # paper; data/windows.py speaker_relative): a copy "<name>_speaker" of each is appended to the input channels.
-    speaker_relative: list[str] = field(default_factory=list)
     # Size of the learned frame-position table. Longer windows (and the global window over the whole clip) do
     # not fail: their positions are linearly interpolated into the table (ViT-style), so order is kept.
     max_window_frames: int = 512
@@ -71,9 +63,6 @@ class ModelConfig:
     fixed_window_s: float = 2.0
     # Prompt layout: "interleaved" puts each utterance's tokens right after its line; "paper" = [T_V; T_A; prompt].
     layout: str = "interleaved"
-    # Beyond the paper: flag the target speaker's lines in the prompt ('Ben (target): "..." <tokens>'), so the LLM
-    # need not match the question's name to each line to know whose tokens count (data/prompt.py).
-    mark_target: bool = False
     # Token budget: (1+N)·K acoustic tokens grow with the number of utterances N. When a dialogue would exceed
     # max_seq_len, the dataset lowers the tokens per utterance window (down to min_window_tokens, by average
     # pooling the Q-Former's K outputs), then the global tokens (down to min_global_tokens), and warns; if even
@@ -86,7 +75,6 @@ class ModelConfig:
     def __post_init__(self) -> None:
         self.acoustic_streams = [(str(n), int(w)) for n, w in self.acoustic_streams]
         self.lora_targets = list(self.lora_targets)
-        self.speaker_relative = list(self.speaker_relative)
         problems = []
         if not self.llm:
             problems.append("llm is empty: give 'smollm2-135m' or the path of a local Hugging Face model folder")
@@ -94,16 +82,10 @@ class ModelConfig:
             problems.append(f"llm_dtype={self.llm_dtype!r} must be auto, float32, bfloat16 or float16")
         if self.ablation not in ABLATIONS:
             problems.append(f"ablation={self.ablation!r} must be one of {', '.join(ABLATIONS)}")
-        if self.stream_norm not in STREAM_NORMS:
-            problems.append(f"stream_norm={self.stream_norm!r} must be one of {', '.join(STREAM_NORMS)}")
         if self.layout not in LAYOUTS:
             problems.append(f"layout={self.layout!r} must be one of {', '.join(LAYOUTS)}")
         if not self.acoustic_streams or any(w < 1 for _, w in self.acoustic_streams):
             problems.append(f"acoustic_streams={self.acoustic_streams} needs at least one (name, width>=1)")
-        unknown_streams = [n for n in self.speaker_relative if n not in dict(self.acoustic_streams)]
-        if unknown_streams or len(set(self.speaker_relative)) != len(self.speaker_relative):
-            problems.append(f"speaker_relative={self.speaker_relative} must name distinct streams of acoustic_streams "
-                            f"({', '.join(n for n, _ in self.acoustic_streams)})")
         if len({n for n, _ in self.acoustic_streams}) != len(self.acoustic_streams):
             problems.append(f"acoustic_streams={self.acoustic_streams} repeats a stream name")
         for name in ("num_queries", "global_num_queries", "d_model", "qformer_layers", "qformer_heads",
@@ -145,12 +127,6 @@ class ModelConfig:
         """Width of the encoder's features (acoustic_streams)."""
         return sum(w for _, w in self.acoustic_streams)
 
-    @property
-    def input_streams(self) -> list[tuple[str, int]]:
-        """The acoustic Q-Formers' input: the encoder's streams, then each speaker_relative copy."""
-        widths = dict(self.acoustic_streams)
-        return self.acoustic_streams + [(f"{n}_speaker", widths[n]) for n in self.speaker_relative]
-
     @classmethod
     def preset(cls, name: str, **overrides) -> "ModelConfig":
         if name not in PRESETS:
@@ -160,6 +136,7 @@ class ModelConfig:
                 "the 'paper' preset needs a LLaMA-2-7B-class LLM from a local folder (none installs offline): "
                 "--llm /path/to/Llama-2-7b-hf on the command line, or ModelConfig.preset('paper', llm='/path/to/Llama-2-7b-hf')"
             )
+        overrides = drop_retired(overrides, RETIRED_MODEL_FIELDS, "ModelConfig")
         unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ConfigError(f"unknown ModelConfig field(s) {sorted(unknown)}")
@@ -179,11 +156,12 @@ class ModelConfig:
 
     @classmethod
     def from_json(cls, d: dict) -> "ModelConfig":
+        d = drop_retired(d, RETIRED_MODEL_FIELDS, "ModelConfig")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
             raise ConfigError(f"config has unknown field(s) {sorted(unknown)}; was it written by a newer acoustemo?")
-        return cls(**{**LEGACY_DEFAULTS, **d})
+        return cls(**d)
 
     def save(self, path: str | Path) -> None:
         from acoustemo.data.manifest import write_text_atomic
@@ -201,6 +179,19 @@ class ModelConfig:
         """Fields that change the weights and differ between the two configs, as 'name: self vs other'."""
         a, b = self.to_json(), other.to_json()
         return [f"{k}: {a[k]!r} vs {b[k]!r}" for k in a if k not in RUNTIME_FIELDS and a[k] != b[k]]
+
+
+def drop_retired(fields: dict, retired: dict, what: str) -> dict:
+    """`fields` without the retired switches (RETIRED_MODEL_FIELDS, training.config.RETIRED_TRAIN_FIELDS) that
+    hold the value that stayed; a retired switch set to anything else is a ConfigError naming it and the fix."""
+    changed = {k: fields[k] for k in retired if k in fields and fields[k] != retired[k]}
+    if changed:
+        listed = ", ".join(f"{k}={v!r}" for k, v in changed.items())
+        raise ConfigError(
+            f"{what} {listed}: {'this switch was' if len(changed) == 1 else 'these switches were'} removed after "
+            f"acoustemo 0.1.0 (measured, not better than the default; see BENCHMARKS.md). Retrain without "
+            f"{'it' if len(changed) == 1 else 'them'}, or use acoustemo 0.1.0 for this model")
+    return {k: v for k, v in fields.items() if k not in retired}
 
 
 PRESETS: dict[str, dict] = {

@@ -58,12 +58,8 @@ def clip_vector(data: np.ndarray, frame_rate_hz: float, clip: Clip, pooling: str
 
 
 def stream_groups(streams: list[tuple[str, int]]) -> list[str]:
-    """The stream subsets the probe tries besides all streams: each encoder stream alone, and each with its
-    speaker-relative copy ("<name>_speaker", ModelConfig.speaker_relative) where the model reads one; a subset
-    is written as '+'-joined stream names."""
-    names = [n for n, _ in streams]
-    plain = [n for n in names if not (n.endswith("_speaker") and n[: -len("_speaker")] in names)]
-    return plain + [f"{n}+{n}_speaker" for n in plain if f"{n}_speaker" in names]
+    """The stream subsets the probe tries besides all streams: each encoder stream alone."""
+    return [n for n, _ in streams]
 
 
 def stream_columns(streams: list[tuple[str, int]], pooling: str, keep: str | None) -> np.ndarray | None:

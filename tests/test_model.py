@@ -351,21 +351,27 @@ def test_visual_branch():
         build(model, cfg, visual_dim=None)
 
 
-def test_training_drives_the_loss_down(cfg):
+def test_training_fits_a_handful_of_clips_until_the_answers_are_right(cfg):
+    """Four clips, each with its own label: training on them must reach greedy answers that each name the clip's
+    own label first ("Emotions: <label>"; none of the labels is a prefix of another), within a generous cap. A property of learning that holds on any CPU kernel, unlike a
+    loss ratio after a fixed number of steps (#34: 6.72 -> 4.14 in 80 steps on an AVX512-FP16 Xeon, under half
+    on AVX2). The answer's label line is weighted x10 in the loss, as the default recipe does."""
     torch.manual_seed(0)
     model = AcoustEmoModel(cfg).train()
-    clips = [make_clip(i, [(0.2, 0.9), (1.1, 1.6)][: 1 + i % 2], [lab]) for i, lab in
-             enumerate(["happy", "sad", "angry", "calm"])]
+    labels = ["happy", "sad", "angry", "calm"]
+    clips = [make_clip(i, [(0.2 + 0.1 * i, 0.9), (1.1, 1.6)][: 1 + i % 2], [lab]) for i, lab in enumerate(labels)]
     _, batch = build(model, cfg, clips)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    losses = []
-    for _ in range(80):
-        opt.zero_grad()
-        loss = model(**batch).loss
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert np.mean(losses[-5:]) < 0.5 * losses[0], losses[::10]
+    want = [f"Emotions: {lab}" for lab in labels]
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    answers, step = [], 0
+    while answers != want and step < 500:
+        for _ in range(10):
+            opt.zero_grad()
+            model(**batch, emotion_weight=10.0).loss.backward()
+            opt.step()
+        step += 10
+        answers = [a[: len(w)] for a, w in zip(model.generate(batch, max_new_tokens=16), want)]
+    assert answers == want, (step, answers)
 
 
 def test_config_validation_and_presets(tmp_path):
@@ -400,14 +406,53 @@ def test_real_offline_llm_loads_and_generates():
     assert report["lora"] > 0 and report["total"] > 130_000_000 > report["trainable"]
 
 
-def test_mark_target_reaches_the_prompt_and_a_legacy_config_reads_without_it():
-    cfg = ModelConfig.preset("debug", mark_target=True)
-    model = AcoustEmoModel(cfg).eval()
-    ds, _ = build(model, cfg, clips=[CLIPS[0]])  # speakers A, B, A; the target is A
-    text = model.tokenizer.decode(ds[0]["input_ids"])
-    assert text.count("A (target):") == 2 and "B (target)" not in text and text.count("B:") == 1
-    plain = ModelConfig.preset("debug")
-    assert "(target)" not in model.tokenizer.decode(build(model, plain, clips=[CLIPS[0]])[0][0]["input_ids"])
-    saved = cfg.to_json()
-    del saved["mark_target"]  # a checkpoint written before the switch existed
-    assert ModelConfig.from_json(saved).mark_target is False
+def test_configs_of_acoustemo_0_1_load_and_retired_switches_are_refused(tmp_path):
+    """The shipped checkpoint's config.json carries the switches removed in #34 at the values that stayed; it
+    loads, and a config saved now no longer writes them. Any other value names the switch and the fix."""
+    import json
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[1] / "acoustemo" / "assets" / "default" / "config.json"
+    raw = json.loads(shipped.read_text())
+    assert {k: raw[k] for k in ("stream_norm", "window_stats", "speaker_relative", "mark_target")} == {
+        "stream_norm": "layernorm", "window_stats": False, "speaker_relative": [], "mark_target": False}
+    cfg = ModelConfig.load(shipped)
+    assert cfg.to_json() == {k: v for k, v in raw.items()
+                             if k not in ("stream_norm", "window_stats", "speaker_relative", "mark_target")}
+    cfg.save(tmp_path / "config.json")
+    assert ModelConfig.load(tmp_path / "config.json") == cfg  # and a file without them (older ones too) loads
+    for key, value in (("window_stats", True), ("stream_norm", "none"), ("speaker_relative", ["prosody"]),
+                       ("mark_target", True)):
+        with pytest.raises(ConfigError, match=rf"{key}=.*removed after acoustemo 0.1.0.*BENCHMARKS.md.*Retrain "
+                                              rf"without it, or use acoustemo 0.1.0"):
+            ModelConfig.from_json({**raw, key: value})
+        with pytest.raises(ConfigError, match=f"{key}="):
+            ModelConfig.preset("debug", **{key: value})
+
+
+def test_optimizer_groups_give_lora_its_rate_and_no_decay_to_1d_weights(model):
+    """build_optimizer on the debug model with the default recipe: LoRA's matrices learn at lr x lora_lr_scale
+    (1e-4 x 10), the Q-Formers' and projections' at lr; matrices decay by weight_decay, 1-d weights (biases,
+    LayerNorms) not at all; the groups hold every trainable parameter once and nothing frozen."""
+    from acoustemo.training import TrainConfig, build_optimizer
+
+    cfg = TrainConfig()
+    assert (cfg.lr, cfg.lora_lr_scale, cfg.weight_decay) == (1e-4, 10.0, 0.05)
+    names = {id(p): n for n, p in model.named_parameters()}
+    groups = build_optimizer(model, cfg).param_groups
+    seen = [names[id(p)] for g in groups for p in g["params"]]
+    assert sorted(seen) == sorted(n for n, p in model.named_parameters() if p.requires_grad)
+    assert len(seen) == len(set(seen)) and not any(n.startswith("llm.") and "lora_" not in n for n in seen)
+    for g in groups:
+        lora = {"lora_" in names[id(p)] for p in g["params"]}
+        matrix = {p.ndim >= 2 for p in g["params"]}
+        assert len(lora) == len(matrix) == 1  # each group is one kind
+        expected_lr = 1e-3 if lora == {True} else 1e-4
+        assert g["lr"] == pytest.approx(expected_lr, rel=1e-12)
+        assert g["weight_decay"] == (0.05 if matrix == {True} else 0.0)
+    kinds = {("lora_" in names[id(g["params"][0])], g["params"][0].ndim >= 2) for g in groups}
+    assert kinds == {(True, True), (False, True), (False, False)}  # LoRA has no 1-d weights
+    one_d = {names[id(p)] for g in groups for p in g["params"] if g["weight_decay"] == 0.0}
+    assert "utt_proj.bias" in one_d and "utt_qformer.input.norms.0.weight" in one_d
+    assert "utt_qformer.queries" not in one_d and "utt_proj.weight" not in one_d
+

@@ -23,18 +23,6 @@ def test_interleaved_layout_puts_each_utterance_before_its_tokens():
     assert lines[5] == "What emotions does Ann express? Answer with emotion words and an explanation."
 
 
-def test_mark_target_flags_only_the_target_speakers_lines():
-    clip = Clip("c3", "c3.wav", CLIP.utterances + [Utterance(3.5, 4.0, "Ann", "Fine.")], target_speaker="Ann")
-    lines = build_prompt(clip, TIMES + [(3.5, 4.0)], mark_target=True).splitlines()
-    assert lines[1] == f'[0.30-1.90 s] Ann (target): "Where were you?" {UTT_AUDIO}'
-    assert lines[2] == f'[2.25-3.10 s] Bob: "Out." {UTT_AUDIO}'
-    assert lines[3] == f'[3.50-4.00 s] Ann (target): "Fine." {UTT_AUDIO}'
-    assert lines[-1].startswith("What emotions does Ann express?")
-    no_target = Clip("c4", "c4.wav", CLIP.utterances)  # nobody named: nothing to flag
-    assert "(target)" not in build_prompt(no_target, TIMES, mark_target=True)
-    assert "(target)" not in build_prompt(clip, TIMES + [(3.5, 4.0)])  # off by default (the paper's prompt)
-
-
 def test_paper_layout_is_video_then_global_then_utterances_then_text():
     text = build_prompt(CLIP, TIMES, layout="paper", with_video=True)
     assert text.splitlines()[0] == VIDEO + GLOBAL_AUDIO + UTT_AUDIO * 2  # [T_V; T_A; prompt], Eq. (3) order
@@ -90,21 +78,3 @@ def test_parse_answer_well_formed_does_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert parse_answer("Emotions: calm")[0] == ["calm"]
-
-
-EXPLANATION = ("Clara speaks fast, high and loudly throughout, which sounds excited; at 6.0–6.9 s Clara's voice "
-               "trembles, which sounds anxious. The loud burst at 4.1–5.0 s is Maya's, not Clara's.")
-
-
-def test_drop_label_clauses_removes_what_names_a_vetoed_label_and_repunctuates():
-    from acoustemo.data.prompt import drop_label_clauses
-
-    assert drop_label_clauses(EXPLANATION, ["anxious"]) == (
-        "Clara speaks fast, high and loudly throughout, which sounds excited. The loud burst at 4.1–5.0 s is "
-        "Maya's, not Clara's.")
-    assert drop_label_clauses(EXPLANATION, ["Excited"]) == (
-        "At 6.0–6.9 s Clara's voice trembles, which sounds anxious. The loud burst at 4.1–5.0 s is Maya's, not "
-        "Clara's.")
-    assert drop_label_clauses(EXPLANATION, ["excited", "anxious"]) == "The loud burst at 4.1–5.0 s is Maya's, not Clara's."
-    assert drop_label_clauses(EXPLANATION, []) == EXPLANATION
-    assert drop_label_clauses("Her sadness shows; she sounds sad.", ["sad"]) == "Her sadness shows."  # whole words

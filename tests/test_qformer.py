@@ -111,36 +111,3 @@ def test_corpus_feature_stats_are_applied_and_saved_with_the_weights():
     qf.input.set_feature_stats(torch.zeros(8), torch.ones(8))
     assert torch.allclose(shifted, qf(x), atol=1e-5)  # standardising undoes the corpus shift and scale
     assert {"input.feature_mean", "input.feature_std"} <= set(qf.state_dict())
-
-
-def test_window_stats_are_masked_statistics_and_reach_the_queries():
-    from acoustemo.model.qformer import WindowStats
-
-    stats = WindowStats(2, 6)
-    with torch.no_grad():  # identity-like read-out: the LayerNorm'd 8 statistics straight through
-        stats.proj.weight.zero_()
-        stats.proj.weight[:, :6] = torch.eye(6)
-        stats.proj.bias.zero_()
-    x = torch.tensor([[[1.0, 0.0], [3.0, 4.0], [100.0, -100.0]]])  # the third frame is padding
-    mask = torch.tensor([[True, True, False]])
-    raw = torch.tensor([[2.0, 2.0, 1.0, 2.0, 1.0, 0.0, 3.0, 4.0]])  # mean, std, min, max per channel
-    assert torch.allclose(stats(x, mask), torch.nn.functional.layer_norm(raw, (8,))[:, :6], atol=1e-5)
-
-    qf = QFormer([("a", 3)], num_queries=2, d_model=12, num_layers=1, num_heads=2, ffn_dim=7, max_frames=16,
-                 stream_norm="none", window_stats=True).eval()
-    frames = torch.randn(1, 10, 3)
-    spiked = frames.clone()
-    spiked[0, 4, 0] += 5.0  # one frame louder: the window's max (and mean, std) change
-    assert not torch.allclose(qf(frames), qf(spiked))
-    no_stats = QFormer([("a", 3)], 2, 12, 1, 2, 7, 16, stream_norm="none")
-    assert no_stats.stats is None and no_stats.input.norms is None
-
-
-def test_configs_written_before_the_input_path_switches_load_as_they_were_trained(tmp_path):
-    import json
-
-    cfg = ModelConfig.preset("debug", stream_norm="none", window_stats=True)
-    old = {k: v for k, v in cfg.to_json().items() if k not in ("stream_norm", "window_stats")}
-    (tmp_path / "config.json").write_text(json.dumps(old))
-    legacy = ModelConfig.load(tmp_path / "config.json")
-    assert (legacy.stream_norm, legacy.window_stats) == ("layernorm", False)

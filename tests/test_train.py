@@ -127,6 +127,29 @@ def test_config_file_splits_model_and_train_fields(tmp_path):
         TrainConfig(mixed_precision="fp8")
 
 
+def test_train_configs_of_acoustemo_0_1_load_and_retired_switches_are_refused(tmp_path):
+    shipped = REPO / "acoustemo" / "assets" / "default" / "train_config.json"
+    raw = json.loads(shipped.read_text())
+    assert (raw["augment"], raw["align_pooling"]) == ([], "mean")
+    cfg = TrainConfig.load(shipped)
+    assert not {"augment", "align_pooling"} & set(cfg.to_json())  # saved without the retired switches
+    cfg.save(tmp_path / "train_config.json")
+    assert TrainConfig.load(tmp_path / "train_config.json") == cfg
+    for key, value in (("augment", ["jitter"]), ("align_pooling", "max")):
+        with pytest.raises(ConfigError, match=rf"{key}=.*removed after acoustemo 0.1.0.*Retrain without it"):
+            TrainConfig.from_json({**raw, key: value})
+    path = tmp_path / "c.json"  # a --config file, flat or in sections, is refused the same way
+    path.write_text(json.dumps({"align_pooling": "max", "model": {"mark_target": True}}))
+    model, train_ = load_config_file(path)
+    with pytest.raises(ConfigError, match="align_pooling='max'"):
+        TrainConfig.from_json(train_)
+    from acoustemo.training import resolve_configs
+
+    path.write_text(json.dumps({"mark_target": True}))
+    with pytest.raises(ConfigError, match="mark_target=True"):
+        resolve_configs("debug", path)
+
+
 # --------------------------------------------------------------------------------------------- training
 def test_loss_falls_and_run_folder_is_complete(trained):
     run, result = trained
@@ -246,7 +269,7 @@ def test_label_alignment_points_the_tokens_at_the_gold_label_words(corpus):
         return gold[torch.arange(len(clips)), best].mean().item()
 
     losses = align_acoustic(model, ds, clips, epochs=40, lr=1e-2, batch_size=2, gain=4.0, weight_decay=0.0, seed=0,
-                            mode="labels", pooling="mean").losses
+                            mode="labels").losses
     assert losses[-1] < 0.3 * losses[0], losses
     assert gold_word_wins() == 1.0  # the five training clips are fitted: each points at one of its own words
 
@@ -276,7 +299,7 @@ def test_stage1_keeps_the_epoch_that_scored_best_held_out(corpus):
         return next(scripted)
 
     result = align_acoustic(model, ds, clips, epochs=4, lr=1e-2, batch_size=2, gain=4.0, weight_decay=0.0, seed=0,
-                            mode="labels", pooling="mean", evaluate=evaluate, keep_best=True, schedule="cosine")
+                            mode="labels", evaluate=evaluate, keep_best=True, schedule="cosine")
     assert result.val_scores == [0.2, 0.9, 0.5, 0.9] and result.best_epoch == 2
     now = trainable()
     assert all(torch.equal(now[n], seen[1][n]) for n in now)  # epoch 2's weights, not the last epoch's
@@ -307,32 +330,29 @@ def test_recipes_fill_what_is_not_given_and_are_recorded():
         0, False, 2e-5, 3, 1.0)
     assert TrainConfig(recipe="paper", align_epochs=5).align_epochs == 5  # an explicit field wins
     assert TrainConfig.from_json(default.to_json()) == default
-    # a train_config.json from before recipes: every field explicit, stage-1 pooling was the mean
+    # a train_config.json from before recipes: every field explicit
     legacy = {k: v for k, v in TrainConfig(recipe="paper", align_epochs=10, align_mode="labels").to_json().items()
-              if k not in ("recipe", "align_pooling")}
+              if k != "recipe"}
     old = TrainConfig.from_json(legacy)
-    assert (old.recipe, old.align_pooling, old.align_epochs) == ("custom", "mean", 10)
+    assert (old.recipe, old.align_epochs) == ("custom", 10)
     assert TrainConfig.from_json({k: v for k, v in paper.to_json().items() if k != "recipe"}).recipe == "paper"
     with pytest.raises(ConfigError, match="recipe='fast'"):
         TrainConfig(recipe="fast")
 
 
-def test_max_pooling_scores_each_window_and_keeps_the_best():
+def test_label_heads_score_the_mean_of_a_clips_tokens():
     import torch
 
-    from acoustemo.training.align import label_logits
+    from acoustemo.model.heads import LabelHeads
 
-    heads = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # word 0 reads dim 0, word 1 dim 1
-    glob = torch.tensor([[0.0, 1.0], [0.0, 1.0]])  # global tokens: mean (0, 1)
-    cue = torch.tensor([[4.0, 0.0]])  # one window carries word 0
+    heads = LabelHeads(["a", "b"], torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0.5, -0.5]))
+    glob = torch.tensor([[0.0, 1.0], [0.0, 1.0]])  # global tokens
+    cue = torch.tensor([[4.0, 0.0]])  # one window carries word a
     plain = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
-    groups = [[glob, cue, plain, plain]]
-    bias = torch.tensor([0.5, -0.5])
-    mil = label_logits(groups, True, heads, bias, "max")
-    assert mil.tolist() == [[0.0 + 4.0 + 0.5, 1.0 + 0.0 - 0.5]]  # global score + the best window's, + bias
-    mean = label_logits(groups, True, heads, bias, "mean")  # 7 tokens averaged: the cue is diluted
-    assert mean[0].tolist() == pytest.approx([4.0 / 7 + 0.5, 2.0 / 7 - 0.5])
-    assert label_logits([[cue, plain]], False, heads, bias, "max").tolist() == [[4.5, -0.5]]  # no global
+    logits = heads.logits([torch.cat([glob, cue, plain, plain]), cue])  # 7 tokens averaged; then the cue alone
+    assert logits[0].tolist() == pytest.approx([4.0 / 7 + 0.5, 2.0 / 7 - 0.5]) and logits[1].tolist() == [4.5, -0.5]
+    # every word with p >= 0.5, else the most probable one alone
+    assert heads.answer(torch.tensor([[0.1, 0.2], [-1.0, -0.5], [-2.0, 3.0]])) == [["a", "b"], ["b"], ["b"]]
 
 
 def test_the_default_recipe_runs_both_stages_and_scores_stage_1(corpus, tmp_path):
@@ -342,9 +362,7 @@ def test_the_default_recipe_runs_both_stages_and_scores_stage_1(corpus, tmp_path
 
     model_cfg, train_cfg = configs(corpus, recipe="two-stage", max_steps=2, align_epochs=3, align_batch_size=2,
                                    save_every_steps=1)
-    import dataclasses
-    model_cfg = dataclasses.replace(model_cfg, stream_norm="none", window_stats=True)  # the beyond-paper input path
-    assert (train_cfg.align_mode, train_cfg.align_pooling, train_cfg.freeze_acoustic) == ("labels", "mean", True)
+    assert (train_cfg.align_mode, train_cfg.freeze_acoustic) == ("labels", True)
 
     def keep_step_1(step, loss):
         if step == 1:
@@ -361,15 +379,8 @@ def test_the_default_recipe_runs_both_stages_and_scores_stage_1(corpus, tmp_path
     assert scores[kept - 1] == max(scores) == align[-1]["align_val_avg"] and max(scores) not in scores[: kept - 1]
     assert result.steps == 2
     saved = json.loads((tmp_path / "run" / "train_config.json").read_text())
-    assert saved["recipe"] == "two-stage" and saved["align_pooling"] == "mean"
-    # stage 1's heads travel with every saved model (prediction's --heads veto), the biases of the kept epoch
-    from acoustemo.model.acoustemo import LABEL_HEADS, LabelHeads
-
-    heads = LabelHeads.load(tmp_path / "run" / "last" / "model" / LABEL_HEADS)
-    assert heads.words == ["angry", "excited", "happy", "worried"]  # the train split's label words, sorted
-    assert (heads.pooling, heads.source, len(heads.bias)) == ("mean", "stage 1", 4) and any(heads.bias)
-    assert LabelHeads.load(tmp_path / "step1" / LABEL_HEADS) == heads == LabelHeads.load(
-        tmp_path / "run" / "best" / LABEL_HEADS)
+    assert saved["recipe"] == "two-stage" and not {"align_pooling", "augment"} & set(saved)  # retired (#34)
+    assert not list((tmp_path / "run").rglob("stage1_heads.json"))  # the heads serve stage 1 only
     # the LM stage trains LoRA only: the stage-1 Q-Formers are the same after steps 1 and 2, the adapter is not
     one = AcoustEmoModel.from_pretrained(tmp_path / "step1")
     two = AcoustEmoModel.from_pretrained(tmp_path / "run" / "last" / "model")
@@ -387,38 +398,12 @@ def test_the_default_recipe_runs_both_stages_and_scores_stage_1(corpus, tmp_path
         TrainConfig(align_select="first")
 
 
-def test_augment_reaches_the_training_clips_and_is_recorded(corpus, tmp_path):
-    """TrainConfig.augment changes what stage 1 trains on (its losses), is saved with the run, and `level` on
-    features without a prosody stream is refused before training."""
-    runs = {}
-    for name, augment in (("plain", []), ("jitter", ["jitter"])):
-        model_cfg, train_cfg = configs(corpus, recipe="two-stage", max_steps=1, align_epochs=2, align_batch_size=2,
-                                       augment=augment)
-        train(corpus["train"], corpus["val"], tmp_path / name, model_cfg, train_cfg)
-        runs[name] = [r["align_loss"] for r in read_log(tmp_path / name) if r.get("event") == "align"]
-    assert len(runs["plain"]) == len(runs["jitter"]) == 2 and runs["plain"] != runs["jitter"]
-    assert json.loads((tmp_path / "jitter" / "train_config.json").read_text())["augment"] == ["jitter"]
-    model_cfg, train_cfg = configs(corpus, augment=["level"])
-    with pytest.raises(ConfigError, match="prosody stream"):
-        train(corpus["train"], corpus["val"], tmp_path / "level", model_cfg, train_cfg)
-
-
-def test_heads_veto_keeps_the_llms_labels_the_heads_also_give():
-    from acoustemo.training.align import heads_veto
-
-    assert heads_veto(["excited", "anxious"], ["excited", "sad"]) == (["excited"], ["anxious"])
-    assert heads_veto(["Angry", "sad"], ["angry", "sad"]) == (["Angry", "sad"], [])
-    assert heads_veto(["angry"], ["sad"]) == (["angry"], [])  # never empties an answer
-    assert heads_veto(["angry", "sad"], None) == (["angry", "sad"], [])  # no tokens to score: no veto
-
-
 def test_answer_bank_is_saved_only_when_asked(corpus, trained, tmp_path):
     from acoustemo.data.manifest import read_manifest
     from acoustemo.data.prompt import format_answer
     from acoustemo.model.acoustemo import ANSWER_BANK, load_answer_bank
 
     assert not (trained[0] / "best" / ANSWER_BANK).exists()  # off by default: no corpus text in the checkpoint
-    assert not (trained[0] / "best" / "stage1_heads.json").exists()  # the paper's recipe has no stage 1
     model_cfg, train_cfg = configs(corpus, max_steps=1, answer_bank=True)
     train(corpus["train"], corpus["val"], tmp_path / "run", model_cfg, train_cfg)
     want = [format_answer(c.labels, c.description) for c in read_manifest(corpus["train"])]

@@ -17,8 +17,7 @@ from acoustemo.errors import ConfigError
 
 # recipe flag (argparse dest) -> TrainConfig field, for add_recipe_arguments
 RECIPE_FLAGS = {"recipe": "recipe", "lora_lr_scale": "lora_lr_scale", "align_epochs": "align_epochs", "align_lr": "align_lr",
-                "align_mode": "align_mode", "align_pooling": "align_pooling",
-                "freeze_acoustic": "freeze_acoustic", "label_loss_weight": "label_loss_weight",
+                "align_mode": "align_mode", "freeze_acoustic": "freeze_acoustic", "label_loss_weight": "label_loss_weight",
                 "align_schedule": "align_schedule", "align_select": "align_select", "answer_bank": "answer_bank"}
 
 # CLI flag -> TrainConfig field (flags left out keep the config file's / default value)
@@ -47,8 +46,6 @@ def add_recipe_arguments(g) -> None:
     g.add_argument("--align-lr", type=float, help="learning rate of stage 1 (default 1e-3)")
     g.add_argument("--align-mode", choices=("answer", "labels"), help="stage-1 objective: classify the label words "
                    "with heads tied to their text embeddings (two-stage), or regress the gold answer's text embedding")
-    g.add_argument("--align-pooling", choices=("max", "mean"), help="stage-1 label pooling: mean = all tokens "
-                   "averaged first (two-stage); max = each target window scores on its own, the best one counts")
     g.add_argument("--align-schedule", choices=("cosine", "constant"), help="stage-1 lr schedule (default cosine: "
                    "5%% warm-up, then cosine to 0)")
     g.add_argument("--align-select", choices=("best", "last"), help="best (default): score the stage-1 heads on "

@@ -15,14 +15,12 @@ from __future__ import annotations
 import warnings
 from typing import Callable
 
-import numpy as np
 import torch
 
 from acoustemo.config import ModelConfig
-from acoustemo.data.augment import FeatureAugment
 from acoustemo.data.prompt import build_prompt, chat_prompt, format_answer
 from acoustemo.data.segments import Clip
-from acoustemo.data.windows import fixed_windows, frame_range, speaker_relative
+from acoustemo.data.windows import fixed_windows, frame_range
 from acoustemo.errors import ConfigError
 from acoustemo.model.llm import GLOBAL_AUDIO, UTT_AUDIO, VIDEO
 
@@ -41,10 +39,9 @@ class AcoustEmoDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, clips: list[Clip], load_acoustic: Callable, load_visual: Callable | None, tokenizer,
-                 cfg: ModelConfig, with_answers: bool = True, augment: FeatureAugment | None = None):
+                 cfg: ModelConfig, with_answers: bool = True):
         self.clips, self.cfg, self.tokenizer = list(clips), cfg, tokenizer
         self.load_acoustic, self.load_visual, self.with_answers = load_acoustic, load_visual, with_answers
-        self.augment = augment  # training only (data/augment.py); set_epoch() varies its draws
         # a token's id mapped back to itself: get_vocab() would build a 49k-entry dict, ~50 ms per call, per predict
         self.ids = {t: tokenizer.convert_tokens_to_ids(t) for t in (UTT_AUDIO, GLOBAL_AUDIO, VIDEO)}
         missing = [t for t, i in self.ids.items() if i is None or tokenizer.convert_ids_to_tokens(i) != t]
@@ -54,23 +51,14 @@ class AcoustEmoDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.clips)
 
-    def set_epoch(self, epoch: int, stage: int = 1) -> None:
-        """The augmentation draws of (stage 0 = stage 1's alignment, 1 = the LM stage; epoch); no-op without one."""
-        if self.augment is not None:
-            self.augment.set_epoch(epoch, stage)
-
     def __getitem__(self, i: int) -> dict:
         clip, cfg = self.clips[i], self.cfg
         audio, rate, duration_s = self._acoustic(clip)
-        times = cut = self._window_times(clip, duration_s)
-        if self.augment is not None:  # the frames and the windows move; the prompt keeps the stated times
-            rng = self.augment.rng(i)
-            audio, cut = self.augment.frames(audio, rate, rng), self.augment.windows(times, duration_s, rng)
-        windows = [audio[a:b] for a, b in (frame_range(s, e, rate, audio.shape[0]) for s, e in cut or [])]
+        times = self._window_times(clip, duration_s)
+        windows = [audio[a:b] for a, b in (frame_range(s, e, rate, audio.shape[0]) for s, e in times or [])]
         video = self._visual(clip)
 
-        user = build_prompt(clip, times, cfg.layout, cfg.ablation, cfg.uses_global, video is not None,
-                            cfg.mark_target)
+        user = build_prompt(clip, times, cfg.layout, cfg.ablation, cfg.uses_global, video is not None)
         prompt_ids = self._tokenize_prompt(chat_prompt(self.tokenizer, user))
         answer_ids, n_emotion = [], 0
         if self.with_answers:
@@ -105,7 +93,7 @@ class AcoustEmoDataset(torch.utils.data.Dataset):
             raise ConfigError(f"clip {clip.id}: its acoustic features are empty; re-extract them")
         rate = float(feats.frame_rate_hz)
         duration_s = float(feats.duration_s or feats.data.shape[0] / rate)
-        return torch.as_tensor(input_frames(feats, clip, self.cfg), dtype=torch.float32), rate, duration_s
+        return torch.as_tensor(feats.data, dtype=torch.float32), rate, duration_s
 
     def _visual(self, clip: Clip) -> torch.Tensor | None:
         if self.cfg.visual_dim is None:
@@ -158,26 +146,6 @@ class AcoustEmoDataset(torch.utils.data.Dataset):
             TokenBudgetWarning, stacklevel=3,
         )
         return k, g
-
-
-def input_features(feats, clip: Clip, cfg: ModelConfig):
-    """`feats` (a Features) as the acoustic Q-Formers read it: streams cfg.input_streams (the linear probe of
-    `bench run` reads the same)."""
-    import dataclasses
-
-    if not cfg.speaker_relative:
-        return feats
-    return dataclasses.replace(feats, data=input_frames(feats, clip, cfg),
-                               streams=list(feats.streams) + cfg.input_streams[len(cfg.acoustic_streams):])
-
-
-def input_frames(feats, clip: Clip, cfg: ModelConfig) -> np.ndarray:
-    """The acoustic Q-Formers' input frames of a clip, (L, width of cfg.input_streams): the encoder's features,
-    then the speaker-relative copy of each stream in cfg.speaker_relative (data/windows.py)."""
-    if not cfg.speaker_relative:
-        return feats.data
-    extra = [speaker_relative(feats.stream(n), clip.utterances, feats.frame_rate_hz) for n in cfg.speaker_relative]
-    return np.concatenate([feats.data, *extra], axis=1).astype(np.float32, copy=False)
 
 
 def collate(examples: list[dict], pad_id: int) -> dict:

@@ -130,8 +130,7 @@ def prompt_token_counter(cfg, tokenizer, target_speaker: str | None, frame_rate_
         else:
             times = [(u.start_s, u.end_s) for u in shifted]
         clip = Clip("count", "", shifted, target_speaker=target_speaker)
-        text = chat_prompt(tokenizer, build_prompt(clip, times, cfg.layout, cfg.ablation, cfg.uses_global, with_video,
-                                                     cfg.mark_target))
+        text = chat_prompt(tokenizer, build_prompt(clip, times, cfg.layout, cfg.ablation, cfg.uses_global, with_video))
         n_text = len(tokenizer(text, add_special_tokens=with_specials)["input_ids"])
         slots = (len(times) if times else 0) + int(cfg.uses_global) + int(with_video)
         acoustic = (len(times) if times else 0) * cfg.num_queries + (cfg.global_num_queries if cfg.uses_global else 0)

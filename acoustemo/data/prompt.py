@@ -27,20 +27,15 @@ from acoustemo.data.segments import Clip
 from acoustemo.model.llm import GLOBAL_AUDIO, UTT_AUDIO, VIDEO
 
 SYSTEM = "You are an expert in recognising emotions from speech, voice and facial expressions."
-TARGET_MARK = " (target)"  # ModelConfig.mark_target
 QUESTION = "What emotions does {target} express? Answer with emotion words and an explanation."
 
 
 def build_prompt(clip: Clip, windows: list[tuple[float, float]] | None, layout: str = "interleaved",
-                 ablation: str = "full", with_global: bool = True, with_video: bool = False,
-                 mark_target: bool = False) -> str:
+                 ablation: str = "full", with_global: bool = True, with_video: bool = False) -> str:
     """The user message with one placeholder per slot.
 
     `windows` are the (start_s, end_s) of the acoustic windows in order: the utterances' own times (full /
     no-global), fixed windows (fixed-window), or None (no-utterance).
-    `mark_target` (ModelConfig.mark_target) writes TARGET_MARK after the target speaker's name on each of their
-    lines, so the tokens that follow are flagged as the target's where they are read, not only by matching the
-    name in the question at the end.
     """
     per_utterance = ablation in ("full", "no-global") and windows is not None
     if per_utterance and len(windows) != len(clip.utterances):
@@ -56,8 +51,6 @@ def build_prompt(clip: Clip, windows: list[tuple[float, float]] | None, layout: 
     for u in clip.utterances:
         slot = f" {UTT_AUDIO}" if per_utterance and inline else ""
         speaker, text = _clean(u.speaker) or "Unknown speaker", _clean(u.text)
-        if mark_target and clip.target_speaker and u.speaker == clip.target_speaker:
-            speaker += TARGET_MARK
         lines.append(f"[{u.start_s:.2f}-{u.end_s:.2f} s] {speaker}: \"{text}\"{slot}")
     if windows and not per_utterance and inline:
         lines.append("Audio windows:")
@@ -114,23 +107,6 @@ def parse_answer(text: str) -> tuple[list[str], str]:
     if not emotions:
         _warn(f"the 'Emotions:' line of {text[:80]!r} lists no emotion")
     return emotions, explanation
-
-
-def drop_label_clauses(explanation: str, labels: list[str]) -> str:
-    """`explanation` without the clauses that name any of `labels` (whole words, any case): clauses end at '.',
-    ';', '!' or '?' followed by a space. What is left is re-punctuated: a clause that now ends the text or a
-    sentence ends with '.', and the text starts with a capital. Used when the heads veto a label
-    (acoustemo/infer.py), so the explanation no longer argues for it."""
-    if not labels:
-        return explanation
-    named = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in labels) + r")\b", re.IGNORECASE)
-    clauses = [c for c in re.split(r"(?<=[.;!?])\s+", explanation.strip()) if c and not named.search(c)]
-    for i, clause in enumerate(clauses):
-        ends_sentence = i + 1 == len(clauses) or clauses[i + 1][:1].isupper()
-        if clause.endswith(";") and ends_sentence:
-            clauses[i] = clause[:-1] + "."
-    text = " ".join(clauses)
-    return text[:1].upper() + text[1:]
 
 
 def _warn(message: str) -> None:

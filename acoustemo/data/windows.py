@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 
 def frame_range(start_s: float, end_s: float, frame_rate_hz: float, num_frames: int) -> tuple[int, int]:
     """Eq. (1): frames [floor(t_start * f_s), ceil(t_end * f_s)) clamped to [0, L], never empty.
@@ -33,26 +31,3 @@ def fixed_windows(duration_s: float, window_s: float = 2.0) -> list[tuple[float,
         raise ValueError(f"window_s must be positive, got {window_s}")
     n = max(1, math.ceil(round(duration_s / window_s, 6)))
     return [(i * window_s, min((i + 1) * window_s, duration_s)) for i in range(n)]
-
-
-def speaker_relative(x: np.ndarray, utterances, frame_rate_hz: float) -> np.ndarray:
-    """Each speaker's frames relative to that speaker's own median frame in this clip; (L, D) -> (L, D).
-
-    Frames of an utterance by speaker s become x - median(all frames of s's utterances); frames outside every
-    utterance are 0 (where two speakers overlap, the one whose first utterance comes later wins). A cue is a departure from how *this* speaker
-    sounds: a +7 dB burst from a quiet voice and a loud voice's ordinary level can read the same in absolute
-    loudness, and only the speaker's own baseline tells them apart. The windows of Eq. (1) cut the result like
-    any other stream (ModelConfig.speaker_relative).
-    """
-    x = np.asarray(x)
-    out = np.zeros_like(x)
-    if not utterances or len(x) == 0:
-        return out
-    spans: dict[str, list[tuple[int, int]]] = {}
-    for u in utterances:
-        spans.setdefault(u.speaker, []).append(frame_range(u.start_s, u.end_s, frame_rate_hz, len(x)))
-    for ranges in spans.values():
-        median = np.median(np.concatenate([x[a:b] for a, b in ranges]), axis=0)
-        for a, b in ranges:
-            out[a:b] = x[a:b] - median
-    return out

@@ -37,39 +37,6 @@ WEIGHTS = "acoustemo.safetensors"  # Q-Formers + projections (the trainable non-
 BASE_WEIGHTS = "llm_base.safetensors"  # only for the debug preset's random LLM, which no folder holds
 ADAPTER = "adapter"  # peft's own format
 ANSWER_BANK = "answer_bank.json"  # optional: answers the decoder's drafts may guess from (a JSON list of strings)
-LABEL_HEADS = "stage1_heads.json"  # optional: stage 1's label heads (LabelHeads), for prediction's heads veto
-
-
-@dataclasses.dataclass
-class LabelHeads:
-    """Stage 1's label heads (training/align.py, "labels" mode), saved beside the weights they were trained with.
-
-    Word w scores a clip as pool(tokens) . e_w + bias[w], e_w being the LLM's input embedding of " w" (fixed) and
-    pool the `pooling` of the clip's acoustic tokens (training/align.py label_logits); the heads answer every word
-    with sigmoid >= 0.5. Only valid while the Q-Formers are the ones stage 1 left (the LM stage froze them)."""
-
-    words: list[str]
-    bias: list[float]
-    pooling: str  # TrainConfig.align_pooling: "mean" or "max"
-    source: str  # how the biases were fitted: "stage 1", or a refit (benchmarks/heads_veto.py --refit --save)
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(dataclasses.asdict(self), indent=1) + "\n", encoding="utf-8")
-
-    @classmethod
-    def load(cls, path: Path) -> "LabelHeads | None":
-        """The heads in `path`, or None when there is no such file (a model saved without them)."""
-        if not path.is_file():
-            return None
-        try:
-            heads = cls(**json.loads(path.read_text(encoding="utf-8")))
-        except (UnicodeDecodeError, json.JSONDecodeError, TypeError) as e:
-            raise ConfigError(f"{path} is not a stage-1 heads file ({e}); delete it (prediction only needs it for "
-                              f"--heads veto) or retrain") from None
-        if len(heads.words) != len(heads.bias) or not heads.words or heads.pooling not in ("mean", "max"):
-            raise ConfigError(f"{path}: needs as many biases as words (got {len(heads.words)} words, "
-                              f"{len(heads.bias)} biases) and pooling 'mean' or 'max'; delete it or retrain")
-        return heads
 
 
 class AcoustEmoModel(nn.Module):
@@ -80,26 +47,23 @@ class AcoustEmoModel(nn.Module):
         cfg = cfg.resolved(device)
         self.cfg = cfg
         self.answer_bank = []  # see the property
-        self.label_heads: LabelHeads | None = None  # stage 1's, when it ran in "labels" mode and the LM stage froze it
         self.decode_stats = DecodeStats()  # running totals of the one-clip decoder's passes and kept drafts
         llm, self.tokenizer = load_llm(cfg.llm, cfg.llm_dtype)
         hidden = llm.get_input_embeddings().embedding_dim
         self.llm = add_lora(llm, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
         self.placeholder_ids = {k: self.tokenizer.convert_tokens_to_ids(k) for k in (UTT_AUDIO, GLOBAL_AUDIO, VIDEO)}
 
-        def qformer(streams, num_queries, acoustic=True):
+        def qformer(streams, num_queries):
             return QFormer(streams, num_queries, cfg.d_model, cfg.qformer_layers, cfg.qformer_heads, cfg.qformer_ffn,
-                           cfg.max_window_frames, cfg.qformer_dropout,
-                           stream_norm=cfg.stream_norm if acoustic else "layernorm",
-                           window_stats=cfg.window_stats and acoustic)
+                           cfg.max_window_frames, cfg.qformer_dropout)
 
         # Disabled branches are not built at all, so parameter counts and checkpoints reflect the ablation.
-        self.utt_qformer = qformer(cfg.input_streams, cfg.num_queries) if cfg.uses_windows else None
+        self.utt_qformer = qformer(cfg.acoustic_streams, cfg.num_queries) if cfg.uses_windows else None
         self.utt_proj = nn.Linear(cfg.d_model, hidden) if cfg.uses_windows else None
-        self.global_qformer = qformer(cfg.input_streams, cfg.global_num_queries) if cfg.uses_global else None
+        self.global_qformer = qformer(cfg.acoustic_streams, cfg.global_num_queries) if cfg.uses_global else None
         self.global_proj = nn.Linear(cfg.d_model, hidden) if cfg.uses_global else None
         has_video = cfg.visual_dim is not None
-        self.video_qformer = qformer([("visual", cfg.visual_dim)], cfg.visual_num_queries, acoustic=False) if has_video else None
+        self.video_qformer = qformer([("visual", cfg.visual_dim)], cfg.visual_num_queries) if has_video else None
         self.video_proj = nn.Linear(cfg.d_model, hidden) if has_video else None
 
     @property
@@ -240,7 +204,7 @@ class AcoustEmoModel(nn.Module):
 
     def merge_lora(self) -> "AcoustEmoModel":
         """Fold LoRA into the LLM's weights for inference: the adapters' extra matmuls cost 15-35 % of greedy
-        decoding on CPU (benchmarks/generate_speed.py). A merged model can no longer be trained or saved; load
+        decoding on CPU (BENCHMARKS.md, decoding speed). A merged model can no longer be trained or saved; load
         the checkpoint again for that."""
         from peft import PeftModel
 
@@ -252,7 +216,7 @@ class AcoustEmoModel(nn.Module):
         """Merge LoRA, then give the LLM's linear layers int8 weights (per output channel; the activations entering
         the int8 kernel are in acoustemo.hardware.int8_activation_dtype, the rest keeps the LLM's dtype). CPU
         only, inference only: greedy decoding reads every weight once per token, and int8 weights read faster
-        (benchmarks/generate_speed.py). Answers can differ from the unquantised model's in near-ties;
+        (BENCHMARKS.md, decoding speed). Answers can differ from the unquantised model's in near-ties;
         benchmarks/int8_agreement.py compares both on a bench split."""
         if self.device.type != "cpu":
             raise ConfigError(f"int8 decoding runs on CPU only; this model is on {self.device}: leave it in its "
@@ -287,8 +251,6 @@ class AcoustEmoModel(nn.Module):
         if self.answer_bank:
             (tmp / ANSWER_BANK).write_text(json.dumps(self.answer_bank, ensure_ascii=False, indent=0) + "\n",
                                            encoding="utf-8")
-        if self.label_heads is not None:
-            self.label_heads.save(tmp / LABEL_HEADS)
         if self.cfg.llm == TINY_RANDOM:  # random base weights exist nowhere else
             base = {k: v.detach().cpu().clone().contiguous() for k, v in self.llm.state_dict().items()
                     if "lora_" not in k}
@@ -343,7 +305,6 @@ class AcoustEmoModel(nn.Module):
         if getattr(result, "unexpected_keys", None):
             raise ConfigError(f"{directory / ADAPTER} holds LoRA weights this model lacks: {result.unexpected_keys[:5]}")
         model.answer_bank = load_answer_bank(directory)
-        model.label_heads = LabelHeads.load(directory / LABEL_HEADS)
         return model
 
     def set_acoustic_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:

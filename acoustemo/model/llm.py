@@ -169,7 +169,7 @@ class Int8Linear(nn.Module):
         self.in_features, self.out_features = linear.in_features, linear.out_features
         # torch 2.13's int8 kernel on bf16 / fp16 input crashes (segfault) when the width is not a multiple of 8
         # (e.g. the debug preset's FFN of 37) and, on CPUs with native bf16, returns garbage (up to 1e37) on 13–90 %
-        # of calls when it is not a multiple of 16 (benchmarks/int8_kernel_widths.py); such layers always take
+        # of calls when it is not a multiple of 16 (measured, see BENCHMARKS.md); such layers always take
         # the dequantised path. The default LLM's widths (576, 1536) and LLaMA's / Qwen's are multiples of 16.
         self.kernel_ok = self.kernel_scale.dtype == torch.float32 or self.in_features % 16 == 0
 

@@ -23,20 +23,17 @@ class StreamInput(nn.Module):
     typical pitch); what tells clips apart is a small deviation from it. Without the corpus mean/std removed,
     the Q-Former's outputs start out nearly identical for every clip and the LLM learns to ignore them (seen on
     the acoustic-cue benchmark: token std across clips ~1% of their size). The statistics are buffers, set once
-    from the training split (`set_feature_stats`, done by train.py) and saved with the checkpoint, like global
+    from the training split (`set_feature_stats`, done by training/loop.py) and saved with the checkpoint, like global
     CMVN in speech recognition. The per-stream LayerNorm then keeps a 512-d Whisper stream from drowning a
     10-d prosody stream.
     """
 
-    def __init__(self, streams: list[tuple[str, int]], d_model: int, stream_norm: str = "layernorm"):
+    def __init__(self, streams: list[tuple[str, int]], d_model: int):
         super().__init__()
         self.widths = [int(w) for _, w in streams]
         self.register_buffer("feature_mean", torch.zeros(sum(self.widths)))
         self.register_buffer("feature_std", torch.ones(sum(self.widths)))
-        # "layernorm": each stream normalised across its channels per frame (the original input path); "none":
-        # corpus CMVN only. Across a few heterogeneous prosody channels a per-frame LayerNorm removes each frame's
-        # overall level and spread, which is much of what a loudness burst is.
-        self.norms = nn.ModuleList(nn.LayerNorm(w) for w in self.widths) if stream_norm == "layernorm" else None
+        self.norms = nn.ModuleList(nn.LayerNorm(w) for w in self.widths)
         self.proj = nn.Linear(sum(self.widths), d_model)
 
     def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
@@ -50,36 +47,8 @@ class StreamInput(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., D) -> (..., d)
         x = self.standardise(x)
-        if self.norms is not None:
-            x = torch.cat([norm(p) for norm, p in zip(self.norms, torch.split(x, self.widths, dim=-1))], dim=-1)
+        x = torch.cat([norm(p) for norm, p in zip(self.norms, torch.split(x, self.widths, dim=-1))], dim=-1)
         return self.proj(x)
-
-
-class WindowStats(nn.Module):
-    """Statistics pooling of a window (ModelConfig.window_stats): the per-channel mean, std, min and max of its
-    standardised frames, projected to d_model and added to every query before the first block.
-
-    Cross-attention returns weighted means of a linear map of the frames, so a window's spread or its extreme
-    values (a 1 s burst's peak loudness, a tremor's modulation energy) are hard for a few queries to extract
-    from a few hundred clips; a linear probe on exactly these statistics reads them at once (acoustemo/probe.py).
-    This hands them to the queries, as x-vector statistics pooling does for speaker embeddings.
-    """
-
-    def __init__(self, dim: int, d_model: int):
-        super().__init__()
-        self.norm = nn.LayerNorm(4 * dim)
-        self.proj = nn.Linear(4 * dim, d_model)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x (W, F, D) standardised frames (any value at padding), mask (W, F) -> (W, d_model)."""
-        m = mask.unsqueeze(-1).to(x.dtype)
-        n = m.sum(1).clamp(min=1)
-        mean = (x * m).sum(1) / n
-        std = ((((x - mean.unsqueeze(1)) ** 2) * m).sum(1) / n).clamp(min=0).sqrt()
-        big = torch.finfo(x.dtype).max
-        high = x.masked_fill(~mask.unsqueeze(-1), -big).amax(1)
-        low = x.masked_fill(~mask.unsqueeze(-1), big).amin(1)
-        return self.proj(self.norm(torch.cat([mean, std, low, high], dim=-1)))
 
 
 class Attention(nn.Module):
@@ -151,11 +120,9 @@ class QFormer(nn.Module):
     """
 
     def __init__(self, streams: list[tuple[str, int]], num_queries: int, d_model: int, num_layers: int,
-                 num_heads: int, ffn_dim: int, max_frames: int, dropout: float = 0.0, stream_norm: str = "layernorm",
-                 window_stats: bool = False):
+                 num_heads: int, ffn_dim: int, max_frames: int, dropout: float = 0.0):
         super().__init__()
-        self.input = StreamInput(streams, d_model, stream_norm)
-        self.stats = WindowStats(sum(w for _, w in streams), d_model) if window_stats else None
+        self.input = StreamInput(streams, d_model)
         self.queries = nn.Parameter(torch.randn(num_queries, d_model) * 0.02)
         self.positions = nn.Parameter(torch.randn(max_frames, d_model) * 0.02)
         self.blocks = nn.ModuleList(Block(d_model, num_heads, ffn_dim, dropout) for _ in range(num_layers))
@@ -191,8 +158,6 @@ class QFormer(nn.Module):
         length = frame_mask.sum(dim=1, keepdim=True).expand(-1, Fn)[frame_mask]
         x = self.input(frames[frame_mask]) + self.position_encoding(index, length)  # (n, d) packed
         q = self.queries.unsqueeze(0).expand(W, -1, -1)
-        if self.stats is not None:
-            q = q + self.stats(self.input.standardise(frames), frame_mask).unsqueeze(1)
         weights = None
         for i, block in enumerate(self.blocks):
             q, weights = block(q, x, frame_mask, return_attention and i == len(self.blocks) - 1)

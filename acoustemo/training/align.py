@@ -12,10 +12,11 @@ windows). Two objectives (TrainConfig.align_mode):
                 target_c = e_mean + gain * (e_c - e_mean)     e_c = mean LLM input embedding of c's gold answer
                 loss     = mean_c ||pool_c - target_c||^2 / (dim * mean per-dim variance of target)  (1.0 = e_mean)
   "labels"  multi-label logistic regression of the clip's label words, the heads' weights being the words' own
-            text embeddings (fixed) plus a learned bias per word:
+            text embeddings (fixed) plus a learned bias per word (model/heads.py LabelHeads):
                 logit_c,w = pool_c . e_w + b_w                e_w = mean LLM input embedding of " w"
                 loss      = binary cross-entropy against the gold label set, mean over clips and words
-            so the tokens point at the words the answer will name.
+            so the tokens point at the words the answer will name. What the heads alone answer on the validation
+            split chooses the epoch stage 1 keeps (TrainConfig.align_select).
 
 Only the Q-Formers and projections train (the LLM and LoRA are untouched), with AdamW at `align_lr`, in batches
 of `align_batch_size` clips shuffled by the run's seed. With TrainConfig.freeze_acoustic the LLM stage then
@@ -34,13 +35,17 @@ import torch.nn.functional as F
 from acoustemo.data.dataset import collate
 from acoustemo.data.prompt import format_answer
 from acoustemo.errors import ConfigError
+from acoustemo.model.heads import LabelHeads, text_embedding
+from acoustemo.training.config import TrainConfig
+from acoustemo.training.schedule import lr_factor
+from acoustemo.training.validate import set_level_avg
 
 log = logging.getLogger(__name__)
 
 
 def answer_targets(model, clips, gain: float) -> tuple[torch.Tensor, float]:
     """(N, hidden) float32 targets and the loss normaliser (dim x mean per-dim variance of the targets)."""
-    e = torch.stack([_text_embedding(model, format_answer(clip.labels, clip.description)) for clip in clips])
+    e = torch.stack([text_embedding(model, format_answer(clip.labels, clip.description)) for clip in clips])
     mean = e.mean(0)
     target = mean + gain * (e - mean)
     var = target.var(0, unbiased=False).mean().item() if len(clips) > 1 else 1.0
@@ -52,16 +57,9 @@ def label_heads(model, clips) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     words = sorted({w for clip in clips for w in clip.labels})
     if not words:
         raise ConfigError("align_mode='labels' needs labels in the training manifest; none of its clips has any")
-    heads = torch.stack([_text_embedding(model, " " + w) for w in words])
+    heads = LabelHeads.for_words(model, words).embeddings
     gold = torch.tensor([[w in clip.labels for w in words] for clip in clips], dtype=torch.float32)
     return words, heads, gold
-
-
-def _text_embedding(model, text: str) -> torch.Tensor:
-    emb = model.llm.get_input_embeddings().weight
-    ids = model.tokenizer(text, add_special_tokens=False)["input_ids"]
-    with torch.no_grad():
-        return emb[torch.tensor(ids, device=emb.device)].float().mean(0).cpu()
 
 
 def selected_windows(clip, cfg, num_windows: int) -> list[int]:
@@ -74,9 +72,9 @@ def selected_windows(clip, cfg, num_windows: int) -> list[int]:
     return list(range(num_windows))
 
 
-def clip_token_groups(model, batch: dict, clips, window_counts: list[int]) -> list[list[torch.Tensor]]:
-    """Per clip, its token groups, each (n, hidden) float32: the global tokens (when the model has them) first,
-    then one group per selected utterance window."""
+def clip_tokens(model, batch: dict, clips, window_counts: list[int]) -> list[torch.Tensor]:
+    """Per clip, (n, hidden) float32: its global tokens (when the model has them), then the tokens of each of
+    its selected utterance windows."""
     dev = model.device
     parts: list[list[torch.Tensor]] = [[] for _ in clips]
     if model.global_qformer is not None:
@@ -91,37 +89,7 @@ def clip_token_groups(model, batch: dict, clips, window_counts: list[int]) -> li
         for i, (clip, n) in enumerate(zip(clips, window_counts)):
             parts[i].extend(per_window[start + j].float() for j in selected_windows(clip, model.cfg, n))
             start += n
-    return parts
-
-
-def clip_tokens(model, batch: dict, clips, window_counts: list[int]) -> list[torch.Tensor]:
-    """Per clip, (n, hidden) float32: its global tokens and its selected utterance-window tokens."""
-    return [torch.cat(groups) for groups in clip_token_groups(model, batch, clips, window_counts)]
-
-
-def label_logits(groups: list[list[torch.Tensor]], has_global: bool, heads: torch.Tensor, bias: torch.Tensor,
-                 pooling: str) -> torch.Tensor:
-    """(B, V) label logits from each clip's token groups (clip_token_groups).
-
-    "mean": the mean of all the clip's tokens, dotted with each word's embedding (session 3's stage 1).
-    "max":  multiple-instance pooling: each window scores the words with the mean of its own tokens, the clip
-            takes the best window per word, and the global tokens add their own score. A ~1 s cue lives in one
-            window; averaged with every other token it is diluted, while the max lets that window carry it alone.
-    """
-    heads, bias = heads.to(groups[0][0].device), bias.to(groups[0][0].device)
-    rows = []
-    for g in groups:
-        if pooling == "mean":
-            rows.append(torch.cat(g).mean(0) @ heads.T)
-            continue
-        score = torch.zeros(heads.shape[0], device=heads.device)
-        windows = g[1:] if has_global else g
-        if has_global:
-            score = score + g[0].mean(0) @ heads.T
-        if windows:
-            score = score + (torch.stack([w.mean(0) for w in windows]) @ heads.T).amax(0)
-        rows.append(score)
-    return torch.stack(rows) + bias
+    return [torch.cat(p) for p in parts]
 
 
 @dataclass
@@ -134,9 +102,8 @@ class AlignResult:
 
 
 def align_acoustic(model, dataset, clips, epochs: int, lr: float, batch_size: int, gain: float, weight_decay: float,
-                   seed: int, mode: str = "answer", pooling: str = "mean",
-                   evaluate: Callable[[AlignResult], float] | None = None, keep_best: bool = False,
-                   schedule: str = "constant") -> AlignResult:
+                   seed: int, mode: str = "answer", evaluate: Callable[[AlignResult], float] | None = None,
+                   keep_best: bool = False, schedule: str = "constant") -> AlignResult:
     """Run stage 1 on `dataset` (an AcoustEmoDataset over `clips`).
 
     evaluate(result so far) -> a held-out score (higher is better), called after every epoch; with keep_best the
@@ -145,16 +112,15 @@ def align_acoustic(model, dataset, clips, epochs: int, lr: float, batch_size: in
     schedule: "constant" lr, or "cosine" (5 % linear warm-up, then cosine to 0 over all the stage's updates, as
     the LM stage).
     """
-    from acoustemo.training.loop import lr_factor
-
     if schedule not in ("constant", "cosine"):
         raise ConfigError(f"stage-1 schedule {schedule!r}: choose 'constant' or 'cosine'")
     if mode == "answer":
         targets, norm = answer_targets(model, clips, gain)
         words, bias = [], None
     else:
-        words, heads, gold = label_heads(model, clips)
+        words, embeddings, gold = label_heads(model, clips)
         bias = torch.zeros(len(words), requires_grad=True)
+        heads = LabelHeads(words, embeddings, bias)
     params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("llm.")]  # not LoRA
     optimizer = torch.optim.AdamW(params + ([] if mode == "answer" else [bias]), lr=lr, weight_decay=weight_decay)
     total = epochs * -(-len(clips) // batch_size)
@@ -163,24 +129,22 @@ def align_acoustic(model, dataset, clips, epochs: int, lr: float, batch_size: in
         optimizer, (lambda step: lr_factor(step, total, warmup)) if schedule == "cosine" else (lambda step: 1.0))
     generator = torch.Generator().manual_seed(seed)
     pad = model.tokenizer.pad_token_id
-    has_global = model.global_qformer is not None
     was_training = model.training
     model.train()
     losses, scores, best = [], [], None
     for epoch in range(epochs):
         order = torch.randperm(len(clips), generator=generator).tolist()
-        dataset.set_epoch(epoch, stage=0)  # the augmentation draws, when the dataset has one (data/augment.py)
         epoch_loss = 0.0
         for i in range(0, len(order), batch_size):
             idx = order[i : i + batch_size]
             examples = [dataset[j] for j in idx]
-            groups = clip_token_groups(model, collate(examples, pad), [clips[j] for j in idx],
-                                       [len(e["windows"]) for e in examples])
+            tokens = clip_tokens(model, collate(examples, pad), [clips[j] for j in idx],
+                                 [len(e["windows"]) for e in examples])
             if mode == "answer":
-                pooled = torch.stack([torch.cat(g).mean(0) for g in groups])
+                pooled = torch.stack([t.mean(0) for t in tokens])
                 loss = ((pooled - targets[idx].to(pooled.device)) ** 2).sum(-1).mean() / norm
             else:
-                logits = label_logits(groups, has_global, heads, bias, pooling)
+                logits = heads.logits(tokens)
                 loss = F.binary_cross_entropy_with_logits(logits, gold[idx].to(logits.device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -188,8 +152,7 @@ def align_acoustic(model, dataset, clips, epochs: int, lr: float, batch_size: in
             scheduler.step()
             epoch_loss += loss.item() * len(idx)
         losses.append(epoch_loss / len(order))
-        log.info("stage-1 alignment (%s, %s pooling) epoch %d/%d: loss %.4f", mode, pooling, epoch + 1, epochs,
-                 losses[-1])
+        log.info("stage-1 alignment (%s) epoch %d/%d: loss %.4f", mode, epoch + 1, epochs, losses[-1])
         if evaluate is not None:
             scores.append(float(evaluate(AlignResult(losses, words, None if bias is None else bias.detach()))))
             model.train()
@@ -212,71 +175,58 @@ def align_acoustic(model, dataset, clips, epochs: int, lr: float, batch_size: in
 
 
 @torch.no_grad()
-@torch.no_grad()
-def stage1_logits(model, dataset, clips, words: list[str], bias: torch.Tensor, pooling: str,
-                  batch_size: int = 16) -> torch.Tensor:
-    """(N, V) logits of the stage-1 heads for `words` (with `bias`) on each clip's tokens, in eval mode."""
-    heads = torch.stack([_text_embedding(model, " " + w) for w in words])
+def stage1_labels(model, dataset, clips, result: AlignResult, batch_size: int = 16) -> dict[str, list[str]]:
+    """What the stage-1 heads alone answer per clip, in eval mode (LabelHeads.answer): how much of the labels the
+    Q-Former tokens carry before the LLM reads them."""
+    heads = LabelHeads.for_words(model, result.words, result.bias)
     pad = model.tokenizer.pad_token_id
     was_training = model.training
     model.eval()
-    rows = []
+    answers = {}
     for i in range(0, len(clips), batch_size):
         examples = [dataset[j] for j in range(i, min(i + batch_size, len(clips)))]
         part = clips[i : i + len(examples)]
-        groups = clip_token_groups(model, collate(examples, pad), part, [len(e["windows"]) for e in examples])
-        rows.append(label_logits(groups, model.global_qformer is not None, heads, bias, pooling))
+        tokens = clip_tokens(model, collate(examples, pad), part, [len(e["windows"]) for e in examples])
+        answers.update(zip((c.id for c in part), heads.answer(heads.logits(tokens))))
     model.train(was_training)
-    return torch.cat(rows) if rows else torch.zeros(0, len(words))
+    return answers
 
 
-def stage1_labels(model, dataset, clips, result: AlignResult, pooling: str, batch_size: int = 16,
-                  ) -> dict[str, list[str]]:
-    """What the stage-1 heads alone answer per clip (every word with p >= 0.5, else the most probable one): how
-    much of the labels the Q-Former tokens carry before the LLM reads them."""
-    probs = stage1_logits(model, dataset, clips, result.words, result.bias, pooling, batch_size).sigmoid()
-    return {clip.id: _picked(result.words, p) for clip, p in zip(clips, probs)}
+@dataclass
+class Stage1:
+    """What stage 1 left for the run's log (training/loop.py writes one row per epoch)."""
+
+    losses: list[float] = field(default_factory=list)  # mean loss of each epoch
+    val_scores: list[float] = field(default_factory=list)  # align_select "best": the heads' val Avg per epoch
+    val_avg: float | None = None  # the heads' val Avg of the weights the LM stage starts from
+    kept_epoch: int | None = None  # align_select "best": the epoch kept
+
+    def log_rows(self) -> list[dict]:
+        rows = []
+        for epoch, value in enumerate(self.losses, 1):
+            row = {"step": 0, "event": "align", "align_epoch": epoch, "align_loss": value}
+            if self.val_scores:
+                row["align_epoch_val_avg"] = self.val_scores[epoch - 1]
+            if epoch == len(self.losses) and self.val_avg is not None:
+                row.update(align_val_avg=self.val_avg, **({"align_kept_epoch": self.kept_epoch}
+                                                          if self.kept_epoch else {}))
+            rows.append(row)
+        return rows
 
 
-def fit_bias(logits: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
-    """(V,) per-word biases minimising the binary cross-entropy of `logits` (N, V, computed with zero bias) + bias
-    against `gold` (N, V multi-hot), the slope held at 1, as stage 1 fits them alongside the tokens: for a model
-    saved before its heads were, the biases refit on the split stage 1 trained on."""
-    bias = torch.zeros(logits.shape[1], requires_grad=True)
-    opt = torch.optim.LBFGS([bias], max_iter=200)
+def run_stage1(model, cfg: TrainConfig, train_ds, train_clips, val_ds, val_clips) -> Stage1:
+    """Stage 1 as TrainConfig asks (align_* fields), its epoch chosen on the validation split when it can be."""
 
-    def closure():
-        opt.zero_grad()
-        loss = F.binary_cross_entropy_with_logits(logits + bias, gold)
-        loss.backward()
-        return loss
+    def score(result):  # what the stage-1 heads alone answer on the validation split
+        return set_level_avg(val_clips, stage1_labels(model, val_ds, val_clips, result))
 
-    opt.step(closure)
-    return bias.detach()
-
-
-def _picked(words: list[str], probs: torch.Tensor) -> list[str]:
-    return [w for w, x in zip(words, probs.tolist()) if x >= 0.5] or [words[int(probs.argmax())]]
-
-
-@torch.no_grad()
-def heads_answer(model, batch: dict, clips, window_counts: list[int]) -> list[list[str] | None]:
-    """What the model's saved stage-1 heads (model.label_heads) answer for each clip of one collated batch, as
-    stage1_labels does; None for a clip with no acoustic tokens to score."""
-    h = model.label_heads
-    emb = torch.stack([_text_embedding(model, " " + w) for w in h.words])
-    bias = torch.tensor(h.bias, dtype=torch.float32)
-    groups = clip_token_groups(model, batch, clips, window_counts)
-    has_global = model.global_qformer is not None
-    return [_picked(h.words, label_logits([g], has_global, emb, bias, h.pooling)[0].sigmoid()) if g else None
-            for g in groups]
-
-
-def heads_veto(emotions: list[str], heads: list[str] | None) -> tuple[list[str], list[str]]:
-    """(kept, vetoed): the LLM's emotions that the stage-1 heads also give, and the others. When the heads give
-    none of them (or could not answer), the LLM's answer stands whole: the veto only removes, never empties."""
-    if not heads:
-        return list(emotions), []
-    given = {w.lower() for w in heads}
-    kept = [w for w in emotions if w.lower() in given]
-    return (kept, [w for w in emotions if w.lower() not in given]) if kept else (list(emotions), [])
+    select = cfg.align_select == "best" and val_ds is not None and cfg.align_mode == "labels"
+    aligned = align_acoustic(model, train_ds, train_clips, cfg.align_epochs, cfg.align_lr, cfg.align_batch_size,
+                             cfg.align_gain, cfg.weight_decay, cfg.seed, cfg.align_mode,
+                             evaluate=score if select else None, keep_best=select, schedule=cfg.align_schedule)
+    done = Stage1(aligned.losses, aligned.val_scores, kept_epoch=aligned.best_epoch)
+    if val_ds is not None and aligned.words:
+        done.val_avg = aligned.val_scores[aligned.best_epoch - 1] if select else score(aligned)
+        log.info("stage 1: its label heads alone score val Avg %.2f%s", 100 * done.val_avg,
+                 f" (epoch {aligned.best_epoch} of {cfg.align_epochs} kept)" if select else "")
+    return done

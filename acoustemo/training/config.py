@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from acoustemo.config import ModelConfig
+from acoustemo.config import RETIRED_MODEL_FIELDS, ModelConfig, drop_retired
 from acoustemo.data.manifest import write_text_atomic
 from acoustemo.errors import ConfigError
 
@@ -20,6 +20,9 @@ TRAIN_CONFIG_NAME = "train_config.json"
 RUN_FILE = "run.json"  # the manifests a run was started on, so `--resume` alone can continue it
 # TrainConfig fields that do not change the trajectory: a resumed run may use other values.
 OPERATIONAL_FIELDS = frozenset({"log_every_steps", "num_workers", "cache_dir", "progress", "save_every_steps"})
+# Switches measured and removed after acoustemo 0.1.0 (#34), with the value that stayed (config.drop_retired):
+# feature augmentation, and stage 1's max pooling over windows (the mean of the tokens stayed).
+RETIRED_TRAIN_FIELDS = {"augment": [], "align_pooling": "mean"}
 
 
 # Named recipes: the values of TrainConfig's recipe fields (those left None) under each name.
@@ -29,10 +32,10 @@ RECIPES: dict[str, dict] = {
     # clips where the paper's stage collapses (BENCHMARKS.md, issues #6 and #17). Stage 1 runs a cosine schedule and
     # keeps its best epoch on the validation split (align_schedule, align_select).
     "two-stage": dict(epochs=1, lr=1e-4, lora_lr_scale=10.0, align_epochs=12, align_mode="labels",
-                      align_pooling="mean", freeze_acoustic=True, label_loss_weight=10.0),
+                      freeze_acoustic=True, label_loss_weight=10.0),
     # The paper's single stage (§4.1): AdamW 2e-5, 3 epochs, Eq. 4 as a plain mean, everything trains together.
     # For paper-scale runs with enough data; on a few hundred clips it answers every clip alike.
-    "paper": dict(epochs=3, lr=2e-5, lora_lr_scale=1.0, align_epochs=0, align_mode="answer", align_pooling="mean",
+    "paper": dict(epochs=3, lr=2e-5, lora_lr_scale=1.0, align_epochs=0, align_mode="answer",
                   freeze_acoustic=False, label_loss_weight=1.0),
     # No recipe: every recipe field as given (the paper's value where one is not given).
     "custom": {},
@@ -66,9 +69,6 @@ class TrainConfig:
     # "labels": classify the label words with heads tied to their text embeddings; "answer": regress the gold
     # answer's text embedding (training/align.py)
     align_mode: str | None = None  # recipe
-    # "labels" mode: "max" scores each target window on its own and keeps the best per word (multiple-instance
-    # pooling; a ~1 s cue lives in one window), "mean" averages every token first
-    align_pooling: str | None = None  # recipe
     # The LM stage trains LoRA only: the Q-Formers and projections stay as stage 1 (or the checkpoint) left them.
     freeze_acoustic: bool | None = None  # recipe
     # Weight of the answer's "Emotions: ..." tokens in the training loss relative to the explanation's (1.0 = the
@@ -77,10 +77,6 @@ class TrainConfig:
     # Save the training answers beside the weights (answer_bank.json): prediction's drafts guess from them, which
     # decodes ~1.7x faster with the same answers. Off by default: the checkpoint then carries the corpus' text.
     answer_bank: bool = False
-    # Training-time augmentation of the cached features (data/augment.py; beyond the paper): "level" (per-clip
-    # pitch and level offsets of the prosody stream), "jitter" (utterance windows' edges moved by up to 0.15 s),
-    # "mask" (two time masks of up to 0.2 s)
-    augment: list[str] = field(default_factory=list)
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.05  # on matrices; biases, norms and other 1-d parameters get none (as LAVIS/BLIP-2)
     eps: float = 1e-8
@@ -113,7 +109,6 @@ class TrainConfig:
             if getattr(self, name) is None:
                 setattr(self, name, value)
         self.betas = (float(self.betas[0]), float(self.betas[1]))
-        self.augment = [self.augment] if isinstance(self.augment, str) else list(self.augment)
         if self.acoustic_options is None:
             from acoustemo.features.base import default_acoustic_options
 
@@ -131,16 +126,8 @@ class TrainConfig:
                 problems.append(f"{name}={getattr(self, name)} must be >= 0")
         if not self.label_loss_weight > 0:
             problems.append(f"label_loss_weight={self.label_loss_weight} must be > 0")
-        from acoustemo.data.augment import AUGMENTATIONS
-
-        bad = [a for a in self.augment if a not in AUGMENTATIONS] + sorted({a for a in self.augment
-                                                                            if self.augment.count(a) > 1})
-        if bad:
-            problems.append(f"augment={self.augment} must name distinct augmentations of {', '.join(AUGMENTATIONS)}")
         if self.align_mode not in ("answer", "labels"):
             problems.append(f"align_mode={self.align_mode!r} must be 'answer' or 'labels'")
-        if self.align_pooling not in ("mean", "max"):
-            problems.append(f"align_pooling={self.align_pooling!r} must be 'mean' or 'max'")
         if self.align_schedule not in ("cosine", "constant"):
             problems.append(f"align_schedule={self.align_schedule!r} must be 'cosine' or 'constant'")
         if self.align_select not in ("best", "last"):
@@ -169,10 +156,9 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, d: dict) -> "TrainConfig":
-        legacy = set(RECIPES["paper"]) - {"align_pooling"}
-        if "recipe" not in d and legacy <= set(d):  # a whole config saved before recipes: pooling was "mean"
-            d = {**d, "align_pooling": d.get("align_pooling", "mean")}
-            d["recipe"] = "paper" if all(d[k] == v for k, v in RECIPES["paper"].items()) else "custom"
+        d = drop_retired(d, RETIRED_TRAIN_FIELDS, "TrainConfig")
+        if "recipe" not in d and set(RECIPES["paper"]) <= set(d):  # a whole config saved before recipes
+            d = {**d, "recipe": "paper" if all(d[k] == v for k, v in RECIPES["paper"].items()) else "custom"}
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ConfigError(f"train config has unknown field(s) {sorted(unknown)}; known: "
@@ -214,8 +200,9 @@ def load_config_file(path: str | Path) -> tuple[dict, dict]:
                           f"{{\"model\": {{...}}, \"train\": {{...}}}}") from e
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a JSON object {{\"model\": {{...}}, \"train\": {{...}}}}")
-    model_names = {f.name for f in dataclasses.fields(ModelConfig)}
-    train_names = {f.name for f in dataclasses.fields(TrainConfig)}
+    # a retired switch goes where it belonged, so that it is refused with its own message (config.drop_retired)
+    model_names = {f.name for f in dataclasses.fields(ModelConfig)} | set(RETIRED_MODEL_FIELDS)
+    train_names = {f.name for f in dataclasses.fields(TrainConfig)} | set(RETIRED_TRAIN_FIELDS)
     model, train_ = dict(data.pop("model", None) or {}), dict(data.pop("train", None) or {})
     if "preset" in data:
         model.setdefault("preset", data.pop("preset"))

@@ -15,8 +15,6 @@ Run folder DIR:
   last/                            the resume checkpoint (training/checkpoint.py)
   best/                            the model with the best validation metric (never the test split): save_pretrained
                                    files + train_config.json + metrics.json; `acoustemo predict --model DIR/best`
-                                   (+ stage1_heads.json: stage 1's label heads, when it ran in "labels" mode and
-                                   the LM stage froze the Q-Formers; `predict --heads veto` reads them)
 
 An exact resume needs the same number of processes and the same torch thread count (float sums differ
 otherwise); the configs and manifests are checked, and anything else that differs is refused with ConfigError.
@@ -36,41 +34,29 @@ import contextlib
 import dataclasses
 import json
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 from acoustemo.config import ModelConfig
 from acoustemo.data.manifest import write_text_atomic
 from acoustemo.errors import ConfigError
 from acoustemo.hardware import default_device, resolve_training
+from acoustemo.training.align import Stage1, run_stage1
 from acoustemo.training.checkpoint import (TrainerState, gather_digests, load_checkpoint, manifest_fingerprint,
-                                           prepare_run_dir, save_best, save_checkpoint)
+                                           prepare_run_dir, save_checkpoint)
 from acoustemo.training.config import RUN_FILE, TrainConfig, default_cache_dir
+from acoustemo.training.data import (acoustic_stats, batch_loader, epoch_batches, epoch_seed, feature_loaders,
+                                     make_dataset, steps_per_epoch, to_device, with_utterances)
+from acoustemo.training.runlog import RunLog, plot_loss
+from acoustemo.training.schedule import build_scheduler, warmup_steps_for
+from acoustemo.training.validate import validate
 
 log = logging.getLogger(__name__)
-
-
-# ------------------------------------------------------------------------------------------------ schedule
-def warmup_steps_for(total_steps: int, warmup_ratio: float) -> int:
-    return math.ceil(total_steps * warmup_ratio) if warmup_ratio > 0 else 0
-
-
-def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
-    """Multiplier of the base lr for optimizer update number `step` (0-based).
-
-    Linear warm-up (the first update already moves: (step+1)/warmup), then cosine from 1 towards 0 over the rest.
-    """
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 def freeze_acoustic(model) -> None:
@@ -91,91 +77,6 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Ada
         [{"params": ps, "weight_decay": cfg.weight_decay if matrix else 0.0,
           "lr": cfg.lr * (cfg.lora_lr_scale if lora else 1.0)} for (lora, matrix), ps in sorted(groups.items())],
         lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
-
-
-def build_scheduler(optimizer, total_steps: int, warmup_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total_steps, warmup_steps))
-
-
-# ------------------------------------------------------------------------------------------------ data order
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The permutation seed of one epoch (recorded in checkpoints so the order can be checked on resume)."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
-
-
-def epoch_batches(num_items: int, seed: int, batch_size: int, rank: int = 0, world_size: int = 1) -> list[list[int]]:
-    """This process's micro-batches (lists of item indices) for one epoch.
-
-    One permutation shared by all processes (seeded by `seed` alone), padded by wrapping around to a multiple of
-    `world_size` so every process gets the same number of batches (DDP needs that), then dealt out round-robin.
-    """
-    order = np.random.default_rng(seed).permutation(num_items).tolist()
-    pad = (-num_items) % world_size
-    order += (order * (pad // max(num_items, 1) + 1))[:pad]
-    shard = order[rank::world_size]
-    return [shard[i : i + batch_size] for i in range(0, len(shard), batch_size)]
-
-
-def steps_per_epoch(num_items: int, batch_size: int, grad_accum_steps: int, world_size: int = 1) -> int:
-    per_rank = math.ceil(num_items / world_size)
-    return math.ceil(math.ceil(per_rank / batch_size) / grad_accum_steps)
-
-
-
-# ------------------------------------------------------------------------------------------------ logging
-class RunLog:
-    """log.jsonl in the run folder (main process only); rows after a resumed step are dropped on resume."""
-
-    def __init__(self, path: Path, enabled: bool):
-        self.path, self.enabled = path, enabled
-
-    def truncate_after(self, step: int) -> None:
-        if not self.enabled or not self.path.exists():
-            return
-        keep = [row for row in self.rows() if row.get("step", 0) <= step and row.get("event") != "end"]
-        write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in keep))
-
-    def rows(self) -> list[dict]:
-        if not self.path.exists():
-            return []
-        rows = []
-        for line in self.path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:  # a line cut by a kill
-                continue
-        return rows
-
-    def write(self, row: dict) -> None:
-        if self.enabled:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(row) + "\n")
-
-
-def plot_loss(rows: list[dict], out_png: Path) -> Path:
-    """Training loss per step (and validation loss) as a PNG, written atomically (matplotlib Agg, no pyplot)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    train_rows = [r for r in rows if "loss" in r and "step" in r]
-    val_rows = [r for r in rows if r.get("val_loss") is not None]
-    fig = Figure(figsize=(7, 4), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    if train_rows:
-        ax.plot([r["step"] for r in train_rows], [r["loss"] for r in train_rows], lw=1, label="train loss")
-    if val_rows:
-        ax.plot([r["step"] for r in val_rows], [r["val_loss"] for r in val_rows], "o-", label="validation loss")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("cross-entropy (answer tokens)")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper right")
-    fig.tight_layout()
-    tmp = out_png.with_name(f"{out_png.stem}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp)
-    os.replace(tmp, out_png)
-    return out_png
-
 
 
 @dataclass
@@ -222,7 +123,7 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
     if not train_clips:
         raise ConfigError(f"{train_manifest} holds no clips; give a training manifest with at least one line")
     fingerprints = {"train": manifest_fingerprint(train_clips), "val": manifest_fingerprint(val_clips)}
-    train_clips, val_clips = _with_utterances(train_clips), _with_utterances(val_clips)
+    train_clips, val_clips = with_utterances(train_clips), with_utterances(val_clips)
     # the resolved cache folder is saved with the config, so `acoustemo predict` finds the same cache
     cfg = dataclasses.replace(cfg, cache_dir=str(Path(cfg.cache_dir or default_cache_dir(out_dir)).resolve()))
     cfg_cache = Path(cfg.cache_dir)
@@ -236,49 +137,26 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
             "val_manifest": str(Path(val_manifest).resolve()) if val_manifest else None,
             "acoustemo_version": __version__, "processes": world}, indent=2) + "\n")
     set_seed(cfg.seed)
-    loaders = _feature_loaders(train_clips + val_clips, cfg, cfg_cache, accelerator)
+    loaders = feature_loaders(train_clips + val_clips, cfg, cfg_cache, accelerator)
 
-    from acoustemo.model.acoustemo import AcoustEmoModel, LabelHeads
+    from acoustemo.model.acoustemo import AcoustEmoModel
 
     model = AcoustEmoModel.from_pretrained(checkpoint / "model", mcfg) if checkpoint else AcoustEmoModel(mcfg)
     if not checkpoint:  # a resumed model already carries the statistics of its first start
-        model.set_acoustic_stats(*acoustic_stats(train_clips, loaders[0], mcfg))
+        model.set_acoustic_stats(*acoustic_stats(train_clips, loaders[0]))
     if cfg.answer_bank:
         from acoustemo.data.prompt import format_answer
 
         model.answer_bank = [format_answer(c.labels, c.description) for c in train_clips]
     if cfg.gradient_checkpointing:
         _enable_checkpointing(model.llm)
-    augment = None
-    if cfg.augment:  # the training clips' features only (data/augment.py); never validation or test
-        from acoustemo.data.augment import FeatureAugment
-
-        augment = FeatureAugment(cfg.augment, cfg.seed, mcfg.input_streams)
-    train_ds = _dataset(train_clips, loaders, model, mcfg, with_answers=True, augment=augment)
-    val_ds = _dataset(val_clips, loaders, model, mcfg, with_answers=True) if val_clips else None
-    align_losses, align_scores, align_val, align_kept, aligned_heads = [], [], None, None, None
+    train_ds = make_dataset(train_clips, loaders, model)
+    val_ds = make_dataset(val_clips, loaders, model) if val_clips else None
+    stage1 = Stage1()
     if not checkpoint and cfg.align_epochs:  # a resumed run's checkpoint already holds the aligned weights
-        from acoustemo.training.align import align_acoustic, stage1_labels
-
-        def score(result):  # what the stage-1 heads alone answer on the validation split
-            return _set_level_avg(val_clips, stage1_labels(model, val_ds, val_clips, result, cfg.align_pooling))
-
-        select = cfg.align_select == "best" and val_ds is not None and cfg.align_mode == "labels"
-        aligned = align_acoustic(model, train_ds, train_clips, cfg.align_epochs, cfg.align_lr,
-                                 cfg.align_batch_size, cfg.align_gain, cfg.weight_decay, cfg.seed, cfg.align_mode,
-                                 cfg.align_pooling, evaluate=score if select else None, keep_best=select,
-                                 schedule=cfg.align_schedule)
-        align_losses, align_scores, align_kept = aligned.losses, aligned.val_scores, aligned.best_epoch
-        aligned_heads = aligned if aligned.words else None
-        if val_ds is not None and aligned.words:
-            align_val = aligned.val_scores[aligned.best_epoch - 1] if select else score(aligned)
-            log.info("stage 1: its label heads alone score val Avg %.2f%s", 100 * align_val,
-                     f" (epoch {aligned.best_epoch} of {cfg.align_epochs} kept)" if select else "")
+        stage1 = run_stage1(model, cfg, train_ds, train_clips, val_ds, val_clips)
     if cfg.freeze_acoustic:
         freeze_acoustic(model)
-        if not checkpoint and aligned_heads is not None:  # saved with the model: prediction's --heads veto
-            model.label_heads = LabelHeads(aligned_heads.words, aligned_heads.bias.tolist(), cfg.align_pooling,
-                                           "stage 1")
 
     per_epoch = steps_per_epoch(len(train_clips), cfg.batch_size, cfg.grad_accum_steps, world)
     total_steps = per_epoch * cfg.epochs if not cfg.max_steps else min(cfg.max_steps, per_epoch * cfg.epochs)
@@ -298,12 +176,7 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
                  accelerator.unwrap_model(model).parameter_report())
     runlog = RunLog(out_dir / "log.jsonl", main)
     runlog.truncate_after(state.step)
-    for epoch, value in enumerate(align_losses, 1):
-        row = {"step": 0, "event": "align", "align_epoch": epoch, "align_loss": value}
-        if align_scores:  # align_select "best": the heads' val Avg after each epoch
-            row["align_epoch_val_avg"] = align_scores[epoch - 1]
-        if epoch == len(align_losses) and align_val is not None:  # what the LM stage starts from
-            row.update(align_val_avg=align_val, **({"align_kept_epoch": align_kept} if align_kept else {}))
+    for row in stage1.log_rows():
         runlog.write(row)
 
     progress = _progress(cfg.progress and main, total_steps, state.step)
@@ -312,10 +185,9 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
     window_samples, window_s, busy_s, samples_start = 0, 0.0, 0.0, state.samples_seen
     while state.step < total_steps and state.epoch < cfg.epochs:
         batches = epoch_batches(len(train_ds), state.epoch_seed, cfg.batch_size, rank, world)
-        train_ds.set_epoch(state.epoch, stage=1)
         groups = [batches[i : i + cfg.grad_accum_steps] for i in range(0, len(batches), cfg.grad_accum_steps)]
         first = state.position // cfg.grad_accum_steps
-        loader = _loader(train_ds, [b for g in groups[first:] for b in g], cfg, model, accelerator)
+        loader = batch_loader(train_ds, [b for g in groups[first:] for b in g], cfg, model, accelerator)
         batch_iter = iter(loader)
         for group in groups[first:]:
             t0 = time.perf_counter()
@@ -340,7 +212,7 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
             last = state.step >= total_steps
             if val_ds is not None and (epoch_done or last or (cfg.eval_every_steps and
                                                               state.step % cfg.eval_every_steps == 0)):
-                _validate(model, val_ds, cfg, accelerator, state, row_epoch, out_dir, runlog)
+                validate(model, val_ds, cfg, accelerator, state, row_epoch, out_dir, runlog)
             if epoch_done or last or (cfg.save_every_steps and state.step % cfg.save_every_steps == 0):
                 save_checkpoint(out_dir, model, optimizer, scheduler, state, cfg, accelerator)
             if main and (epoch_done or last):
@@ -375,7 +247,7 @@ def _optimizer_step(model, optimizer, scheduler, batch_iter, n_micro: int, param
     model.train()
     loss_sum = torch.zeros((), device=accelerator.device)
     for j in range(n_micro):
-        batch = _to_device(next(batch_iter), accelerator.device)
+        batch = to_device(next(batch_iter), accelerator.device)
         with contextlib.nullcontext() if j == n_micro - 1 else accelerator.no_sync(model):
             out = model(**batch, emotion_weight=cfg.label_loss_weight)
             accelerator.backward(out.loss / n_micro)
@@ -427,49 +299,6 @@ def _check_launch(accelerator, cfg: TrainConfig) -> None:
 
 
 
-def _feature_loaders(clips, cfg: TrainConfig, cache_dir: Path, accelerator):
-    """(load_acoustic, load_visual) reading the feature cache; missing features are extracted first (sharded
-    over the processes), so a run on a fresh manifest works without a separate `acoustemo extract`."""
-    from acoustemo.errors import EncoderError
-    from acoustemo.features.base import get_acoustic_encoder, get_visual_encoder
-    from acoustemo.features.cache import FeatureCache
-    from acoustemo.features.extract import extract
-
-    cache = FeatureCache(cache_dir)
-    acoustic = get_acoustic_encoder(cfg.acoustic_encoder, **cfg.acoustic_options)
-    visual = get_visual_encoder(cfg.visual_encoder) if cfg.visual_encoder else None
-    missing = [c for c in clips if cache.load(c, acoustic) is None or (visual and cache.load(c, visual) is None)]
-    if missing:
-        if accelerator.is_main_process:
-            log.info("extracting features of %d clip(s) into %s", len(missing), cache_dir)
-        threads = torch.get_num_threads()
-        report = extract(missing, cache, acoustic, visual, shard=(accelerator.process_index, accelerator.num_processes),
-                         progress=cfg.progress and accelerator.is_main_process)
-        # CTranslate2 (the Whisper encoder) resets the process's OpenMP thread count; a resumed run that finds
-        # the features cached must train with the same count, or its float sums (and weights) differ
-        torch.set_num_threads(threads)
-        from accelerate.utils import gather_object
-
-        failed = [f for fs in gather_object([report.failed]) for f in fs]
-        accelerator.wait_for_everyone()
-        if failed:
-            listed = "; ".join(f"{cid}: {why}" for cid, why in failed[:5])
-            raise EncoderError(f"feature extraction failed for {len(failed)} clip(s) ({listed}); fix or drop those "
-                               f"clips from the manifest, or run `acoustemo extract` to see every failure")
-
-    def load_acoustic(clip):
-        found = cache.load(clip, acoustic)
-        if found is None:
-            raise EncoderError(f"clip {clip.id}: no cached '{acoustic.id}' features in {cache_dir}; run "
-                               f"`acoustemo extract` for this manifest")
-        return found
-
-    def load_visual(clip):
-        return cache.load(clip, visual) if visual is not None else None
-
-    return load_acoustic, load_visual
-
-
 def _enable_checkpointing(llm) -> None:
     """Recompute the LLM's layer activations in backward (non-reentrant: the inputs come from the Q-Formers)."""
     base = llm.get_base_model()
@@ -480,110 +309,7 @@ def _enable_checkpointing(llm) -> None:
     base.config.use_cache = False
 
 
-def acoustic_stats(clips, load_acoustic, cfg: ModelConfig | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std over every frame of the training clips (float64 sums, so order-proof), of the
-    Q-Formers' input (data/dataset.py input_frames; the encoder's features alone when cfg is None)."""
-    from acoustemo.data.dataset import input_frames
-
-    total = sq = None
-    n = 0
-    for clip in clips:
-        feats = load_acoustic(clip)
-        x = torch.from_numpy(np.asarray(feats.data if cfg is None else input_frames(feats, clip, cfg))).double()
-        total = x.sum(0) if total is None else total + x.sum(0)
-        sq = (x * x).sum(0) if sq is None else sq + (x * x).sum(0)
-        n += x.shape[0]
-    mean = total / n
-    return mean.float(), (sq / n - mean * mean).clamp(min=0).sqrt().float()
-
-
-def _with_utterances(clips):
-    """Clips without utterances get them from VAD + ASR (acoustemo.data.segmentation), as in prediction."""
-    if all(c.utterances for c in clips):
-        return clips
-    from acoustemo.data.segmentation import ensure_utterances
-
-    log.warning("%d clip(s) have no utterances; finding them with VAD + ASR", sum(not c.utterances for c in clips))
-    return [ensure_utterances(c) for c in clips]
-
-
-def _dataset(clips, loaders, model, mcfg: ModelConfig, with_answers: bool, augment=None):
-    from acoustemo.data.dataset import AcoustEmoDataset
-
-    return AcoustEmoDataset(clips, loaders[0], loaders[1], model.tokenizer, mcfg, with_answers=with_answers,
-                            augment=augment)
-
-
-def _loader(ds, batches: list[list[int]], cfg: TrainConfig, model, accelerator):
-    """Batches in the given order; its own generator, so creating it never draws from the global RNG."""
-    import functools
-
-    from acoustemo.data.dataset import collate
-
-    pad_id = accelerator.unwrap_model(model).tokenizer.pad_token_id
-    return torch.utils.data.DataLoader(
-        ds, batch_sampler=batches, collate_fn=functools.partial(collate, pad_id=pad_id),
-        num_workers=cfg.num_workers, pin_memory=accelerator.device.type == "cuda", generator=torch.Generator(),
-    )
-
-
-def _to_device(batch: dict, device) -> dict:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-
-
 def _progress(enabled: bool, total: int, initial: int):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, unit="step", desc="train", disable=not enabled, dynamic_ncols=True)
-
-
-def _validate(model, val_ds, cfg: TrainConfig, accelerator, state: TrainerState, epoch: int, out_dir: Path,
-              runlog: RunLog) -> None:
-    """Validation loss (token-weighted over every val clip, all processes) and optionally the set-level Avg of
-    generated labels; saves DIR/best when the chosen metric improves."""
-    from accelerate.utils import gather_object
-
-    from acoustemo.data.dataset import collate
-
-    net = accelerator.unwrap_model(model)
-    net.eval()
-    mine = list(range(accelerator.process_index, len(val_ds), accelerator.num_processes))
-    totals = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
-    preds: dict[str, list[str]] = {}
-    with torch.no_grad(), accelerator.autocast():
-        for i in range(0, len(mine), cfg.batch_size):
-            batch = _to_device(collate([val_ds[k] for k in mine[i : i + cfg.batch_size]], net.tokenizer.pad_token_id),
-                               accelerator.device)
-            n_tokens = (batch["labels"][:, 1:] != -100).sum()
-            totals += torch.stack([net(**batch).loss.double() * n_tokens, n_tokens.double()])
-            if cfg.best_metric == "val_avg":
-                for cid, (emotions, _) in zip(batch["ids"], net.predict_batch(batch, cfg.max_new_tokens)):
-                    preds[cid] = emotions
-    totals = accelerator.reduce(totals, reduction="sum")
-    row = {"step": state.step, "epoch": epoch, "val_loss": float(totals[0] / totals[1].clamp(min=1))}
-    if cfg.best_metric == "val_avg":
-        merged = {k: v for d in gather_object([preds]) for k, v in d.items()}
-        row["val_avg"] = _set_level_avg(val_ds.clips, merged)
-    value = row[cfg.best_metric]
-    better = state.best_value is None or (value < state.best_value if cfg.best_metric == "val_loss"
-                                          else value > state.best_value)
-    row["best"] = better
-    if better:
-        state.best_value, state.best_step = value, state.step
-        if accelerator.is_main_process:
-            save_best(net, out_dir, cfg, row)
-    accelerator.wait_for_everyone()
-    runlog.write(row)
-
-
-def _set_level_avg(clips, preds: dict[str, list[str]]) -> float:
-    """Set-level Avg (Accuracy_S + Recall_S) / 2 with exact label matching (cheap, offline)."""
-    from acoustemo.evaluate.grouping import exact_groupings, pooled_labels
-    from acoustemo.evaluate.parsing import normalize_labels
-    from acoustemo.evaluate.setlevel import set_level_scores
-
-    gold = {c.id: normalize_labels(c.labels) for c in clips}
-    pred = {k: normalize_labels(v) for k, v in preds.items()}
-    groups = exact_groupings({k: pooled_labels(g, pred.get(k, [])) for k, g in gold.items()})
-    return float(set_level_scores(gold, pred, groups, without_grouping="exact").avg)
-
