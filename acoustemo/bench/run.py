@@ -305,7 +305,7 @@ def score_predictions(bench: Path, preds: Path, split: str = "test") -> dict:
     """Set-level scores (percent), per-label F1, distractor false alarms and the explanation checks
     (acoustemo/bench/explain.py) of a predictions file on a split (default the test split)."""
     from acoustemo.bench.explain import explanation_summary, load_truth, read_predictions
-    from acoustemo.commands.evaluate import evaluate
+    from acoustemo.evaluate.report import evaluate
 
     with tempfile.TemporaryDirectory() as tmp:
         groupings = bench / "groupings.json"
