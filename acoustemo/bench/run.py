@@ -1,6 +1,6 @@
 """`acoustemo bench run`: the paper's Table 2 (ablations) on a `bench make` folder.
 
-    summary = run_benchmark("bench/", RunConfig(preset="cpu-default", seed=0))
+    summary = run_benchmark("bench/", RunConfig(preset="cpu-default", seeds=(0,)))
     print(summary.markdown)
 
 One path for every row: features are extracted once into a shared cache (DIR/runs/features), then each ablation
