@@ -120,7 +120,7 @@ def render_markdown(table: dict) -> str:
 
 
 def _train_data_note(table: dict) -> str:
-    """", trained on ..." for composed train clips (bench/subset.py); nothing for the bench's own train split."""
+    """The header's " (N train clips: ...)" for composed train clips (bench/subset.py); "" for the bench's own."""
     data = table.get("train_data")
     if not data:
         return ""
