@@ -114,20 +114,33 @@ def test_bench_run_table_and_resume(bench, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert summary.markdown in printed and "reused finished runs: full/seed0, full/seed1" in printed
 
-    # `bench score` on the same plans spoken by the same engine: every row's other-engine figures are its own
+    # `bench score` on another folder: here two of the test clips (another engine's folder holds other audio of
+    # the same plans); each row keeps its own figures and gets the other folder's beside them
     from acoustemo.bench.cross import figures
 
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("meta.json", "groupings.json"):
+        (other / name).write_bytes((bench / name).read_bytes())
+    rows = [json.loads(x) for x in open(bench / "test.jsonl")][:2]
+    (other / "test.jsonl").write_text("".join(json.dumps({**r, "media": str(bench / r["media"])}) + "\n" for r in rows))
     capsys.readouterr()
-    assert main(["bench", "score", str(bench), "--runs", str(out), "--predict-batch-size", "4"]) == 0
+    assert main(["bench", "score", str(other), "--runs", str(out), "--predict-batch-size", "4"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report == json.loads((out / f"score-{bench.name}" / "score.json").read_text())
+    scored = out / "score-other"
+    assert report == json.loads((scored / "score.json").read_text())
     assert list(report["rows"]) == ["probe", "probe-global", "full/seed0", "full/seed1", "no-utterance/seed0",
                                     "no-utterance/seed1"]
     for name, row in report["rows"].items():
-        own = out / name / "preds.jsonl"
-        assert row["own_engine"] == row["other_engine"] == figures(bench, own), name
-        assert row["own_engine"]["avg"] == pytest.approx(_avg_from_preds(bench, own), abs=0.005)
-    assert sum(report["rows"]["full/seed0"]["own_engine"]["manners"].values()) == n_test
+        assert row["own_engine"] == figures(bench, out / name / "preds.jsonl"), name
+        answers = [json.loads(x) for x in open(scored / name / "preds.jsonl")]
+        assert [a["id"] for a in answers] == [r["id"] for r in rows]
+        assert row["other_engine"] == figures(other, scored / name / "preds.jsonl"), name
+        assert sum(row["own_engine"]["manners"].values()) == n_test
+        assert sum(row["other_engine"]["manners"].values()) == 2
+        if name.startswith("probe"):  # the probe, fitted again alike, answers those clips as it did in the run
+            own = {x["id"]: x for x in map(json.loads, open(out / name / "preds.jsonl"))}
+            assert answers == [own[r["id"]] for r in rows]
 
     # the same folder with other settings is refused, not silently mixed into one table
     other = RunConfig(**{**cfg.__dict__, "train": {**cfg.train, "max_steps": 4}})
