@@ -10,9 +10,10 @@ C chosen on its val split; deterministic), then predict OTHER's test clips. Each
 seed<S>/train/best) predicts them as `bench run` predicts its own test (the LLM in float32, no int8). OTHER's
 features are extracted into OTHER/runs/features (the cache `bench run OTHER` would use) with the run's encoder.
 
-Per row and engine: Avg, exact sets, per-label F1, distractor false alarms, explanations all right (percent) and
-the manner confusion ("gold -> answered": clips, the target's clip-wide manner against the manner label its answer
-names). Written to OUT/score.json (default RUNS/score-<OTHER's folder name>), predictions beside it.
+Per row and engine: the clips scored, Avg, exact sets, per-label F1, distractor false alarms, explanations all
+right (percent) and the manner confusion ("gold -> answered": clips, the target's clip-wide manner against the
+manner label its answer names). Written to OUT/score.json (default RUNS/score-<OTHER's folder name>), the
+predictions beside it.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def _model_row(bench: Path, run_dir: Path, other: Path, out: Path, batch_size: i
 def figures(bench: Path, preds: Path) -> dict:
     """The figures `bench score` reports for one predictions file on a bench folder's test split."""
     s = score_predictions(bench, preds)
-    return {"avg": _round(s["avg"], 2), "exact_sets": s["exact_sets"],
+    return {"clips": s["n_test"], "avg": _round(s["avg"], 2), "exact_sets": s["exact_sets"],
             "false_alarm_pct": _round(s["distractor_false_alarms"]["rate"], 1),
             "all_right_pct": _round(s["explanations"]["percent"]["all_right"], 1),
             "per_label_f1": {k: _round(v, 1) for k, v in s["per_label_f1"].items()},

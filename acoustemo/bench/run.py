@@ -17,7 +17,7 @@ on the whole-clip statistics only. They cost seconds and say, in every run, what
 the learned model is from a linear reading of its own inputs. They are deterministic (one fit, no seed).
 
 Beside the set-level scores (Avg, Accuracy_S, Recall_S in percent) the table reports what the set-level score
-hides (BENCHMARK_NOTES.md): per-label F1 and the distractor false-alarm rate, i.e. how often a cue label was
+hides (BENCHMARKS.md): per-label F1 and the distractor false-alarm rate, i.e. how often a cue label was
 predicted for the target speaker when that cue was planted only on the OTHER speaker (from DIR/meta.json), and
 how often an explanation is all right: its labels, the cue it gives each label, the speaker it gives each cue and
 the times it states all match the clip (acoustemo/bench/explain.py; "–" for the probes, which explain nothing).
