@@ -19,6 +19,7 @@ COMMANDS = {
     "train": "train AcoustEmo (LoRA + Q-Formers) on a manifest",
     "predict": "emotions and an explanation for a media file or a manifest",
     "evaluate": "Accuracy_S / Recall_S and the emotion-wheel metric",
+    "export": "write a portable model folder from a trained run (no cache path, llm_dtype auto)",
     "bench": "the acoustic-cue benchmark: make data, run the ablation table",
     "serve": "a local web page to upload a video and see the answer",
 }

@@ -29,7 +29,7 @@ def main() -> None:
     ap.add_argument("--cache", default=None, help="feature cache (default <bench>/runs/features when present)")
     args = ap.parse_args()
 
-    from acoustemo.commands.evaluate import evaluate
+    from acoustemo.evaluate.report import evaluate
     from acoustemo.infer import load_predictor, predict_manifest
     from acoustemo.model import decoding
     from acoustemo.model.decoding import DecodeStats

@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--variants", default="fallback,native", help="which to run, in this order")
     args = ap.parse_args()
 
-    from acoustemo.commands.evaluate import evaluate
+    from acoustemo.evaluate.report import evaluate
     from acoustemo.data.manifest import read_manifest
     from acoustemo.features.cache import FeatureCache
     from acoustemo.features.extract import extract

@@ -24,7 +24,7 @@ def main() -> None:
     ap.add_argument("--split", default="test")
     args = ap.parse_args()
 
-    from acoustemo.commands.evaluate import evaluate
+    from acoustemo.evaluate.report import evaluate
     from acoustemo.infer import load_predictor, predict_manifest
 
     bench = Path(args.bench)

@@ -15,7 +15,7 @@ from acoustemo.bench.plan import BenchConfig, plan_benchmark
 from acoustemo.bench.explain import (ClipTruth, explanation_check, explanation_summary, load_truth,
                                      parse_explanation, read_predictions)
 
-# the examples/ clip until session 7 (n400 test-0026): Clara excited with a tremor at 6.04–6.86 s; a loud burst on Maya at 4.14–5.05 s
+# a former examples/ clip (n400 test-0026): Clara excited with a tremor at 6.04–6.86 s; a loud burst on Maya at 4.14–5.05 s
 CLARA = ClipTruth("test-0026", "Clara", "Maya", "excited", (
     {"type": "tremor", "label": "anxious", "speaker": "Clara", "distractor": False, "start": 6.04, "end": 6.86},
     {"type": "burst", "label": "angry", "speaker": "Maya", "distractor": True, "start": 4.14, "end": 5.05}))
@@ -105,7 +105,7 @@ def _fails(truth: ClipTruth, emotions: list[str], text: str) -> set[str]:
     (["excited", "anxious"], GOLD.replace("at 6.0–6.9 s ", ""), {"time_right"}),
     (["excited", "anxious"], GOLD.replace("4.1–5.0", "1.0–2.0"), {"time_right"}),
     (["excited", "anxious"], GOLD.replace("6.0–6.9", "6.4–7.3"), set()),  # both edges within 0.5 s
-    # the checkpoint shipped until session 7 answered that clip so: right labels, wrong time, a tremor invented on Maya
+    # a former shipped checkpoint answered that clip so: right labels, wrong time, a tremor invented on Maya
     (["excited", "anxious"], "Clara speaks fast, high and loudly throughout, which sounds excited; at 0.9–1.9 s "
      "Clara's voice trembles, which sounds anxious. The trembling at 1.9–2.9 s is Maya's, not Clara's.",
      {"speaker_right", "time_right"}),
@@ -143,3 +143,33 @@ def test_summary_and_files(tmp_path):
     assert s["counts"] == dict.fromkeys(("labels_right", "cues_match_labels", "speaker_right", "time_right",
                                          "all_right"), 1)
     assert s["percent"]["all_right"] == 50.0
+
+
+def test_bench_explain_command(tmp_path, capsys):
+    from acoustemo.cli import main
+
+    meta = {"clips": {t.id: {"target_speaker": t.target, "manner": t.manner, "cues": list(t.cues),
+                             "speakers": {t.target: {}, t.other: {}}} for t in (CLARA, PLAIN)}}
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in (CLARA.id, PLAIN.id)))
+    preds = tmp_path / "preds.jsonl"
+    wrong_time = GOLD.replace("6.0–6.9 s", "2.0–2.9 s")
+    preds.write_text(json.dumps({"id": CLARA.id, "emotions": ["excited", "anxious"], "explanation": wrong_time})
+                     + "\n" + json.dumps({"id": PLAIN.id, "emotions": ["neutral"], "explanation": PLAIN_GOLD}) + "\n")
+    before = preds.read_bytes()
+    assert main(["bench", "explain", str(tmp_path), str(preds), "--clips"]) == 0
+    out = capsys.readouterr().out
+    first, second, summary = out.split("\n", 2)
+    assert json.loads(first) == {"id": CLARA.id, "failed": ["time_right", "all_right"], "gold": ["excited", "anxious"],
+                                 "emotions": ["excited", "anxious"], "explanation": wrong_time}
+    assert json.loads(second)["failed"] == []
+    s = json.loads(summary)
+    assert (s["clips"], s["explained"], s["split"]) == (2, 2, "test")
+    assert s["counts"] == {"labels_right": 2, "cues_match_labels": 2, "speaker_right": 2, "time_right": 1,
+                           "all_right": 1}
+    assert preds.read_bytes() == before  # reads, never writes
+
+    preds.write_text(json.dumps({"id": "val-0001", "emotions": [], "explanation": ""}) + "\n")
+    assert main(["bench", "explain", str(tmp_path), str(preds)]) == 2
+    assert "1 id(s) are not test clips" in capsys.readouterr().err
+

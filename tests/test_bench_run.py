@@ -11,7 +11,8 @@ import statistics
 import pytest
 
 from acoustemo.bench.explain import explanation_summary, load_truth, read_predictions
-from acoustemo.bench.run import RunConfig, distractor_false_alarms, per_label_f1, run_benchmark
+from acoustemo.bench.run import RunConfig, run_benchmark
+from acoustemo.bench.score import distractor_false_alarms, per_label_f1
 from acoustemo.errors import ConfigError
 
 ENCODER = "whisper-tiny.en"  # the cheapest real encoder shipped offline
@@ -76,13 +77,7 @@ def test_bench_run_table_and_resume(bench, tmp_path, capsys):
             assert r["explanations"] is None
         else:
             assert r["explanations"]["all_right"][0] == pytest.approx(statistics.fmean(shares), abs=1e-9)
-        if not name.startswith("probe"):  # the heads veto, derived from the same answers and scored alike
-            vetoed = [_avg_from_preds(bench, d / "preds_veto.jsonl") for d in runs]
-            assert r["heads_veto"]["avg"][0] == pytest.approx(statistics.fmean(vetoed), abs=1e-9)
-            for d in runs:
-                for llm, veto in zip(map(json.loads, open(d / "preds.jsonl")), map(json.loads, open(d / "preds_veto.jsonl"))):
-                    assert veto["id"] == llm["id"] and set(veto["emotions"]) <= set(llm["emotions"])
-                    assert sorted(veto["emotions"] + veto["vetoed"]) == sorted(llm["emotions"])
+        assert "heads_veto" not in r and not any(d.joinpath("preds_veto.jsonl").exists() for d in runs)
     full = table["rows"][2]
     assert full["delta_avg_vs_full"] == 0.0
     assert table["rows"][0]["delta_avg_vs_full"] == pytest.approx(table["rows"][0]["avg"] - full["avg"])
@@ -94,8 +89,9 @@ def test_bench_run_table_and_resume(bench, tmp_path, capsys):
     assert md == summary.markdown
     for text in ("linear probe (target windows + clip)", "linear probe (clip only)", "AcoustEmo (full)",
                  "w/o utterance Q-Former", "Avg per seed", "Accuracy_S", "Recall_S", "peak RSS", "F1 anxious",
-                 "false alarms", "seeds 0, 1", " ± ", "AcoustEmo (full) + heads veto"):
+                 "false alarms", "seeds 0, 1", " ± "):
         assert text in md
+    assert "veto" not in md and "train clips" not in md  # no veto figures; the bench's own train split
     assert "w/o global Q-Former" not in md  # rows not run are not invented
     header, *body = [line.split(" | ") for line in md.splitlines() if line.startswith("| ")][:6]
     col = header.index("explanations all right %")
@@ -119,6 +115,35 @@ def test_bench_run_table_and_resume(bench, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert summary.markdown in printed and "reused finished runs: full/seed0, full/seed1" in printed
 
+    # `bench score` on another folder: here the first test clip (another engine's folder holds other audio of
+    # the same plans); each row keeps its own figures and gets the other folder's beside them
+    from acoustemo.bench.cross import figures
+
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("meta.json", "groupings.json"):
+        (other / name).write_bytes((bench / name).read_bytes())
+    rows = [json.loads(x) for x in open(bench / "test.jsonl")][:1]
+    assert n_test > 1
+    (other / "test.jsonl").write_text("".join(json.dumps({**r, "media": str(bench / r["media"])}) + "\n" for r in rows))
+    capsys.readouterr()
+    assert main(["bench", "score", str(other), "--runs", str(out), "--predict-batch-size", "4"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    scored = out / "score-other"
+    assert report == json.loads((scored / "score.json").read_text())
+    assert list(report["rows"]) == ["probe", "probe-global", "full/seed0", "full/seed1", "no-utterance/seed0",
+                                    "no-utterance/seed1"]
+    for name, row in report["rows"].items():
+        assert row["own_engine"] == figures(bench, out / name / "preds.jsonl"), name
+        answers = [json.loads(x) for x in open(scored / name / "preds.jsonl")]
+        assert [a["id"] for a in answers] == [r["id"] for r in rows]
+        assert row["other_engine"] == figures(other, scored / name / "preds.jsonl"), name
+        assert (row["own_engine"]["clips"], sum(row["own_engine"]["manners"].values())) == (n_test, n_test)
+        assert (row["other_engine"]["clips"], sum(row["other_engine"]["manners"].values())) == (1, 1)
+        if name.startswith("probe"):  # the probe, fitted again alike, answers those clips as it did in the run
+            own = {x["id"]: x for x in map(json.loads, open(out / name / "preds.jsonl"))}
+            assert answers == [own[r["id"]] for r in rows]
+
     # the same folder with other settings is refused, not silently mixed into one table
     other = RunConfig(**{**cfg.__dict__, "train": {**cfg.train, "max_steps": 4}})
     with pytest.raises(ConfigError, match="other settings"):
@@ -126,7 +151,7 @@ def test_bench_run_table_and_resume(bench, tmp_path, capsys):
 
 
 def test_scores_on_the_val_split_use_the_same_synonym_groups(bench, tmp_path):
-    from acoustemo.bench.run import score_predictions
+    from acoustemo.bench.score import score_predictions
 
     rows = [json.loads(x) for x in open(bench / "val.jsonl")]
     preds = tmp_path / "val_preds.jsonl"
@@ -169,3 +194,82 @@ def test_distractor_false_alarms():
     fa = distractor_false_alarms(meta, gold, pred)
     assert (fa["false_alarms"], fa["clips"]) == (1, 2) and fa["rate"] == 50.0
     assert fa["per_label"] == {"angry": {"rate": 50.0, "false_alarms": 1, "clips": 2}}
+
+
+def _fake_bench(root, name, train_ids, sentences=("s-train",), variants=("v-train",)):
+    """A `bench make` folder as far as composing train clips reads it: train.jsonl and meta.json's pools."""
+    folder = root / name
+    folder.mkdir()
+    (folder / "train.jsonl").write_text("".join(json.dumps({"id": i, "media": f"media/{i}.wav", "labels": ["sad"]})
+                                                + "\n" for i in train_ids))
+    pools = {"train": {"sentences": list(sentences), "variants": list(variants)},
+             "val": {"sentences": ["s-val"], "variants": ["v-val"]},
+             "test": {"sentences": ["s-test"], "variants": ["v-test"]}}
+    (folder / "meta.json").write_text(json.dumps({"splits": pools}))
+    return folder
+
+
+def test_composed_train_clips(tmp_path):
+    from acoustemo.bench.subset import compose_train
+
+    bench = _fake_bench(tmp_path, "n10", ["train-0000", "train-0001", "train-0002"])
+    big = _fake_bench(tmp_path, "n40", ["train-0000", "train-0001", "train-0002", "train-0003"])
+    flite = _fake_bench(tmp_path, "flite10", ["train-0000", "train-0001", "train-0002"], variants=("flite-awb",))
+    out = tmp_path / "runs"
+    assert compose_train(bench, out) == bench / "train.jsonl" and not out.exists()  # nothing composed, nothing written
+
+    path = compose_train(bench, out, train_limit=2, train_bench=str(big), add_train=(str(flite),))
+    assert path == out / "train.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    assert [(r["id"], r["media"]) for r in rows] == [
+        ("xtrain-0000", str(big / "media/train-0000.wav")), ("xtrain-0001", str(big / "media/train-0001.wav")),
+        ("flite10-train-0000", str(flite / "media/train-0000.wav")),
+        ("flite10-train-0001", str(flite / "media/train-0001.wav"))]
+    assert rows[0]["labels"] == ["sad"]
+    assert compose_train(bench, out, train_limit=2, train_bench=str(big), add_train=(str(flite),)) == path  # same
+    with pytest.raises(ConfigError, match="other train clips"):  # the runs folder holds runs on other clips
+        compose_train(bench, out, train_limit=3, train_bench=str(big))
+
+    own = compose_train(bench, tmp_path / "own", train_limit=2)  # the bench's own first clips: same ids
+    assert [(r["id"], r["media"]) for r in map(json.loads, own.read_text().splitlines())] == [
+        ("train-0000", str(bench / "media/train-0000.wav")), ("train-0001", str(bench / "media/train-0001.wav"))]
+    with pytest.raises(ConfigError, match="repeat"):
+        compose_train(bench, tmp_path / "twice", add_train=(str(flite), str(flite)))
+
+
+@pytest.mark.parametrize("key, pools, named", [
+    ("sentences", {"sentences": ("s-train", "s-test")}, "'s-test'"),
+    ("variants", {"variants": ("v-val",)}, "'v-val'"),
+])
+def test_a_train_folder_sharing_held_out_material_is_refused(tmp_path, key, pools, named):
+    from acoustemo.bench.subset import compose_train
+
+    bench = _fake_bench(tmp_path, "n10", ["train-0000"])
+    other = _fake_bench(tmp_path, "other", ["train-0000"], **pools)
+    for kw in ({"train_bench": str(other)}, {"add_train": (str(other),)}):
+        with pytest.raises(ConfigError, match=f"1 of its train {key} occur in .*val / test.*e.g. {named}"):
+            compose_train(bench, tmp_path / "runs", **kw)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_probes_only_on_composed_train_clips(bench, tmp_path, capsys):
+    cfg = RunConfig(probes_only=True, encoder=ENCODER, progress=False, isolate=False, train_limit=3,
+                    add_train=(str(bench),))
+    out = tmp_path / "runs"
+    summary = run_benchmark(bench, cfg, out)
+    first = [json.loads(x)["id"] for x in open(bench / "train.jsonl")][:3]
+    assert [json.loads(x)["id"] for x in open(out / "train.jsonl")] == first + [f"{bench.name}-{i}" for i in first]
+    table = json.loads((out / "table.json").read_text())
+    assert [r["ablation"] for r in table["rows"]] == ["probe", "probe-global"]  # nothing trained
+    assert table["train_data"] == {"train_limit": 3, "train_bench": None, "add_train": [str(bench)], "clips": 6}
+    saved = json.loads((out / "probe" / "scores.json").read_text())["settings"]
+    assert saved["train_data"] == {"train_limit": 3, "train_bench": None, "add_train": [str(bench)]}
+    assert not (out / "full").exists()
+    assert f"(6 train clips: the bench's train split + {bench}, the first 3 of each)" in summary.markdown
+
+    from acoustemo.cli import main  # the CLI's flags map onto the same settings: the probes are reused
+
+    capsys.readouterr()
+    assert main(["bench", "run", str(bench), "--out", str(out), "--probes-only", "--encoder", ENCODER,
+                 "--train-limit", "3", "--add-train", str(bench), "--no-progress"]) == 0
+    assert summary.markdown in capsys.readouterr().out

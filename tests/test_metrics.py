@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from acoustemo.commands.evaluate import evaluate, ew_caveat
+from acoustemo.evaluate.report import evaluate, ew_caveat
 from acoustemo.evaluate.grouping import (
     EMBEDDING_THRESHOLD,
     embed_labels,

@@ -243,3 +243,22 @@ def read_predictions(path: str | Path) -> dict[str, dict]:
         out[row["id"]] = {"emotions": _as_list(row.get("emotions"), Path(path), line_no, "emotions"),
                           "explanation": explanation}
     return out
+
+
+def check_predictions(bench_dir: str | Path, preds_path: str | Path, split: str = "test",
+                      ) -> tuple[dict, list[dict]]:
+    """`acoustemo bench explain`: (explanation_summary of a predictions file on a split of a `bench make` folder,
+    one row per clip {id, failed checks, gold labels, emotions, explanation}). Reads, never writes."""
+    truths, preds = load_truth(bench_dir, split), read_predictions(preds_path)
+    unknown = sorted(set(preds) - set(truths))
+    if unknown:
+        raise ConfigError(f"{preds_path}: {len(unknown)} id(s) are not {split} clips of {bench_dir} ({unknown[:3]}); "
+                          f"give the bench folder these predictions were made on, or --split")
+    summary = {**explanation_summary(truths, preds), "bench": str(bench_dir), "preds": str(preds_path),
+               "split": split}
+    clips = []
+    for clip_id, truth in truths.items():
+        p = preds.get(clip_id, {"emotions": [], "explanation": ""})
+        failed = [k for k, v in explanation_check(truth, p["emotions"], p["explanation"]).items() if not v]
+        clips.append({"id": clip_id, "failed": failed, "gold": truth.labels, **p})
+    return summary, clips

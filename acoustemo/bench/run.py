@@ -1,6 +1,6 @@
 """`acoustemo bench run`: the paper's Table 2 (ablations) on a `bench make` folder.
 
-    summary = run_benchmark("bench/", RunConfig(preset="cpu-default", seed=0))
+    summary = run_benchmark("bench/", RunConfig(preset="cpu-default", seeds=(0,)))
     print(summary.markdown)
 
 One path for every row: features are extracted once into a shared cache (DIR/runs/features), then each ablation
@@ -17,13 +17,19 @@ on the whole-clip statistics only. They cost seconds and say, in every run, what
 the learned model is from a linear reading of its own inputs. They are deterministic (one fit, no seed).
 
 Beside the set-level scores (Avg, Accuracy_S, Recall_S in percent) the table reports what the set-level score
-hides (BENCHMARK_NOTES.md): per-label F1 and the distractor false-alarm rate, i.e. how often a cue label was
+hides (BENCHMARKS.md): per-label F1 and the distractor false-alarm rate, i.e. how often a cue label was
 predicted for the target speaker when that cue was planted only on the OTHER speaker (from DIR/meta.json), and
 how often an explanation is all right: its labels, the cue it gives each label, the speaker it gives each cue and
 the times it states all match the clip (acoustemo/bench/explain.py; "–" for the probes, which explain nothing).
+Scoring lives in bench/score.py, the table in bench/table.py.
+
+The train clips are DIR's train split unless RunConfig says otherwise (train_limit, train_bench, add_train;
+bench/subset.py): then every row, the probes included, trains on one manifest composed into OUT/train.jsonl.
 
 Output folder OUT (default DIR/runs):
   features/                        the shared feature cache
+  bench.json                       the bench folder and the train manifest the rows were trained on (`bench score`)
+  train.jsonl                      the composed train clips, when RunConfig composes them
   probe/, probe-global/            preds.jsonl and scores.json of the anchor rows
   <ablation>/seed<S>/train/        the training run (configs, log.jsonl, loss.png, last/, best/)
   <ablation>/seed<S>/preds.jsonl   test predictions {id, emotions, explanation}
@@ -40,30 +46,22 @@ import json
 import logging
 import os
 import resource
-import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from acoustemo.bench.explain import TIME_TOLERANCE_S
+from acoustemo.bench.score import score_predictions
+from acoustemo.bench.subset import compose_train, composes_train, train_data_settings
+from acoustemo.bench.table import ROW_NAMES, build_table, render_markdown
 from acoustemo.config import ABLATIONS
 from acoustemo.data.manifest import write_text_atomic
 from acoustemo.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-ROW_NAMES = {  # the anchor rows, then the paper's Table 2 rows
-    "probe": "linear probe (target windows + clip)",
-    "probe-global": "linear probe (clip only)",
-    "full": "AcoustEmo (full)",
-    "no-global": "w/o global Q-Former",
-    "fixed-window": "fixed 2 s windows",
-    "no-utterance": "w/o utterance Q-Former",
-}
-LABELS = ("sad", "excited", "anxious", "angry", "surprised", "neutral")  # the benchmark's label set
 SCORES = "scores.json"
+INPUTS = "bench.json"
 
 
 @dataclass
@@ -80,9 +78,16 @@ class RunConfig:
     predict_batch_size: int = 8
     isolate: bool = True  # each ablation in its own spawned process (clean peak RSS; nothing leaks between rows)
     progress: bool = True
+    probes_only: bool = False  # the probe rows alone: no learned row is trained (ablations and seeds are not run)
+    train_limit: int = 0  # the first N train clips (0 = all); bench/subset.py
+    train_bench: str | None = None  # take the train clips from this `bench make` folder of the same seed
+    add_train: tuple[str, ...] = ()  # also train on these folders' train splits
 
     def __post_init__(self) -> None:
         self.ablations, self.seeds = tuple(self.ablations), tuple(int(x) for x in self.seeds)
+        self.add_train = tuple(str(d) for d in self.add_train)
+        if self.probes_only and not self.probes:
+            raise ConfigError("probes_only scores the probe rows alone; it cannot leave them out too (--no-probes)")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds {list(self.seeds)}: give one or more distinct seeds")
         bad = [a for a in self.ablations if a not in ABLATIONS]
@@ -111,9 +116,11 @@ def run_benchmark(bench_dir: str | os.PathLike, cfg: RunConfig, out_dir: str | o
     """Score the probes, then train, predict and score every ablation x seed of `cfg`; write the table."""
     bench_dir = Path(bench_dir).resolve()
     out = Path(out_dir).resolve() if out_dir else bench_dir / "runs"
-    _check_bench_dir(bench_dir)
+    check_bench_dir(bench_dir)
     out.mkdir(parents=True, exist_ok=True)
-    extract_s = _extract_all(bench_dir, out / "features", cfg)
+    train_manifest = compose_train(bench_dir, out, cfg.train_limit, cfg.train_bench, cfg.add_train)
+    write_text_atomic(out / INPUTS, json.dumps({"bench": str(bench_dir), "train": str(train_manifest)}) + "\n")
+    extract_s = _extract_all(bench_dir, train_manifest, out / "features", cfg)
     rows: dict[str, list[dict]] = {}
     if cfg.probes:
         memo: dict = {}  # pooled statistics per clip, computed once for both probes
@@ -121,7 +128,7 @@ def run_benchmark(bench_dir: str | os.PathLike, cfg: RunConfig, out_dir: str | o
             done = _finished(out / name, _probe_settings(cfg, pooling))
             rows[name] = [done or run_probe(bench_dir, out, cfg, pooling, name, memo)]
     skipped = []
-    for ablation in cfg.ablations:
+    for ablation in () if cfg.probes_only else cfg.ablations:
         rows[ablation] = []
         for seed in cfg.seeds:
             settings = _settings(cfg, ablation, seed, out)
@@ -135,30 +142,51 @@ def run_benchmark(bench_dir: str | os.PathLike, cfg: RunConfig, out_dir: str | o
             print(f"bench run: {ablation}, seed {seed} -> {run_dir}", flush=True)
             args = (str(bench_dir), str(out), dataclasses.asdict(cfg), ablation, seed, settings)
             rows[ablation].append(_run_isolated(run_dir, settings, args) if cfg.isolate else run_ablation(*args))
-    table = build_table(rows, cfg, extract_s)
+    train_data = _train_data(cfg).get("train_data")
+    table = build_table(rows, cfg, extract_s, {**train_data, "clips": _count_lines(train_manifest)} if train_data
+                        else None)
     write_text_atomic(out / "table.json", json.dumps(table, indent=2) + "\n")
     md = render_markdown(table)
     write_text_atomic(out / "table.md", md)
     return RunSummary(out, rows, md, skipped)
 
 
-def _check_bench_dir(bench_dir: Path) -> None:
-    need = ["train.jsonl", "val.jsonl", "test.jsonl", "meta.json", "groupings.json"]
+def check_bench_dir(bench_dir: Path, need: tuple[str, ...] = ("train.jsonl", "val.jsonl", "test.jsonl",
+                                                               "meta.json", "groupings.json")) -> None:
     missing = [n for n in need if not (bench_dir / n).is_file()]
     if missing:
         raise ConfigError(f"{bench_dir} is not a finished `acoustemo bench make` folder (missing {', '.join(missing)}); "
                           f"run `acoustemo bench make --out {bench_dir}` first")
 
 
-def _extract_all(bench_dir: Path, cache_dir: Path, cfg: RunConfig) -> float:
+def _train_data(cfg: RunConfig) -> dict:
+    """{"train_data": the composed train clips' settings}, part of every row's settings; {} for the bench's own
+    train split, so the settings of such runs are what they always were."""
+    if not composes_train(cfg.train_limit, cfg.train_bench, cfg.add_train):
+        return {}
+    return {"train_data": train_data_settings(cfg.train_limit, cfg.train_bench, cfg.add_train)}
+
+
+def _count_lines(path: Path) -> int:
+    return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def run_manifests(bench_dir: Path, out: Path) -> dict[str, Path]:
+    """The train / val / test manifests of a run: train as compose_train wrote it in `out` (bench.json)."""
+    train = json.loads((out / INPUTS).read_text())["train"]
+    return {"train": Path(train), "val": bench_dir / "val.jsonl", "test": bench_dir / "test.jsonl"}
+
+
+def _extract_all(bench_dir: Path, train_manifest: Path, cache_dir: Path, cfg: RunConfig) -> float:
     """Features of every split, once, into the shared cache (a rerun skips what is cached)."""
     from acoustemo.data.manifest import read_manifest
     from acoustemo.errors import EncoderError
     from acoustemo.features.cache import FeatureCache
     from acoustemo.features.extract import extract
 
-    clips = [c for split in ("train", "val", "test") for c in read_manifest(bench_dir / f"{split}.jsonl")]
-    report = extract(clips, FeatureCache(cache_dir), _acoustic_encoder(cfg), progress=cfg.progress)
+    paths = (train_manifest, bench_dir / "val.jsonl", bench_dir / "test.jsonl")
+    clips = [c for path in paths for c in read_manifest(path)]
+    report = extract(clips, FeatureCache(cache_dir), acoustic_encoder(cfg), progress=cfg.progress)
     print(f"bench run: features ({cfg.encoder}) {report.summary()}", flush=True)
     if not report.ok:
         raise EncoderError(f"feature extraction failed for {len(report.failed)} clip(s): {report.summary()}")
@@ -171,7 +199,7 @@ def _extract_all(bench_dir: Path, cache_dir: Path, cfg: RunConfig) -> float:
     return float(saved["wall_s"])
 
 
-def _acoustic_encoder(cfg: RunConfig):
+def acoustic_encoder(cfg: RunConfig):
     """The encoder the learned rows train on, with the options their TrainConfig pins (acoustic_options), so the
     shared cache holds the features they read."""
     from acoustemo.infer import trained_acoustic_encoder
@@ -195,7 +223,7 @@ def _settings(cfg: RunConfig, ablation: str, seed: int, out: Path) -> dict:
 
     mcfg, tcfg = _configs(cfg, ablation, seed, out)
     train_json = {k: v for k, v in tcfg.to_json().items() if k not in OPERATIONAL_FIELDS}
-    return {"preset": cfg.preset, "model": mcfg.to_json(), "train": train_json}
+    return {"preset": cfg.preset, "model": mcfg.to_json(), "train": train_json, **_train_data(cfg)}
 
 
 def _finished(run_dir: Path, settings: dict) -> dict | None:
@@ -224,7 +252,7 @@ def _run_isolated(run_dir: Path, settings: dict, args: tuple) -> dict:
 
 def run_ablation(bench_dir: str, out: str, cfg_dict: dict, ablation: str, seed: int, settings: dict) -> dict:
     """Train, predict and score one (ablation, seed); writes <out>/<ablation>/seed<S>/scores.json (its mark)."""
-    from acoustemo.infer import load_predictor, predict_manifest, veto_predictions
+    from acoustemo.infer import load_predictor, predict_manifest
     from acoustemo.training import train
 
     if not logging.getLogger().handlers:
@@ -236,30 +264,23 @@ def run_ablation(bench_dir: str, out: str, cfg_dict: dict, ablation: str, seed: 
     mcfg, tcfg = _configs(cfg, ablation, seed, out_dir)
     t0 = time.perf_counter()
     resume = (run_dir / "train" / "config.json").is_file()
-    result = train(bench / "train.jsonl", bench / "val.jsonl", run_dir / "train", mcfg, tcfg, resume=resume)
+    manifests = run_manifests(bench, out_dir)
+    result = train(manifests["train"], manifests["val"], run_dir / "train", mcfg, tcfg, resume=resume)
     t1 = time.perf_counter()
     model_dir = result.best_dir or run_dir / "train"
-    # the model as trained (not int8), and the LLM's own answers: the veto is applied to them afterwards, below
-    predictor = load_predictor(model_dir, out_dir / "features", int8=False, heads="off")
+    predictor = load_predictor(model_dir, out_dir / "features", int8=False)  # the model as trained (not int8)
     pred = predict_manifest(bench / "test.jsonl", predictor, run_dir / "preds.jsonl", batch_size=cfg.predict_batch_size,
                             progress=cfg.progress)
     if pred.failed:
         raise RuntimeError(f"{ablation}: prediction failed for {len(pred.failed)} test clip(s): {pred.failed[:3]}")
     t2 = time.perf_counter()
-    veto = {}
-    if predictor.model.label_heads is not None:  # the same answers after `predict --heads veto`, not generated again
-        vetoed = veto_predictions(predictor, bench / "test.jsonl", run_dir / "preds.jsonl", run_dir / "preds_veto.jsonl")
-        s = score_predictions(bench, run_dir / "preds_veto.jsonl")
-        veto = {"heads_veto": {"avg": s["avg"], "exact_sets": s["exact_sets"], "clips_vetoed": vetoed,
-                               "false_alarm_rate": s["distractor_false_alarms"]["rate"],
-                               "all_right": s["explanations"]["percent"]["all_right"]}}
     del predictor
     row = {"ablation": ablation, "row": ROW_NAMES[ablation], "seed": seed, "settings": settings,
            **score_predictions(bench, run_dir / "preds.jsonl"),
            "train_steps": result.steps, "final_loss": result.final_loss, "best_step": result.best_step,
            "best_val_loss": result.best_value, "train_s": round(t1 - t0, 1), "predict_s": round(t2 - t1, 1),
            "wall_s": round(t2 - t0, 1), "resumed": resume, "peak_rss_mb": round(peak_rss_mb(), 1),
-           "parameters": _parameter_report(model_dir), **veto}
+           "parameters": _parameter_report(model_dir)}
     write_text_atomic(run_dir / SCORES, json.dumps(row, indent=2) + "\n")  # last: marks the run finished
     print(f"bench run: {ablation} seed {seed}: Avg {row['avg']:.2f} (Accuracy_S {row['accuracy_s']:.2f}, Recall_S "
           f"{row['recall_s']:.2f}) in {row['wall_s']:.0f} s, peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
@@ -273,10 +294,10 @@ def run_probe(bench_dir: Path, out: Path, cfg: RunConfig, pooling: str, name: st
     from acoustemo.features.cache import FeatureCache
     from acoustemo.probe import LinearProbe
 
-    cache, encoder = FeatureCache(out / "features"), _acoustic_encoder(cfg)
+    cache, encoder = FeatureCache(out / "features"), acoustic_encoder(cfg)
     load = lambda clip: cache.load(clip, encoder)  # noqa: E731  (features were extracted by _extract_all)
     t0 = time.perf_counter()
-    split = {s: read_manifest(bench_dir / f"{s}.jsonl") for s in ("train", "val", "test")}
+    split = {s: read_manifest(path) for s, path in run_manifests(bench_dir, out).items()}
     probe = LinearProbe.fit(split["train"], split["val"], load, pooling=pooling, memo=memo)
     predicted = probe.predict(split["test"], load, memo)
     run_dir = out / name
@@ -298,34 +319,8 @@ def run_probe(bench_dir: Path, out: Path, cfg: RunConfig, pooling: str, name: st
 def _probe_settings(cfg: RunConfig, pooling: str) -> dict:
     from acoustemo.probe import C_GRID, STATISTICS
 
-    return {"probe": pooling, "encoder": cfg.encoder, "statistics": list(STATISTICS), "C_grid": list(C_GRID)}
-
-
-def score_predictions(bench: Path, preds: Path, split: str = "test") -> dict:
-    """Set-level scores (percent), per-label F1, distractor false alarms and the explanation checks
-    (acoustemo/bench/explain.py) of a predictions file on a split (default the test split)."""
-    from acoustemo.bench.explain import explanation_summary, load_truth, read_predictions
-    from acoustemo.commands.evaluate import evaluate
-
-    with tempfile.TemporaryDirectory() as tmp:
-        groupings = bench / "groupings.json"
-        if split != "test":  # `bench make` writes the test split's groupings; the same synonym groups serve any split
-            from acoustemo.bench.gold import bench_groupings
-
-            gold_rows = [json.loads(x) for x in (bench / f"{split}.jsonl").read_text().splitlines() if x.strip()]
-            groupings = Path(tmp) / "groupings.json"
-            groupings.write_text(json.dumps(bench_groupings({r["id"]: r["labels"] for r in gold_rows})))
-        report, sl, _ = evaluate(bench / f"{split}.jsonl", preds, groupings, grouping="cache")
-    gold = {s.name: s.gold_mapped for s in sl.samples}
-    predicted = {s.name: s.pred_mapped for s in sl.samples}
-    meta = json.loads((bench / "meta.json").read_text())
-    exact = {s.name: set(s.gold_mapped) == set(s.pred_mapped) for s in sl.samples}
-    return {"avg": report["avg"], "accuracy_s": report["accuracy_s"], "recall_s": report["recall_s"],
-            "n_test": report["n_samples"], "n_empty_predictions": sl.n_empty_predictions,
-            "exact_sets": sum(exact.values()), "exact_by_clip": exact,
-            "per_label_f1": per_label_f1(gold, predicted),
-            "distractor_false_alarms": distractor_false_alarms(meta, gold, predicted),
-            "explanations": explanation_summary(load_truth(bench, split), read_predictions(preds))}
+    return {"probe": pooling, "encoder": cfg.encoder, "statistics": list(STATISTICS), "C_grid": list(C_GRID),
+            **_train_data(cfg)}
 
 
 def _parameter_report(model_dir: Path) -> dict:
@@ -351,149 +346,3 @@ def peak_rss_mb() -> float:
     """This process's peak resident set size in MB (ru_maxrss is KiB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-
-
-# ------------------------------------------------------------------------------------------------ metrics
-def per_label_f1(gold: dict[str, list[str]], pred: dict[str, list[str]]) -> dict[str, float]:
-    """F1 (percent) of each benchmark label over the test clips, on synonym-mapped labels."""
-    out = {}
-    for label in LABELS:
-        tp = sum(label in gold[k] and label in pred.get(k, []) for k in gold)
-        fp = sum(label not in gold[k] and label in pred.get(k, []) for k in gold)
-        fn = sum(label in gold[k] and label not in pred.get(k, []) for k in gold)
-        out[label] = 100.0 * 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan")
-    return out
-
-
-def distractor_false_alarms(meta: dict, gold: dict[str, list[str]], pred: dict[str, list[str]]) -> dict:
-    """How often a cue planted only on the other speaker was answered for the target.
-
-    A clip counts for cue label L when it has a distractor cue with label L and L is not in its gold labels (the
-    target did not carry the same cue); a false alarm is L among the predicted labels. Rates in percent.
-    """
-    per_label: dict[str, list[int]] = {}
-    for clip_id, g in gold.items():
-        cues = meta["clips"].get(clip_id, {}).get("cues", [])
-        for label in {c["label"] for c in cues if c["distractor"]} - set(g):
-            hits = per_label.setdefault(label, [0, 0])
-            hits[0] += label in pred.get(clip_id, [])
-            hits[1] += 1
-    total = [sum(h[0] for h in per_label.values()), sum(h[1] for h in per_label.values())]
-    rate = lambda h: 100.0 * h[0] / h[1] if h[1] else float("nan")  # noqa: E731
-    return {"rate": rate(total), "false_alarms": total[0], "clips": total[1],
-            "per_label": {k: {"rate": rate(v), "false_alarms": v[0], "clips": v[1]}
-                          for k, v in sorted(per_label.items())}}
-
-
-# ------------------------------------------------------------------------------------------------ table
-def mean_sd(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value); NaNs are left out (a label never seen)."""
-    vals = [v for v in values if v == v]
-    if not vals:
-        return float("nan"), float("nan")
-    return statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0
-
-
-def build_table(rows: dict[str, list[dict]], cfg: RunConfig, extract_s: float) -> dict:
-    """Per row (probes first, then the paper's order): mean and sd over its seeds of every score."""
-    order = [n for n in ("probe", "probe-global", *ABLATIONS) if rows.get(n)]
-    full = mean_sd([r["avg"] for r in rows["full"]])[0] if rows.get("full") else None
-    out_rows = []
-    for name in order:
-        runs = rows[name]
-        fa = [r["distractor_false_alarms"] for r in runs]
-        agg = {k: mean_sd([r[k] for r in runs]) for k in ("avg", "accuracy_s", "recall_s")}
-        out_rows.append({
-            "ablation": name, "row": ROW_NAMES[name], "seeds": [r["seed"] for r in runs], "n_runs": len(runs),
-            **{k: m for k, (m, _) in agg.items()}, **{f"{k}_sd": sd for k, (_, sd) in agg.items()},
-            "avg_per_seed": [r["avg"] for r in runs],
-            "delta_avg_vs_full": None if full is None else agg["avg"][0] - full,
-            "n_test": runs[0]["n_test"], "exact_sets": mean_sd([r["exact_sets"] for r in runs])[0],
-            "per_label_f1": {x: mean_sd([r["per_label_f1"][x] for r in runs])[0] for x in LABELS},
-            "false_alarm_rate": mean_sd([f["rate"] for f in fa]),
-            "false_alarms_per_label": {k: mean_sd([f["per_label"][k]["rate"] for f in fa if k in f["per_label"]])[0]
-                                       for k in sorted({k for f in fa for k in f["per_label"]})},
-            "false_alarm_clips": fa[0]["clips"],
-            "explanations": _explanation_figures(runs),
-            "train_steps": runs[0]["train_steps"], "train_s": statistics.fmean(r["train_s"] for r in runs),
-            "predict_s": statistics.fmean(r["predict_s"] for r in runs),
-            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
-            **({"probe": runs[0]["probe"]} if "probe" in runs[0] else {}),
-            **({"heads_veto": {k: mean_sd([r["heads_veto"][k] for r in runs]) for k in runs[0]["heads_veto"]}}
-               if all("heads_veto" in r for r in runs) else {}),
-        })
-    return {
-        "seeds": list(cfg.seeds), "preset": cfg.preset, "encoder": cfg.encoder, "train_overrides": cfg.train,
-        "model_overrides": cfg.model, "feature_extraction_s": round(extract_s, 1), "labels": list(LABELS),
-        "rows": out_rows,
-    }
-
-
-def _explanation_figures(runs: list[dict]) -> dict | None:
-    """Mean and sd over the seeds of each explanation check's share (percent); None for rows that write no
-    explanations (the probes) or were scored before the checks existed."""
-    scored = [r["explanations"] for r in runs if r.get("explanations") and r["explanations"]["explained"]]
-    if len(scored) != len(runs):
-        return None
-    return {k: mean_sd([e["percent"][k] for e in scored]) for k in scored[0]["percent"]}
-
-
-def _fmt(x, spec: str = ".1f") -> str:
-    return "–" if x is None or x != x else format(x, spec)
-
-
-def _pm(mean: float, sd: float, n: int, spec: str = ".2f") -> str:
-    return _fmt(mean, spec) if n < 2 else f"{_fmt(mean, spec)} ± {_fmt(sd, spec)}"
-
-
-def render_markdown(table: dict) -> str:
-    overrides = ", ".join(f"{k}={v}" for k, v in {**table["train_overrides"], **table["model_overrides"]}.items())
-    seeds = table["seeds"]
-    lines = [f"Table 2 on the acoustic-cue benchmark: preset {table['preset']}, features {table['encoder']}, "
-             f"seeds {', '.join(map(str, seeds))} (learned rows: mean ± sd over the seeds; the probes are one "
-             f"deterministic fit)" + (f", {overrides}" if overrides else "") + ". Scores in percent.", "",
-             "| Method | Avg | Accuracy_S | Recall_S | Δ Avg vs full | Avg per seed | exact sets | "
-             "explanations all right % | steps | wall per run (train + test) | peak RSS |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in table["rows"]:
-        n = r["n_runs"]
-        per_seed = " / ".join(_fmt(a, ".2f") for a in r["avg_per_seed"]) if r["seeds"][0] is not None else "–"
-        expl = _pm(*r["explanations"]["all_right"], n, ".1f") if r.get("explanations") else "–"
-        lines.append(f"| {r['row']} | {_pm(r['avg'], r['avg_sd'], n)} | {_pm(r['accuracy_s'], r['accuracy_s_sd'], n)} "
-                     f"| {_pm(r['recall_s'], r['recall_s_sd'], n)} | {_fmt(r['delta_avg_vs_full'], '+.2f')} | "
-                     f"{per_seed} | {_fmt(r['exact_sets'], '.0f')} / {r['n_test']} | {expl} | {r['train_steps']} | "
-                     f"{r['train_s'] / 60:.1f} + {r['predict_s'] / 60:.1f} min | {r['peak_rss_mb'] / 1024:.2f} GB |")
-    labels = table["labels"]
-    fa_labels = sorted({k for r in table["rows"] for k in r["false_alarms_per_label"]})
-    lines += ["", "Per-label F1 (test, synonyms mapped; mean over seeds) and the distractor false-alarm rate: the share "
-              "of clips whose cue was planted only on the other speaker where that cue's label was still predicted.", "",
-              "| Method | " + " | ".join(f"F1 {x}" for x in labels) + " | false alarms | " +
-              " | ".join(f"FA {x}" for x in fa_labels) + " |",
-              "| --- " * (len(labels) + len(fa_labels) + 2) + "|"]
-    for r in table["rows"]:
-        rate, sd = r["false_alarm_rate"]
-        lines.append(f"| {r['row']} | " + " | ".join(_fmt(r["per_label_f1"][x]) for x in labels) +
-                     f" | {_pm(rate, sd, r['n_runs'], '.1f')} % of {r['false_alarm_clips']} | " +
-                     " | ".join(f"{_fmt(r['false_alarms_per_label'].get(x))} %" for x in fa_labels) + " |")
-    probes = [r for r in table["rows"] if "probe" in r]
-    if probes:
-        lines += ["", "Probes: " + "; ".join(f"{r['row']} read {r['probe']['stream']} streams, C={r['probe']['C']:g} "
-                                             f"(val Avg {r['probe']['val_avg']:.2f})" for r in probes) + "."]
-    vetoed = [r for r in table["rows"] if "heads_veto" in r]
-    if vetoed:
-        lines += ["", "The same answers after the stage-1 heads veto (beyond the paper; what `acoustemo predict` "
-                  "answers by default for a model with stage-1 heads, while the rows above are `--heads off`: the "
-                  "LLM's labels that the model's stage-1 label heads do not give are dropped, with their clauses, "
-                  "unless none would be left):", "",
-                  "| Method | Avg | Δ Avg vs the LLM alone | exact sets | false alarms | explanations all right % | "
-                  "clips vetoed |", "| --- | --- | --- | --- | --- | --- | --- |"]
-        for r in vetoed:
-            v, n = r["heads_veto"], r["n_runs"]
-            lines.append(f"| {r['row']} + heads veto | {_pm(*v['avg'], n)} | {_fmt(v['avg'][0] - r['avg'], '+.2f')} | "
-                         f"{_fmt(v['exact_sets'][0], '.0f')} / {r['n_test']} | {_pm(*v['false_alarm_rate'], n, '.1f')} % "
-                         f"| {_pm(*v['all_right'], n, '.1f')} | {_fmt(v['clips_vetoed'][0], '.0f')} |")
-    lines += ["", "Explanations all right: the share of test clips whose answer has the right labels and whose "
-              "explanation gives each label its cue, each cue its speaker and the right time (within "
-              f"{TIME_TOLERANCE_S:g} s; acoustemo/bench/explain.py).",
-              "", f"Feature extraction (shared by the rows, computed once): {table['feature_extraction_s']:.0f} s."]
-    return "\n".join(lines) + "\n"

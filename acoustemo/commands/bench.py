@@ -1,7 +1,7 @@
 """`acoustemo bench <subcommand>`: the acoustic-cue benchmark.
 
-Each subcommand is one entry in SUBCOMMANDS: (help, add_arguments, run). Adding one (e.g. `run`, the ablation
-table) is one more pair of functions and one more entry.
+Each subcommand is one entry in SUBCOMMANDS: (help, add_arguments, run). Adding one is one more pair of functions
+and one more entry.
 """
 
 from __future__ import annotations
@@ -69,7 +69,19 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds: each learned row is trained "
                    "once per seed and the table gives mean ± sd (default 0,1,2)")
     p.add_argument("--no-probes", action="store_true", help="leave out the linear-probe anchor rows")
+    p.add_argument("--probes-only", action="store_true", help="score the probe rows alone; train nothing")
     p.add_argument("--encoder", default="default", help="acoustic feature encoder (default 'default')")
+    t = p.add_argument_group("train clips (default: DIR's train split; val and test are always DIR's)")
+    t.add_argument("--train-limit", type=int, default=0, metavar="N",
+                   help="the first N train clips (of each folder the clips come from; default 0 = all)")
+    t.add_argument("--train-bench", metavar="DIR2",
+                   help="take the train clips from this `bench make` folder instead, made with DIR's --seed (its train "
+                        "sentences and voices are refused if they occur in DIR's val / test); their ids get an 'x' "
+                        "prefix")
+    t.add_argument("--add-train", action="append", default=[], metavar="DIR3",
+                   help="also train on this `bench make` folder's train split, e.g. the same plans spoken by another "
+                        "engine (`bench make --synth flite --splits train`); its ids get '<folder name>-' as a "
+                        "prefix. Repeatable")
     g = p.add_argument_group("training (TrainConfig fields; unset = the training defaults)")
     g.add_argument("--epochs", type=int)
     g.add_argument("--max-steps", type=int, metavar="N", help="stop each row after N optimizer steps")
@@ -98,7 +110,8 @@ def _run_run(args: argparse.Namespace) -> int:
     cfg = RunConfig(preset=args.preset, ablations=_names(args.ablations),
                     seeds=tuple(int(x) for x in args.seeds.split(",") if x.strip()), probes=not args.no_probes,
                     encoder=args.encoder, train=train, predict_batch_size=args.predict_batch_size,
-                    progress=not args.no_progress)
+                    progress=not args.no_progress, probes_only=args.probes_only, train_limit=args.train_limit,
+                    train_bench=args.train_bench, add_train=tuple(args.add_train))
     summary = run_benchmark(args.dir, cfg, args.out)
     print(summary.markdown)
     print(f"written: {summary.out_dir / 'table.md'}, {summary.out_dir / 'table.json'}"
@@ -106,9 +119,49 @@ def _run_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_score(p: argparse.ArgumentParser) -> None:
+    p.add_argument("other", metavar="OTHER_BENCH", help="a `bench make` folder of the same plans spoken by another "
+                   "engine (only its test split is read), e.g. `bench make --synth festival --splits test`")
+    p.add_argument("--runs", required=True, metavar="RUNS_DIR", help="a finished `bench run` folder (its --out)")
+    p.add_argument("--out", help="where predictions and score.json go (default RUNS_DIR/score-<OTHER's name>)")
+    p.add_argument("--predict-batch-size", type=int, default=8, help="test clips per generation batch (default 8)")
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    import json
+
+    from acoustemo.bench.cross import score_other_bench
+
+    report = score_other_bench(args.other, args.runs, args.out, args.predict_batch_size)
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+def _add_explain(p: argparse.ArgumentParser) -> None:
+    p.add_argument("bench", metavar="BENCH", help="a `bench make` folder (meta.json, test.jsonl)")
+    p.add_argument("preds", metavar="PREDS.jsonl", help="predictions JSONL {id, emotions, explanation}")
+    p.add_argument("--split", default="test", help="the split the predictions are for (default test)")
+    p.add_argument("--clips", action="store_true", help="also print each clip's failed checks and explanation")
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    import json
+
+    from acoustemo.bench.explain import check_predictions
+
+    summary, clips = check_predictions(args.bench, args.preds, args.split)
+    for row in clips if args.clips else ():
+        print(json.dumps(row, ensure_ascii=False))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 SUBCOMMANDS = {
     "make": ("generate the two-speaker acoustic-cue dialogues and their manifests", _add_make, _run_make),
     "run": ("train, predict and score the ablations (paper Table 2) on a `bench make` folder", _add_run, _run_run),
+    "score": ("score a bench run's probes and models on another engine's test split", _add_score, _run_score),
+    "explain": ("how often a predictions file's explanations are all right (labels, cues, speakers, times)",
+                _add_explain, _run_explain),
 }
 
 
