@@ -146,7 +146,7 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
     Features go to `cache_dir`, by default the training run's feature cache if it still exists, else
     $ACOUSTEMO_CACHE/features (~/.cache/acoustemo/features).
     """
-    from acoustemo.features.base import get_visual_encoder
+    from acoustemo.features.registry import get_visual_encoder
     from acoustemo.features.cache import FeatureCache
     from acoustemo.hardware import int8_by_default, runs_natively
     from acoustemo.model.acoustemo import AcoustEmoModel
@@ -200,7 +200,7 @@ def trained_acoustic_encoder(train_cfg, name: str | None = None):
     """The acoustic encoder a checkpoint was trained on (`name` overrides it), built with the options its features
     were made with (TrainConfig.acoustic_options, e.g. Whisper's compute type; int8 for runs saved before they
     were recorded), so that a later release's defaults cannot change its features."""
-    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.registry import get_acoustic_encoder
 
     name = name or (train_cfg.acoustic_encoder if train_cfg else "default")
     trained_on = train_cfg is not None and name == train_cfg.acoustic_encoder

@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import speak  # noqa: E402  (the same real-media helper the tests use)
 
-from acoustemo.features.base import get_acoustic_encoder, get_visual_encoder  # noqa: E402
+from acoustemo.features.registry import get_acoustic_encoder, get_visual_encoder  # noqa: E402
 
 TEXT = ("The weather changed quickly that afternoon, and by the time we reached the station the platform was "
         "already crowded with people waiting for the last train home.")

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import speak  # noqa: E402
 
 from acoustemo.data.manifest import read_manifest  # noqa: E402
-from acoustemo.features.base import get_acoustic_encoder  # noqa: E402
+from acoustemo.features.registry import get_acoustic_encoder  # noqa: E402
 from acoustemo.features.cache import FeatureCache  # noqa: E402
 from acoustemo.features.extract import extract  # noqa: E402
 

@@ -105,7 +105,7 @@ def test_int8_linear_feeds_its_kernel_bf16_and_answers_in_float32():
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     from acoustemo.data.manifest import read_manifest
-    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.registry import get_acoustic_encoder
     from acoustemo.features.cache import FeatureCache
     from acoustemo.features.extract import extract
 

@@ -179,7 +179,7 @@ def test_best_can_be_chosen_by_generated_labels(corpus, tmp_path):
     from acoustemo.data.dataset import AcoustEmoDataset, collate
     from acoustemo.data.manifest import read_manifest
     from acoustemo.evaluate.setlevel import set_level_scores
-    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.registry import get_acoustic_encoder
     from acoustemo.features.cache import FeatureCache
     from acoustemo.model.acoustemo import AcoustEmoModel
 
@@ -199,7 +199,7 @@ def test_stage1_alignment_fits_answer_embeddings_and_leaves_the_llm_alone(corpus
     from acoustemo.training.align import align_acoustic, selected_windows
     from acoustemo.data.dataset import AcoustEmoDataset
     from acoustemo.data.manifest import read_manifest
-    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.registry import get_acoustic_encoder
     from acoustemo.features.cache import FeatureCache
     from acoustemo.model.acoustemo import AcoustEmoModel
 
@@ -224,7 +224,7 @@ def test_label_alignment_points_the_tokens_at_the_gold_label_words(corpus):
     from acoustemo.training.align import align_acoustic, clip_tokens, label_heads
     from acoustemo.data.dataset import AcoustEmoDataset, collate
     from acoustemo.data.manifest import read_manifest
-    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.registry import get_acoustic_encoder
     from acoustemo.features.cache import FeatureCache
     from acoustemo.model.acoustemo import AcoustEmoModel
 
@@ -257,7 +257,7 @@ def test_stage1_keeps_the_epoch_that_scored_best_held_out(corpus):
     from acoustemo.training.align import align_acoustic
     from acoustemo.data.dataset import AcoustEmoDataset
     from acoustemo.data.manifest import read_manifest
-    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.registry import get_acoustic_encoder
     from acoustemo.features.cache import FeatureCache
     from acoustemo.model.acoustemo import AcoustEmoModel
 
