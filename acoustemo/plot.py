@@ -282,8 +282,8 @@ def _draw_header(fig, title: str, emotions: Sequence[str], utts, colours) -> Non
 
 def plot_prediction(out_png: str | os.PathLike, media: str | os.PathLike, prediction, predictor=None,
                     speaker: str | None = None, title: str | None = None) -> Path:
-    """The timeline for a `predict_clip` result (`acoustemo.infer.Prediction`): audio from `media`, utterances and
-    emotions from `prediction`. With the loaded `predictor` (`acoustemo.infer.Predictor`) it also draws the
+    """The timeline for a `predict_clip` result (`acoustemo.predictor.Prediction`): audio from `media`, utterances and
+    emotions from `prediction`. With the loaded `predictor` (`acoustemo.predictor.Predictor`) it also draws the
     utterance Q-Former's cross-attention and the pitch the model was given (its prosody stream); without it,
     pitch comes from librosa.yin and there is no attention strip."""
     from acoustemo.data.media import SAMPLE_RATE_HZ

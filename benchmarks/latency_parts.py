@@ -86,7 +86,7 @@ def encoder_parts(audio: np.ndarray, repeats: int) -> dict:
 def llm_passes(repeats: int) -> dict:
     from transformers import DynamicCache
 
-    from acoustemo.infer import load_predictor
+    from acoustemo.predictor import load_predictor
     from acoustemo.model.decoding import _float64_attention
 
     llm = load_predictor(None).model.llm

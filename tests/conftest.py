@@ -147,7 +147,7 @@ def untrained_predictor(features_dir: Path):
     from acoustemo.config import ModelConfig
     from acoustemo.features.registry import get_acoustic_encoder
     from acoustemo.features.cache import FeatureCache
-    from acoustemo.infer import Predictor
+    from acoustemo.predictor import Predictor
     from acoustemo.model.acoustemo import AcoustEmoModel
 
     torch.manual_seed(0)

@@ -201,7 +201,7 @@ def test_bad_input_gets_clear_messages(long_dialogue, predictor, tmp_path):
 
 
 def test_short_clip_keeps_todays_prediction(dialogue, predictor, tmp_path):
-    from acoustemo.infer import Prediction
+    from acoustemo.predictor import Prediction
 
     wav, utts = dialogue
     subs = tmp_path / "d.json"
@@ -263,7 +263,7 @@ def test_lanes_plot_reads_at_one_hour():
 
 
 def test_manifest_splits_clips_longer_than_one_window(long_dialogue, dialogue, predictor, timeline_run, tmp_path):
-    from acoustemo.infer import OUTPUT_KEYS, predict_manifest
+    from acoustemo.batch import OUTPUT_KEYS, predict_manifest
 
     wav, _, utts = long_dialogue
     short_wav, short_utts = dialogue

@@ -488,7 +488,7 @@ def test_two_ddp_processes_stay_in_sync(corpus, tmp_path):
 
 
 def test_the_acoustic_encoders_options_are_pinned_and_old_runs_get_int8_back(tmp_path):
-    from acoustemo.infer import trained_acoustic_encoder
+    from acoustemo.predictor import trained_acoustic_encoder
 
     cfg = TrainConfig()
     assert cfg.acoustic_options == {"compute_type": "float32"}  # this release's default, pinned with the run
