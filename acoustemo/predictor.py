@@ -150,12 +150,7 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
     trained = read_train_record(folder)
     if cache_dir is None:
         run_cache = Path(trained["cache_dir"]) if trained and trained.get("cache_dir") else None
-        if run_cache is not None and run_cache.is_dir():
-            cache_dir = run_cache
-        else:
-            from acoustemo.offline import cache_dir as user_cache
-
-            cache_dir = user_cache() / "features"
+        cache_dir = run_cache if run_cache is not None and run_cache.is_dir() else default_features_dir()
     acoustic = trained_acoustic_encoder(trained, acoustic_encoder)
     _check_streams(folder, acoustic)
     device = torch.device(device) if device else _default_device()
@@ -174,6 +169,13 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
         visual_name = "default"
     visual = get_visual_encoder(visual_name) if visual_name else None
     return Predictor(model, folder, FeatureCache(cache_dir), acoustic, visual, max_new_tokens, drafts)
+
+
+def default_features_dir() -> Path:
+    """$ACOUSTEMO_CACHE/features (~/.cache/acoustemo/features): features of models without a run cache."""
+    from acoustemo.offline import cache_dir
+
+    return cache_dir() / "features"
 
 
 def read_train_record(folder: str | os.PathLike) -> dict | None:
