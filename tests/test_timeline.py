@@ -401,3 +401,27 @@ def test_a_split_manifest_clip_merges_its_windows_by_speaking_time(stub):
         "windows": [{"start": 0.0, "end": 8.0, "emotions": ["sad"], "explanation": "A sighs at 0.5 s."},
                     {"start": 30.0, "end": 41.5, "emotions": ["angry"], "explanation": "A shouts at 30.5 s."},
                     {"start": 60.0, "end": 62.0, "emotions": ["sad"], "explanation": "A trails off at 31.0 s."}]}
+
+
+def test_a_media_file_is_probed_hashed_and_decoded_once(dialogue, predictor, tmp_path, monkeypatch):
+    """predict_media on a clip without subtitles (VAD + ASR, then the encoders on a feature-cache miss): one probe,
+    one content hash, one decode of the audio, shared through one Media value."""
+    import shutil
+
+    import acoustemo.data.media as media_module
+
+    wav, _ = dialogue
+    fresh = shutil.copy(wav, tmp_path / "once.wav")  # a new clip id: a cache miss
+    calls = {"probe": 0, "load_audio": 0, "media_sha256": 0}
+    for name in calls:
+        real = getattr(media_module, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(media_module, name, counted)
+    pred = predict_media(fresh, model=predictor)
+    assert pred.timestamps_source == "vad" and pred.utterances
+    assert calls == {"probe": 1, "load_audio": 1, "media_sha256": 1}
+    assert predictor.cache.load(fresh, predictor.acoustic, "once") is not None  # and the features were stored
