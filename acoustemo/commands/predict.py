@@ -102,11 +102,14 @@ def _run_media(args) -> int:
     if args.out is not None:
         raise ConfigError("--out is for --manifest; with one MEDIA file use --json OUT")
     config = TimelineConfig(args.max_span, args.context, **({"batch_size": args.batch_size} if args.batch_size else {}))
+    from acoustemo.data.media import open_media
+
     model = _model(args)
     predictor = model.predictor
+    media = open_media(args.media)  # probed, hashed and decoded once, for the answer and the plot
     bar = _Bar(not args.no_progress)
     try:
-        pred = model.predict(args.media, args.subtitles, args.speaker, max_span_s=config.max_span_s,
+        pred = model.predict(media, args.subtitles, args.speaker, max_span_s=config.max_span_s,
                              context_utterances=config.context_utterances, batch_size=config.batch_size,
                              progress=bar)
     finally:
@@ -117,7 +120,7 @@ def _run_media(args) -> int:
         from acoustemo.plot import plot_prediction, plot_recording_timeline
 
         path = (plot_recording_timeline(args.plot, pred) if isinstance(pred, Timeline)
-                else plot_prediction(args.plot, args.media, pred, predictor, args.speaker))
+                else plot_prediction(args.plot, media, pred, predictor, args.speaker))
         print(f"timeline: {path}", file=sys.stderr)
     if args.json == "-":
         print(json.dumps(pred.to_json(), indent=2, ensure_ascii=False))

@@ -198,7 +198,8 @@ class Media:
 
     def __init__(self, path: str | Path):
         self.path = Path(path).resolve()
-        self.stem = Path(path).stem  # the name as given (a symlink's own, not its target's): default clip ids
+        self.name = Path(path).name  # the name as given (a symlink's own, not its target's)
+        self.stem = Path(path).stem  # default clip ids
         self._info: MediaInfo | None = None
         self._sha256: str | None = None
         self._audio: np.ndarray | None = None
