@@ -191,7 +191,6 @@ def predict_media(media, subtitles: str | os.PathLike | None = None, speaker: st
     if len(windows) == 1:
         clip = Clip(clip_id, str(media.path), utts, target_speaker=speaker or None, timestamps_source=source)
         return answer_clip(predictor, clip, media, notes)
-    media.drop_audio()  # a long recording's features are streamed from the file, chunk by chunk
     return predict_timeline(media, utts, predictor, speaker, config, source, notes, clip_id, progress,
                             windows=windows, duration_s=media.duration_s)
 

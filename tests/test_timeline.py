@@ -309,6 +309,22 @@ def test_chunks_with_margin_cover_every_sample_once():
                                                          (32, 40, 72)]
 
 
+def test_audio_decoded_for_vad_is_not_decoded_again_for_the_stream(long_dialogue):
+    """The streamed extraction reads a Media's audio from memory when VAD decoded it already: the same samples as
+    decoding the file piece by piece."""
+    from acoustemo.data.media import Media
+    from acoustemo.features.stream import _audio_pieces
+
+    wav, _, _ = long_dialogue
+    media = Media(wav)
+    from_file = np.concatenate(list(_audio_pieces(media)))
+    assert not media.decoded  # streamed: the whole track was never held
+    assert len(media.audio) == len(from_file) and media.decoded
+    pieces = list(_audio_pieces(media))
+    assert [len(p) for p in pieces[:-1]] == [160_000] * (len(from_file) // 160_000)
+    np.testing.assert_array_equal(np.concatenate(pieces), from_file)
+
+
 # ------------------------------------------------------------------ answers that carry labels (a stub predictor)
 # Six utterances, three windows; the shares and the merge order below are worked out by hand from these numbers.
 STUB_UTTS = [Utterance(0.0, 4.0, "A", "a0"), Utterance(4.5, 6.5, "B", "b0"), Utterance(7.0, 8.0, "A", "a1"),

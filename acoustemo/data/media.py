@@ -236,9 +236,10 @@ class Media:
             self._audio = load_audio(self.path)
         return self._audio
 
-    def drop_audio(self) -> None:
-        """Free the decoded audio (a long recording's features are streamed from the file instead)."""
-        self._audio = None
+    @property
+    def decoded(self) -> bool:
+        """Whether the audio is in memory already (else `audio` decodes it)."""
+        return self._audio is not None
 
 
 def open_media(media: "str | Path | Media") -> Media:

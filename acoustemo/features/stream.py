@@ -158,6 +158,17 @@ def stream_audio(path: str | Path, sample_rate_hz: int = SAMPLE_RATE_HZ) -> Iter
         raise MediaError(f"{path}: the audio track holds no decodable samples; re-export the file")
 
 
+def _audio_pieces(media) -> Iterator[np.ndarray]:
+    """The audio of a Media in order: 10 s pieces of it when it is decoded already (e.g. for VAD), else streamed
+    from the file (the same samples either way)."""
+    if not media.decoded:
+        yield from stream_audio(media.path)
+        return
+    audio, step = media.audio, 10 * SAMPLE_RATE_HZ
+    for a in range(0, len(audio), step):
+        yield audio[a : a + step]
+
+
 def chunks_with_margin(pieces: Iterator[np.ndarray], chunk: int, margin: int) -> Iterator[tuple[np.ndarray, int, int]]:
     """(samples, left, own) per chunk: `own` samples of the chunk preceded by `left` (<= margin) and followed by up
     to `margin` samples of its neighbours. The buffer holds at most chunk + 2 * margin + one piece."""
@@ -201,7 +212,7 @@ def stream_to_cache(cache, encoder, media, clip_id: str, chunk_s: int = CHUNK_S,
     cache.root.mkdir(parents=True, exist_ok=True)
     f0s, pers, louds, n_samples = [], [], [], 0
     with tempfile.TemporaryFile(dir=cache.root) as rows_file:
-        for x, left, own in chunks_with_margin(_timed(stream_audio(media.path), t, "decode"), chunk_s * SAMPLE_RATE_HZ,
+        for x, left, own in chunks_with_margin(_timed(_audio_pieces(media), t, "decode"), chunk_s * SAMPLE_RATE_HZ,
                                                MARGIN):
             n_samples += own
             frames = num_frames(own, 50.0)
