@@ -241,10 +241,11 @@ def _default_device() -> torch.device:
 
 
 def as_predictor(model=None, cache_dir: str | os.PathLike | None = None, int8: bool | None = None) -> Predictor:
-    """`model` itself when it is a loaded Predictor, else load_predictor(model) (None: the shipped default)."""
-    if isinstance(model, Predictor):
-        return model
-    return load_predictor(model, cache_dir, int8=int8)
+    """load_predictor(model) for a model folder (None: the shipped default), else `model` itself: a loaded
+    Predictor, or an object with its interface (a test's stub)."""
+    if model is None or isinstance(model, (str, os.PathLike)):
+        return load_predictor(model, cache_dir, int8=int8)
+    return model
 
 
 def predict_clip(media, subtitles: str | os.PathLike | None = None, speaker: str | None = None,

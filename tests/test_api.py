@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from test_timeline import stub  # noqa: F401  (the fixture)
+
 REPO = Path(__file__).resolve().parents[1]
 
 # The example proposed for README.md; any ```python block of the README that calls acoustemo.load_model is run too.
@@ -103,3 +105,21 @@ def test_api_names_resolve_lazily():
         evaluate_predictions, Prediction, Timeline)
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         acoustemo.nothing  # noqa: B018
+
+
+def test_a_long_recording_comes_back_as_a_timeline(stub, tmp_path):
+    """Model.predict on a recording whose dialogue needs three windows: a Timeline with its per-speaker summary
+    (the stub predictor's labelled answers of test_timeline.py; features and windows are stubbed there)."""
+    import numpy as np
+    import soundfile as sf
+
+    import acoustemo
+    from test_timeline import STUB_UTTS
+
+    wav, subs = tmp_path / "meeting.wav", tmp_path / "meeting.json"
+    sf.write(wav, np.zeros(63 * 16000, np.float32), 16000)
+    subs.write_text(json.dumps([u.to_json() for u in STUB_UTTS]))
+    tl = acoustemo.Model(stub).predict(wav, subtitles=subs)
+    assert isinstance(tl, acoustemo.Timeline) and tl.speakers == ["A", "B"]
+    assert [(s.emotion, s.share_time) for s in tl.summary()["A"].emotions] == [("angry", 8 / 15), ("sad", 7 / 15)]
+    assert tl.to_json()["kind"] == "timeline" and tl.to_json()["duration_s"] == 63.0
