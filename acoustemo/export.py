@@ -37,7 +37,7 @@ KEPT_ON_FORCE = ("README.md",)
 def export_model(model_dir: str | os.PathLike, out_dir: str | os.PathLike, answer_bank: bool = False,
                  force: bool = False) -> Path:
     """Write the portable folder of `model_dir` to `out_dir` (see the module doc); returns `out_dir`."""
-    from acoustemo.infer import resolve_model_dir
+    from acoustemo.predictor import resolve_model_dir
 
     src, out = resolve_model_dir(model_dir).resolve(), Path(out_dir).resolve()
     if not (src / TRAIN_CONFIG).is_file() or not (src / ADAPTER).is_dir():

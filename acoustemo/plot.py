@@ -280,24 +280,25 @@ def _draw_header(fig, title: str, emotions: Sequence[str], utts, colours) -> Non
                    fontsize=8)
 
 
-def plot_prediction(out_png: str | os.PathLike, media: str | os.PathLike, prediction, predictor=None,
+def plot_prediction(out_png: str | os.PathLike, media, prediction, predictor=None,
                     speaker: str | None = None, title: str | None = None) -> Path:
-    """The timeline for a `predict_clip` result (`acoustemo.infer.Prediction`): audio from `media`, utterances and
-    emotions from `prediction`. With the loaded `predictor` (`acoustemo.infer.Predictor`) it also draws the
-    utterance Q-Former's cross-attention and the pitch the model was given (its prosody stream); without it,
-    pitch comes from librosa.yin and there is no attention strip."""
-    from acoustemo.data.media import SAMPLE_RATE_HZ
-    from acoustemo.data.media import load_audio
+    """The timeline for a `predict_clip` result (`acoustemo.predictor.Prediction`): audio from `media` (a path, or
+    the Media the prediction opened, whose audio and hash are reused), utterances and emotions from `prediction`.
+    With the loaded `predictor` (`acoustemo.predictor.Predictor`) it also draws the utterance Q-Former's
+    cross-attention and the pitch the model was given (its prosody stream); without it, pitch comes from
+    librosa.yin and there is no attention strip."""
+    from acoustemo.data.media import SAMPLE_RATE_HZ, open_media
 
-    media = Path(media)
-    extra = model_timeline_inputs(predictor, _clip_of(media, prediction, speaker)) if predictor is not None else {}
+    media = open_media(media)
+    clip = _clip_of(media.path, prediction, speaker)
+    extra = model_timeline_inputs(predictor, clip, media) if predictor is not None else {}
     if title is None:
         title = media.name + (f" — target speaker: {speaker}" if speaker else "")
-    return plot_timeline(out_png, load_audio(media), SAMPLE_RATE_HZ, prediction.utterances,
+    return plot_timeline(out_png, media.audio, SAMPLE_RATE_HZ, prediction.utterances,
                          emotions=prediction.emotions, title=title, **extra)
 
 
-def model_timeline_inputs(predictor, clip) -> dict:
+def model_timeline_inputs(predictor, clip, media=None) -> dict:
     """plot_timeline's keyword arguments that come from the model: `attention` (one (K, F_i) array per utterance
     window: the utterance Q-Former's last-block cross-attention, head-averaged, on exactly the windows the
     dataset cuts for this clip) with `attention_rate_hz`, and `pitch_hz` / `pitch_rate_hz` from the prosody stream
@@ -308,13 +309,14 @@ def model_timeline_inputs(predictor, clip) -> dict:
     from acoustemo.model.qformer import pad_windows
 
     model, cfg = predictor.model, predictor.model.cfg
-    feats = predictor.load_acoustic(clip)  # a cache hit after predict_clip
+    load_acoustic = lambda c: predictor.load_acoustic(c, media)  # noqa: E731  (`media`: the clip's opened file)
+    feats = load_acoustic(clip)  # a cache hit after predict_clip
     out = _prosody_pitch(feats)
     # fixed-window ablation windows are not utterances, and no-utterance has none: nothing to align
     if not (cfg.uses_windows and cfg.ablation != "fixed-window" and clip.utterances):
         return out
-    example = AcoustEmoDataset([clip], predictor.load_acoustic, predictor.load_visual, model.tokenizer, cfg,
-                               with_answers=False)[0]
+    example = AcoustEmoDataset([clip], load_acoustic, lambda c: predictor.load_visual(c, media), model.tokenizer,
+                               cfg, with_answers=False)[0]
     windows, mask = pad_windows(example["windows"])
     param = next(model.utt_qformer.parameters())
     with torch.inference_mode():

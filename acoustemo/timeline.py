@@ -30,12 +30,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from acoustemo.data.longform import ContextWindow, plan_windows, prompt_token_counter
+from acoustemo.data.media import Media, open_media
+from acoustemo.data.segmentation import utterances_for
 from acoustemo.data.segments import Clip, Utterance
 from acoustemo.data.windows import frame_range
 from acoustemo.errors import ConfigError, MediaError
+from acoustemo.features.stream import RecordingFeatures, cached_recording_features
+from acoustemo.predictor import Prediction, Predictor, answer_clip, as_predictor
 
 
 @dataclass
@@ -163,65 +165,34 @@ def summarise(entries: list[TimelineEntry]) -> dict[str, SpeakerSummary]:
     return out
 
 
-# features ------------------------------------------------------------------------------------------------------
-@dataclass
-class RecordingFeatures:
-    """Frame features of a whole recording, extracted once; windows read rows [a, b) of them."""
-
-    frame_rate_hz: float
-    num_frames: int
-    streams: list[tuple[str, int]]
-    encoder_id: str
-    duration_s: float
-    rows: Callable[[int, int], np.ndarray]  # (a, b) -> (b - a, dim) float32
-
-    @classmethod
-    def in_memory(cls, feats) -> "RecordingFeatures":
-        data = feats.data
-        return cls(float(feats.frame_rate_hz), int(data.shape[0]), list(feats.streams), feats.encoder_id,
-                   float(feats.duration_s), lambda a, b: data[a:b])
-
-    def window(self, a: int, b: int):
-        """The Features of frames [a, b), as the dataset expects them for one window's clip."""
-        from acoustemo.features.base import Features
-
-        data = np.ascontiguousarray(self.rows(a, b), dtype=np.float32)
-        return Features(data, self.frame_rate_hz, self.encoder_id, list(self.streams), (b - a) / self.frame_rate_hz)
-
-
-def load_recording_features(predictor, media: Path, clip_id: str, timings: dict | None = None) -> RecordingFeatures:
-    """The acoustic features of the whole file from the predictor's cache, computed (streamed) on a miss."""
-    from acoustemo.features.stream import cached_recording_features
-
+def load_recording_features(predictor, media, clip_id: str, timings: dict | None = None) -> RecordingFeatures:
+    """The acoustic features of the whole file (a path or an opened Media) from the predictor's cache, computed
+    (streamed) on a miss."""
     return cached_recording_features(predictor.cache, predictor.acoustic, media, clip_id, timings=timings)
 
 
 # prediction ----------------------------------------------------------------------------------------------------
-def predict_media(media: str | os.PathLike, subtitles: str | os.PathLike | None = None, speaker: str | None = None,
-                  model=None, config: TimelineConfig | None = None, progress: Callable[[int, int], None] | None = None,
-                  clip_id: str | None = None):
-    """One media file of any length: a Prediction (acoustemo.infer) when its dialogue fits one window, as today,
-    else a Timeline. Raises MediaError when no speech is found and ConfigError for a --speaker who never speaks."""
-    from acoustemo.data.media import probe
-    from acoustemo.data.segmentation import utterances_for
-    from acoustemo.infer import _as_predictor
-
-    predictor = _as_predictor(model)
+def predict_media(media, subtitles: str | os.PathLike | None = None, speaker: str | None = None,
+                  model: Predictor | str | os.PathLike | None = None, config: TimelineConfig | None = None,
+                  progress: Callable[[int, int], None] | None = None,
+                  clip_id: str | None = None) -> Prediction | Timeline:
+    """One media file (a path or an opened Media) of any length: a Prediction (acoustemo.predictor) when its
+    dialogue fits one window, else a Timeline. `model`: a loaded Predictor, a model folder, or None for the shipped
+    default. Raises MediaError when no speech is found and ConfigError for a --speaker who never speaks. The file
+    is probed, hashed and decoded once on the way (acoustemo.data.media.Media)."""
+    predictor = as_predictor(model)
     config = config or TimelineConfig()
-    media = Path(media).resolve()
-    duration_s = probe(media).duration_s
-    utts, source, notes = utterances_for(media, subtitles, duration_s)
-    check_utterances(media, utts, speaker, source)
-    notes += coverage_warnings(utts, duration_s, subtitles, config.max_span_s)
-    clip_id = clip_id or media.stem
+    media = open_media(media)
+    utts, source, notes = utterances_for(media, subtitles)
+    check_utterances(media.path, utts, speaker, source)
+    notes += coverage_warnings(utts, media.duration_s, subtitles, config.max_span_s)
+    clip_id = clip_id or media.path.stem
     windows = plan_for(predictor, utts, speaker, config)
     if len(windows) == 1:
-        clip = Clip(clip_id, str(media), utts, target_speaker=speaker or None, timestamps_source=source)
-        pred = predictor.predict([clip])[0]
-        pred.warnings = list(notes) + pred.warnings
-        return pred
+        clip = Clip(clip_id, str(media.path), utts, target_speaker=speaker or None, timestamps_source=source)
+        return answer_clip(predictor, clip, media, notes)
     return predict_timeline(media, utts, predictor, speaker, config, source, notes, clip_id, progress,
-                            windows=windows, duration_s=duration_s)
+                            windows=windows, duration_s=media.duration_s)
 
 
 def check_utterances(media, utts: list[Utterance], speaker: str | None, source: str) -> None:
@@ -260,7 +231,7 @@ def plan_for(predictor, utts: list[Utterance], speaker: str | None, config: Time
     return plan_windows(utts, count, cfg.max_seq_len, config.max_span_s, config.context_utterances)
 
 
-def predict_timeline(media: str | os.PathLike, utterances: list[Utterance], predictor, speaker: str | None = None,
+def predict_timeline(media, utterances: list[Utterance], predictor, speaker: str | None = None,
                      config: TimelineConfig | None = None, timestamps_source: str = "subtitles",
                      warnings: list[str] | tuple = (), clip_id: str | None = None,
                      progress: Callable[[int, int], None] | None = None, windows: list[ContextWindow] | None = None,
@@ -269,11 +240,12 @@ def predict_timeline(media: str | os.PathLike, utterances: list[Utterance], pred
 
     `progress(done, total)` is called once the features are ready (done = 0) and after each batch (total =
     windows x speakers asked). Without `speaker`,
-    every speaker of a window is asked about, or, with every_speaker=False, "the main speaker" once per window."""
+    every speaker of a window is asked about, or, with every_speaker=False, "the main speaker" once per window.
+    `media`: a path or an opened Media."""
     config = config or TimelineConfig()
-    media = Path(media).resolve()
-    clip_id = clip_id or media.stem
-    check_utterances(media, utterances, speaker, timestamps_source)
+    media = open_media(media)
+    clip_id = clip_id or media.path.stem
+    check_utterances(media.path, utterances, speaker, timestamps_source)
     timings = {}
     start = time.perf_counter()
     windows = windows if windows is not None else plan_for(predictor, utterances, speaker, config)
@@ -301,7 +273,7 @@ def predict_timeline(media: str | os.PathLike, utterances: list[Utterance], pred
         if progress is not None:
             progress(min(i + config.batch_size, len(jobs)), len(jobs))
     timings["llm"] = time.perf_counter() - start
-    return Timeline(clip_id, str(media), duration_s, list(utterances), windows, origins, entries, timestamps_source,
+    return Timeline(clip_id, str(media.path), duration_s, list(utterances), windows, origins, entries, timestamps_source,
                     str(predictor.model_dir), config, speaker or None, list(warnings), timings)
 
 
@@ -326,7 +298,7 @@ def _targets(w: ContextWindow, utts: list[Utterance], speaker: str | None,
     return [(name or None, name) for name in dict.fromkeys(own)]
 
 
-def _answer(predictor, jobs, utts, feats: RecordingFeatures, visual, media: Path, clip_id: str) -> list[TimelineEntry]:
+def _answer(predictor, jobs, utts, feats: RecordingFeatures, visual, media: Media, clip_id: str) -> list[TimelineEntry]:
     clips, acoustic, seen = [], {}, {}
     for w, a, b, target, lane in jobs:
         t0 = a / feats.frame_rate_hz
@@ -335,7 +307,7 @@ def _answer(predictor, jobs, utts, feats: RecordingFeatures, visual, media: Path
         if w.index not in seen:
             seen[w.index] = feats.window(a, b)
         acoustic[cid] = seen[w.index]
-        clips.append(Clip(cid, str(media), shifted, target_speaker=target))
+        clips.append(Clip(cid, str(media.path), shifted, target_speaker=target))
     load_visual = None
     if visual is not None:
         vis = {c.id: visual.window(math.floor(a / feats.frame_rate_hz * visual.frame_rate_hz),
@@ -355,10 +327,10 @@ def _answer(predictor, jobs, utts, feats: RecordingFeatures, visual, media: Path
     return out
 
 
-def _visual_features(predictor, media: Path, clip_id: str):
+def _visual_features(predictor, media: Media, clip_id: str):
     if predictor.visual is None:
         return None
-    feats = predictor.load_visual(Clip(clip_id, str(media)))
+    feats = predictor.load_visual(Clip(clip_id, str(media.path)), media)
     v = RecordingFeatures.in_memory(feats)
     return v if v.num_frames > 0 else None
 
@@ -412,16 +384,18 @@ def format_timeline(tl: Timeline, width: int = 100) -> str:
 
 
 # manifests -----------------------------------------------------------------------------------------------------
-def split_clip(predictor, clip: Clip, config: TimelineConfig | None = None) -> Timeline | None:
+def split_clip(predictor, clip: Clip, config: TimelineConfig | None = None,
+               media: Media | None = None) -> Timeline | None:
     """predict_manifest's long clips: the clip's Timeline when its dialogue does not fit one window, else None
-    (the clip goes through the ordinary batch). Asks about the clip's target speaker, or "the main speaker"."""
+    (the clip goes through the ordinary batch). Asks about the clip's target speaker, or "the main speaker".
+    `media`: the clip's file already opened."""
     config = config or TimelineConfig()
     if not clip.utterances:
         return None
     windows = plan_for(predictor, clip.utterances, clip.target_speaker, config)
     if len(windows) <= 1:
         return None
-    return predict_timeline(clip.media, clip.utterances, predictor, clip.target_speaker, config,
+    return predict_timeline(media or clip.media, clip.utterances, predictor, clip.target_speaker, config,
                             clip.timestamps_source, clip_id=clip.id, windows=windows, every_speaker=False)
 
 

@@ -30,7 +30,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from acoustemo.evaluate.report import evaluate
-    from acoustemo.infer import load_predictor, predict_manifest
+    from acoustemo.batch import predict_manifest
+    from acoustemo.predictor import load_predictor
     from acoustemo.model import decoding
     from acoustemo.model.decoding import DecodeStats
 

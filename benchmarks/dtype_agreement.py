@@ -36,7 +36,8 @@ def main() -> None:
     from acoustemo.features.cache import FeatureCache
     from acoustemo.features.extract import extract
     from acoustemo.hardware import hardware_report
-    from acoustemo.infer import load_predictor, predict_manifest
+    from acoustemo.batch import predict_manifest
+    from acoustemo.predictor import load_predictor
 
     bench = Path(args.bench)
     manifest = bench / f"{args.split}.jsonl"

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from acoustemo.bench.speech import speak  # the same real speech the tests use
-from acoustemo.features.base import get_acoustic_encoder, get_visual_encoder
+from acoustemo.features.registry import get_acoustic_encoder, get_visual_encoder
 
 TEXT = ("The weather changed quickly that afternoon, and by the time we reached the station the platform was "
         "already crowded with people waiting for the last train home.")

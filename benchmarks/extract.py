@@ -16,7 +16,7 @@ from pathlib import Path
 
 from acoustemo.bench.speech import speak
 from acoustemo.data.manifest import read_manifest
-from acoustemo.features.base import get_acoustic_encoder
+from acoustemo.features.registry import get_acoustic_encoder
 from acoustemo.features.cache import FeatureCache
 from acoustemo.features.extract import extract
 

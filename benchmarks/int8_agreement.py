@@ -25,7 +25,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from acoustemo.evaluate.report import evaluate
-    from acoustemo.infer import load_predictor, predict_manifest
+    from acoustemo.batch import predict_manifest
+    from acoustemo.predictor import load_predictor
 
     bench = Path(args.bench)
     cache = bench / "runs" / "features" if (bench / "runs" / "features").is_dir() else None

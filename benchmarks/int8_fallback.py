@@ -30,7 +30,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from acoustemo import hardware
-    from acoustemo.infer import load_predictor, predict_clip
+    from acoustemo.predictor import load_predictor, predict_clip
 
     variants = {"float32": (False, None), "int8_bf16_kernel": (True, torch.bfloat16),
                 "int8_float32_kernel": (True, torch.float32)}

@@ -53,7 +53,8 @@ def crepe_every_frame(enc, audio: np.ndarray, length: int, precision: str = "flo
 
 def encoder_parts(audio: np.ndarray, repeats: int) -> dict:
     from acoustemo.data.media import load_audio
-    from acoustemo.features.base import get_acoustic_encoder, num_frames
+    from acoustemo.features.base import num_frames
+    from acoustemo.features.registry import get_acoustic_encoder
     from acoustemo.features.prosody import _CREPE_WINDOW, _frames
 
     stack = get_acoustic_encoder("default")
@@ -84,7 +85,7 @@ def encoder_parts(audio: np.ndarray, repeats: int) -> dict:
 def llm_passes(repeats: int) -> dict:
     from transformers import DynamicCache
 
-    from acoustemo.infer import load_predictor
+    from acoustemo.predictor import load_predictor
     from acoustemo.model.decoding import _float64_attention
 
     llm = load_predictor(None).model.llm

@@ -99,9 +99,9 @@ def _cpu_s() -> float:
 
 def load(llm_dtype: str | None, cache: Path, int8: bool = True, drafts: bool = True):
     from acoustemo.config import ModelConfig
-    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.registry import get_acoustic_encoder
     from acoustemo.features.cache import FeatureCache
-    from acoustemo.infer import Predictor, resolve_model_dir
+    from acoustemo.predictor import Predictor, resolve_model_dir
     from acoustemo.model.acoustemo import AcoustEmoModel
 
     folder = resolve_model_dir(None)

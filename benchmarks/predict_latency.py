@@ -43,7 +43,7 @@ def main() -> None:
     from acoustemo.data.media import load_audio
     from acoustemo.features.cache import FeatureCache
     from acoustemo.hardware import hardware_report
-    from acoustemo.infer import load_predictor, predict_clip
+    from acoustemo.predictor import load_predictor, predict_clip
 
     work = Path(tempfile.mkdtemp(prefix="acoustemo-latency-"))
     try:

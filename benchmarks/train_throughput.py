@@ -64,7 +64,7 @@ def main() -> None:
 
     import torch
 
-    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.registry import get_acoustic_encoder
     from acoustemo.features.cache import FeatureCache
     from acoustemo.features.extract import extract
     from acoustemo.data.manifest import read_manifest

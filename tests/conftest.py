@@ -127,9 +127,9 @@ def untrained_predictor(features_dir: Path):
     import torch
 
     from acoustemo.config import ModelConfig
-    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.registry import get_acoustic_encoder
     from acoustemo.features.cache import FeatureCache
-    from acoustemo.infer import Predictor
+    from acoustemo.predictor import Predictor
     from acoustemo.model.acoustemo import AcoustEmoModel
 
     torch.manual_seed(0)
@@ -207,7 +207,7 @@ def write_corpus(root: Path) -> dict:
     import torch
 
     from acoustemo.data.manifest import read_manifest
-    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.registry import get_acoustic_encoder
     from acoustemo.features.cache import FeatureCache
     from acoustemo.features.extract import extract
 

@@ -81,7 +81,7 @@ def test_upload_a_video_and_read_the_answer(browser, server_factory, debug_model
     assert _wait_for_answer(browser) == "result", browser.find_element(By.ID, "error").text
 
     # the page shows exactly the model's answer (greedy decoding: the same call gives the same text)
-    from acoustemo.infer import predict_clip
+    from acoustemo.predictor import predict_clip
 
     expected = predict_clip(video, subs, "Anna", model=debug_model)
     emotions = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#emotions li")]

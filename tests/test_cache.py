@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from acoustemo.data.segments import Clip
-from acoustemo.features.base import get_acoustic_encoder
+from acoustemo.features.registry import get_acoustic_encoder
 from acoustemo.features.cache import FeatureCache, load_features, sanitise_id
 from conftest import SR, speak
 

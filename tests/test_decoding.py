@@ -71,7 +71,7 @@ def test_max_new_tokens_is_respected_with_drafts(model):
 
 
 def test_predictor_refuses_a_zero_answer_limit_before_loading():
-    from acoustemo.infer import load_predictor
+    from acoustemo.predictor import load_predictor
 
     with pytest.raises(ConfigError, match="--max-new-tokens"):
         load_predictor(None, max_new_tokens=0)
@@ -107,7 +107,7 @@ def test_answer_bank_is_saved_loaded_and_checked(model, tmp_path):
 def test_shipped_checkpoint_decodes_the_sample_identically_in_fewer_passes(tmp_path):
     from acoustemo.data.segments import Clip
     from acoustemo.data.segmentation import utterances_for
-    from acoustemo.infer import load_predictor
+    from acoustemo.predictor import load_predictor
 
     predictor = load_predictor(None, cache_dir=tmp_path)
     model = predictor.model

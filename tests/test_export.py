@@ -33,7 +33,7 @@ def run(tmp_path_factory):
 
 
 def _answer(model_dir, cache, clip, **kw) -> str:
-    from acoustemo.infer import load_predictor
+    from acoustemo.predictor import load_predictor
 
     return load_predictor(model_dir, cache, **kw).predict([clip])[0].answer
 

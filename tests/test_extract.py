@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from acoustemo.data.manifest import read_manifest
-from acoustemo.features.base import get_acoustic_encoder
+from acoustemo.features.registry import get_acoustic_encoder
 from acoustemo.features.cache import FeatureCache
 from acoustemo.features.extract import extract, parse_shard
 from conftest import speak

@@ -9,7 +9,8 @@ import pytest
 import soundfile as sf
 
 from acoustemo.errors import EncoderError
-from acoustemo.features.base import Features, get_acoustic_encoder, get_visual_encoder
+from acoustemo.features.base import Features
+from acoustemo.features.registry import get_acoustic_encoder, get_visual_encoder
 from acoustemo.features.cache import FeatureCache
 from conftest import SR, speak
 

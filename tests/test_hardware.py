@@ -137,7 +137,7 @@ def test_int8_linear_feeds_its_kernel_bf16_and_answers_in_float32():
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     from acoustemo.data.manifest import read_manifest
-    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.registry import get_acoustic_encoder
     from acoustemo.features.cache import FeatureCache
     from acoustemo.features.extract import extract
 
@@ -204,7 +204,7 @@ def test_training_dtypes_follow_the_hardware(monkeypatch, llm_dtype, mixed_preci
 def test_run_config_records_the_resolved_dtypes_and_loads_on_the_other_cpu(corpus, tmp_path, monkeypatch, bf16,
                                                                           llm_dtype, weights, autocast):
     from acoustemo.data.manifest import read_manifest
-    from acoustemo.infer import load_predictor
+    from acoustemo.predictor import load_predictor
     from acoustemo.model.acoustemo import AcoustEmoModel
 
     run = tmp_path / "run"

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from acoustemo.cli import main
-from acoustemo.infer import OUTPUT_KEYS, load_predictor, predict_clip, predict_manifest
+from acoustemo.batch import OUTPUT_KEYS, predict_manifest
+from acoustemo.predictor import load_predictor, predict_clip
 from conftest import corpus_configs as configs, write_corpus
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -124,7 +125,7 @@ def test_predict_without_model_uses_the_shipped_checkpoint(tmp_path, capsys):
     """The offline default end to end: the checkpoint inside the package, the default encoders, SmolLM2."""
     import json as _json
 
-    from acoustemo.infer import DEFAULT_MODEL_DIR
+    from acoustemo.predictor import DEFAULT_MODEL_DIR
 
     example = Path(__file__).resolve().parents[1] / "examples"
     out = tmp_path / "answer.json"
@@ -161,58 +162,13 @@ def test_manifest_metadata_rides_into_the_predictions(setup):
 @pytest.mark.parametrize("flag, wanted", [([], None), (["--int8"], True), (["--no-int8"], False)])
 def test_int8_flag_reaches_the_predictor(monkeypatch, flag, wanted):
     """--int8 forces int8 weights (also on CPUs without native bf16), --no-int8 refuses them, neither = hardware."""
-    import acoustemo.infer
+    import acoustemo.predictor
     from acoustemo.cli import _available_commands, build_parser
-    from acoustemo.commands.predict import _predictor
+    from acoustemo.commands.predict import _model
 
     seen = {}
-    monkeypatch.setattr(acoustemo.infer, "load_predictor", lambda *a, **k: seen.update(k))
-    _predictor(build_parser(_available_commands()).parse_args(["predict", "clip.wav", *flag]))
+    monkeypatch.setattr(acoustemo.predictor, "load_predictor", lambda *a, **k: seen.update(k))
+    _model(build_parser(_available_commands()).parse_args(["predict", "clip.wav", *flag]))
     assert seen["int8"] is wanted
-    assert seen["heads"] == "off"  # the LLM's answer: the veto is a switch (it lost on another engine's voices)
 
 
-def test_heads_veto_uses_the_saved_stage1_heads(setup, tmp_path):
-    """--heads veto: the heads saved by stage 1 score each clip at prediction as stage 1 scored it, and the LLM's
-    labels they do not give leave the answer with their clauses. The LLM's text is fixed here (the debug LLM writes
-    noise after two steps) so that the veto has something to remove; the heads and the tokens are the real ones."""
-    import torch
-
-    from acoustemo.data.manifest import read_manifest
-    from acoustemo.errors import ConfigError
-    from acoustemo.training import train
-    from acoustemo.training.align import AlignResult, stage1_labels
-    from acoustemo.training.loop import _dataset
-
-    root, _ = setup
-    corpus = {"train": root / "train.jsonl", "val": root / "val.jsonl", "cache": root / "features"}
-    with pytest.raises(ConfigError, match="stage1_heads.json"):  # the paper recipe's model has none
-        load_predictor(root / "run", heads="veto")
-    assert load_predictor(root / "run", max_new_tokens=8, heads="auto").heads == "off"  # no heads: the LLM's answer
-    model_cfg, train_cfg = configs(corpus, recipe="two-stage", align_epochs=2, align_batch_size=2, max_steps=1)
-    train(corpus["train"], corpus["val"], tmp_path / "run", model_cfg, train_cfg)
-    assert load_predictor(tmp_path / "run", max_new_tokens=8).heads == "off"  # the default, heads or not
-    predictor = load_predictor(tmp_path / "run", max_new_tokens=8, heads="auto")  # "auto" with the heads: the veto
-    assert predictor.heads == "veto"
-    heads = predictor.model.label_heads
-    assert heads.source == "stage 1" and heads.words == ["angry", "excited", "happy", "worried"]
-
-    clips = read_manifest(root / "all.jsonl")
-    loaders = (predictor.load_acoustic, predictor.load_visual)
-    ds = _dataset(clips, loaders, predictor.model, predictor.model.cfg, with_answers=False)
-    heads.bias = [-20.0, 20.0, -20.0, 20.0]  # the heads now give exactly "excited" and "worried"
-    result = AlignResult([], heads.words, torch.tensor(heads.bias))
-    assert set(map(tuple, stage1_labels(predictor.model, ds, clips, result, heads.pooling).values())) == {
-        ("excited", "worried")}
-    answer = ("Emotions: angry, excited\nExplanation: Anna shouts, which sounds angry; her pitch is high, which "
-              "sounds excited.")
-    predictor.model.generate = lambda batch, **kw: [answer] * len(batch["input_ids"])
-    preds = predictor.predict(clips)
-    assert [(p.emotions, p.vetoed, p.explanation) for p in preds] == [
-        (["excited"], ["angry"], "Her pitch is high, which sounds excited.")] * 5
-    assert all(p.answer == answer for p in preds)  # the LLM's own text is kept
-    heads.bias = [-20.0, -20.0, -20.0, 20.0]  # "worried" only: none of the LLM's labels, so its answer stands
-    assert predictor.predict(clips[:1])[0].emotions == ["angry", "excited"]
-    out = tmp_path / "preds.jsonl"
-    predict_manifest(root / "all.jsonl", predictor, out, batch_size=2, progress=False)
-    assert [json.loads(x)["vetoed"] for x in out.read_text().splitlines()] == [[]] * 5

@@ -201,7 +201,7 @@ def test_bad_input_gets_clear_messages(long_dialogue, predictor, tmp_path):
 
 
 def test_short_clip_keeps_todays_prediction(dialogue, predictor, tmp_path):
-    from acoustemo.infer import Prediction
+    from acoustemo.predictor import Prediction
 
     wav, utts = dialogue
     subs = tmp_path / "d.json"
@@ -263,7 +263,7 @@ def test_lanes_plot_reads_at_one_hour():
 
 
 def test_manifest_splits_clips_longer_than_one_window(long_dialogue, dialogue, predictor, timeline_run, tmp_path):
-    from acoustemo.infer import OUTPUT_KEYS, predict_manifest
+    from acoustemo.batch import OUTPUT_KEYS, predict_manifest
 
     wav, _, utts = long_dialogue
     short_wav, short_utts = dialogue
@@ -307,3 +307,137 @@ def test_chunks_with_margin_cover_every_sample_once():
     np.testing.assert_array_equal(own, x)
     assert [(left, n, len(c)) for c, left, n in got] == [(0, 240, 272), (32, 240, 304), (32, 240, 304), (32, 240, 304),
                                                          (32, 40, 72)]
+
+
+def test_audio_decoded_for_vad_is_not_decoded_again_for_the_stream(long_dialogue):
+    """The streamed extraction reads a Media's audio from memory when VAD decoded it already: the same samples as
+    decoding the file piece by piece."""
+    from acoustemo.data.media import Media
+    from acoustemo.features.stream import _audio_pieces
+
+    wav, _, _ = long_dialogue
+    media = Media(wav)
+    from_file = np.concatenate(list(_audio_pieces(media)))
+    assert not media.decoded  # streamed: the whole track was never held
+    assert len(media.audio) == len(from_file) and media.decoded
+    pieces = list(_audio_pieces(media))
+    assert [len(p) for p in pieces[:-1]] == [160_000] * (len(from_file) // 160_000)
+    np.testing.assert_array_equal(np.concatenate(pieces), from_file)
+
+
+# ------------------------------------------------------------------ answers that carry labels (a stub predictor)
+# Six utterances, three windows; the shares and the merge order below are worked out by hand from these numbers.
+STUB_UTTS = [Utterance(0.0, 4.0, "A", "a0"), Utterance(4.5, 6.5, "B", "b0"), Utterance(7.0, 8.0, "A", "a1"),
+             Utterance(30.0, 38.0, "A", "a2"), Utterance(38.5, 41.5, "B", "b1"), Utterance(60.0, 62.0, "A", "a3")]
+# (window, speaker asked about) -> (emotions, explanation with times on the window's clock)
+STUB_ANSWERS = {(0, "A"): (["sad"], "A sighs at 0.5 s."), (0, "B"): (["happy"], "B laughs."),
+                (1, "A"): (["angry"], "A shouts at 26.0 s."), (1, "B"): (["happy", "calm"], "B stays light."),
+                (2, "A"): (["sad"], "A trails off at 1.0 s.")}
+
+
+class StubPredictor:
+    """Answers each window clip from STUB_ANSWERS; records the clips it was asked about."""
+
+    visual = None
+    model_dir = "stub"
+
+    def __init__(self):
+        self.asked = []
+
+    def predict(self, clips, load_acoustic=None, load_visual=None):
+        from acoustemo.predictor import Prediction
+
+        out = []
+        for c in clips:
+            window = int(c.id.split("@w")[1].split(":")[0])
+            load_acoustic(c)  # the window's slice of the recording's features
+            self.asked.append((window, c.target_speaker))
+            emotions, explanation = STUB_ANSWERS[(window, c.target_speaker)]
+            out.append(Prediction(c.id, list(emotions), explanation, f"Emotions: {', '.join(emotions)}",
+                                  list(c.utterances), "subtitles", "stub"))
+        return out
+
+
+@pytest.fixture
+def stub(monkeypatch):
+    """A StubPredictor, 63 s of zero features at 50 Hz in place of an extraction, and the three windows fixed."""
+    import acoustemo.timeline as timeline
+    from acoustemo.data.longform import ContextWindow
+    from acoustemo.features.base import Features
+    from acoustemo.features.stream import RecordingFeatures
+
+    feats = RecordingFeatures.in_memory(Features(np.zeros((3150, 2), np.float32), 50.0, "stub", [("x", 2)], 63.0))
+    monkeypatch.setattr(timeline, "load_recording_features", lambda *a, **k: feats)
+    windows = [ContextWindow(0, (0, 1, 2)), ContextWindow(1, (3, 4), (1, 2)), ContextWindow(2, (5,), (3, 4))]
+    monkeypatch.setattr(timeline, "plan_for", lambda *a, **k: windows)
+    return StubPredictor()
+
+
+def test_timeline_shares_from_labelled_answers(stub):
+    """Every speaker of each window is asked; A speaks 4 + 1 s in window 0 (sad), 8 s in window 1 (angry), 2 s in
+    window 2 (sad): 15 s over 3 windows, so angry = 8/15 of A's time and 1/3 of A's windows, sad = 7/15 and 2/3,
+    angry first (more time, although fewer windows). B speaks 2 s (happy) and 3 s (happy, calm): happy 5/5 and
+    2/2, calm 3/5 and 1/2."""
+    from acoustemo.timeline import predict_timeline
+
+    tl = predict_timeline("stub.wav", STUB_UTTS, stub, duration_s=63.0)
+    assert stub.asked == [(0, "A"), (0, "B"), (1, "A"), (1, "B"), (2, "A")]
+    assert [(e.window, e.speaker, e.speaking_s, e.start_s, e.end_s) for e in tl.entries] == [
+        (0, "A", 5.0, 0.0, 8.0), (0, "B", 2.0, 0.0, 8.0), (1, "A", 8.0, 30.0, 41.5), (1, "B", 3.0, 30.0, 41.5),
+        (2, "A", 2.0, 60.0, 62.0)]
+    # window 1's prompt starts at its context (4.5 s), window 2's at 30 s: times move onto the file's clock
+    assert tl.origins_s == [0.0, 4.5, 30.0]
+    assert [e.explanation for e in tl.entries if e.speaker == "A"] == ["A sighs at 0.5 s.", "A shouts at 30.5 s.",
+                                                                        "A trails off at 31.0 s."]
+    summary = tl.summary()
+    assert (summary["A"].windows, summary["A"].speaking_s) == (3, 15.0)
+    assert [(s.emotion, s.seconds, s.windows, s.share_time, s.share_windows) for s in summary["A"].emotions] == [
+        ("angry", 8.0, 1, 8 / 15, 1 / 3), ("sad", 7.0, 2, 7 / 15, 2 / 3)]
+    assert [(s.emotion, s.seconds, s.windows, s.share_time, s.share_windows) for s in summary["B"].emotions] == [
+        ("happy", 5.0, 2, 1.0, 1.0), ("calm", 3.0, 1, 0.6, 0.5)]
+    assert tl.to_json()["summary"]["A"] == {"windows": 3, "speaking_s": 15.0, "emotions": [
+        {"emotion": "angry", "seconds": 8.0, "windows": 1, "share_time": 0.5333, "share_windows": 0.3333},
+        {"emotion": "sad", "seconds": 7.0, "windows": 2, "share_time": 0.4667, "share_windows": 0.6667}]}
+
+
+def test_a_split_manifest_clip_merges_its_windows_by_speaking_time(stub):
+    """A manifest clip about A that spans three windows: A is asked once per window (sad, angry, sad); the line's
+    emotions are A's over the whole clip, most speaking time first: angry (8 s) before sad (7 s), though sad
+    comes first and in more windows; the explanation is the windows' in order, each with its span."""
+    from acoustemo.data.segments import Clip
+    from acoustemo.timeline import manifest_line, split_clip
+
+    clip = Clip("long", "stub.wav", STUB_UTTS, target_speaker="A", timestamps_source="manifest")
+    line = manifest_line(split_clip(stub, clip))
+    assert stub.asked == [(0, "A"), (1, "A"), (2, "A")]
+    assert line == {
+        "id": "long", "emotions": ["angry", "sad"],
+        "explanation": "[0.0-8.0 s] A sighs at 0.5 s. [30.0-41.5 s] A shouts at 30.5 s. [60.0-62.0 s] A trails off "
+                       "at 31.0 s.",
+        "windows": [{"start": 0.0, "end": 8.0, "emotions": ["sad"], "explanation": "A sighs at 0.5 s."},
+                    {"start": 30.0, "end": 41.5, "emotions": ["angry"], "explanation": "A shouts at 30.5 s."},
+                    {"start": 60.0, "end": 62.0, "emotions": ["sad"], "explanation": "A trails off at 31.0 s."}]}
+
+
+def test_a_media_file_is_probed_hashed_and_decoded_once(dialogue, predictor, tmp_path, monkeypatch):
+    """predict_media on a clip without subtitles (VAD + ASR, then the encoders on a feature-cache miss): one probe,
+    one content hash, one decode of the audio, shared through one Media value."""
+    import shutil
+
+    import acoustemo.data.media as media_module
+
+    wav, _ = dialogue
+    fresh = shutil.copy(wav, tmp_path / "once.wav")  # a new clip id: a cache miss
+    calls = {"probe": 0, "load_audio": 0, "media_sha256": 0}
+    for name in calls:
+        real = getattr(media_module, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(media_module, name, counted)
+    pred = predict_media(fresh, model=predictor)
+    assert pred.timestamps_source == "vad" and pred.utterances
+    assert calls == {"probe": 1, "load_audio": 1, "media_sha256": 1}
+    assert predictor.cache.load(fresh, predictor.acoustic, "once") is not None  # and the features were stored

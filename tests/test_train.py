@@ -202,7 +202,7 @@ def test_best_can_be_chosen_by_generated_labels(corpus, tmp_path):
     from acoustemo.data.dataset import AcoustEmoDataset, collate
     from acoustemo.data.manifest import read_manifest
     from acoustemo.evaluate.setlevel import set_level_scores
-    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.registry import get_acoustic_encoder
     from acoustemo.features.cache import FeatureCache
     from acoustemo.model.acoustemo import AcoustEmoModel
 
@@ -222,7 +222,7 @@ def test_stage1_alignment_fits_answer_embeddings_and_leaves_the_llm_alone(corpus
     from acoustemo.training.align import align_acoustic, selected_windows
     from acoustemo.data.dataset import AcoustEmoDataset
     from acoustemo.data.manifest import read_manifest
-    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.registry import get_acoustic_encoder
     from acoustemo.features.cache import FeatureCache
     from acoustemo.model.acoustemo import AcoustEmoModel
 
@@ -247,7 +247,7 @@ def test_label_alignment_points_the_tokens_at_the_gold_label_words(corpus):
     from acoustemo.training.align import align_acoustic, clip_tokens, label_heads
     from acoustemo.data.dataset import AcoustEmoDataset, collate
     from acoustemo.data.manifest import read_manifest
-    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.registry import get_acoustic_encoder
     from acoustemo.features.cache import FeatureCache
     from acoustemo.model.acoustemo import AcoustEmoModel
 
@@ -280,7 +280,7 @@ def test_stage1_keeps_the_epoch_that_scored_best_held_out(corpus):
     from acoustemo.training.align import align_acoustic
     from acoustemo.data.dataset import AcoustEmoDataset
     from acoustemo.data.manifest import read_manifest
-    from acoustemo.features.base import get_acoustic_encoder
+    from acoustemo.features.registry import get_acoustic_encoder
     from acoustemo.features.cache import FeatureCache
     from acoustemo.model.acoustemo import AcoustEmoModel
 
@@ -473,7 +473,7 @@ def test_two_ddp_processes_stay_in_sync(corpus, tmp_path):
 
 
 def test_the_acoustic_encoders_options_are_pinned_and_old_runs_get_int8_back(tmp_path):
-    from acoustemo.infer import trained_acoustic_encoder
+    from acoustemo.predictor import trained_acoustic_encoder
 
     cfg = TrainConfig()
     assert cfg.acoustic_options == {"compute_type": "float32"}  # this release's default, pinned with the run

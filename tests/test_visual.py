@@ -13,7 +13,8 @@ import torch
 
 from acoustemo.config import ModelConfig
 from acoustemo.data.segments import Clip, Utterance
-from acoustemo.features.base import Features, get_acoustic_encoder, get_visual_encoder
+from acoustemo.features.base import Features
+from acoustemo.features.registry import get_acoustic_encoder, get_visual_encoder
 from acoustemo.features.cache import FeatureCache
 from acoustemo.features.visual import EXPRESSIONS
 from acoustemo.model.acoustemo import AcoustEmoModel
@@ -115,7 +116,7 @@ def test_face_features_reach_the_visual_qformer(videos, visual_features):
 
 
 def test_predict_answers_on_the_face_video(videos, tmp_path, write_srt, monkeypatch):
-    from acoustemo.infer import Prediction, load_predictor, predict_clip
+    from acoustemo.predictor import Prediction, load_predictor, predict_clip
     from acoustemo.training import TRAIN_CONFIG_NAME, TrainConfig
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same CPU path on a GPU box (peft, devices)

@@ -105,7 +105,8 @@ def _probe_row(bench: Path, runs: Path, other: Path, out: Path, name: str, encod
 
 
 def _model_row(bench: Path, run_dir: Path, other: Path, out: Path, batch_size: int) -> dict:
-    from acoustemo.infer import load_predictor, predict_manifest
+    from acoustemo.batch import predict_manifest
+    from acoustemo.predictor import load_predictor
 
     preds = out / "preds.jsonl"
     if not preds.is_file():  # a rerun reuses the answers (predict_manifest writes them atomically)

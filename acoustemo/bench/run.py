@@ -6,7 +6,7 @@
 One path for every row: features are extracted once into a shared cache (DIR/runs/features), then each ablation
 (full / no-global / fixed-window / no-utterance) is trained with `acoustemo.training.train` once per seed (the
 same seeds for every row, so the same data orders and initial RNG states), its best model (by validation loss)
-predicts the test split with `acoustemo.infer.predict_manifest`, and `acoustemo evaluate`'s scorer compares the
+predicts the test split with `acoustemo.batch.predict_manifest`, and `acoustemo evaluate`'s scorer compares the
 predictions with the test labels, mapping synonyms with DIR/groupings.json. Each (ablation, seed) runs in its own
 spawned process, so its wall time and peak memory (RSS, `resource.getrusage`) are its own and no state leaks
 from one run into the next. Rows report the mean ± sd over the seeds.
@@ -202,7 +202,7 @@ def _extract_all(bench_dir: Path, train_manifest: Path, cache_dir: Path, cfg: Ru
 def acoustic_encoder(cfg: RunConfig):
     """The encoder the learned rows train on, with the options their TrainConfig pins (acoustic_options), so the
     shared cache holds the features they read."""
-    from acoustemo.infer import trained_acoustic_encoder
+    from acoustemo.predictor import trained_acoustic_encoder
     from acoustemo.training import TrainConfig
 
     return trained_acoustic_encoder(TrainConfig.from_json({**cfg.train, "acoustic_encoder": cfg.encoder}))
@@ -252,7 +252,8 @@ def _run_isolated(run_dir: Path, settings: dict, args: tuple) -> dict:
 
 def run_ablation(bench_dir: str, out: str, cfg_dict: dict, ablation: str, seed: int, settings: dict) -> dict:
     """Train, predict and score one (ablation, seed); writes <out>/<ablation>/seed<S>/scores.json (its mark)."""
-    from acoustemo.infer import load_predictor, predict_manifest
+    from acoustemo.batch import predict_manifest
+    from acoustemo.predictor import load_predictor
     from acoustemo.training import train
 
     if not logging.getLogger().handlers:
@@ -324,7 +325,7 @@ def _probe_settings(cfg: RunConfig, pooling: str) -> dict:
 
 
 def _parameter_report(model_dir: Path) -> dict:
-    from acoustemo.infer import resolve_model_dir
+    from acoustemo.predictor import resolve_model_dir
     from safetensors import safe_open
 
     folder = resolve_model_dir(model_dir)

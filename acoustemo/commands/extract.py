@@ -16,7 +16,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from acoustemo.data.manifest import read_manifest
-    from acoustemo.features.base import get_acoustic_encoder, get_visual_encoder
+    from acoustemo.features.registry import get_acoustic_encoder, get_visual_encoder
     from acoustemo.features.cache import FeatureCache
     from acoustemo.features.extract import extract, parse_shard
 

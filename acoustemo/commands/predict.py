@@ -53,11 +53,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-drafts", action="store_true", help="decode one clip with HF generate, one token per LLM "
                    "pass, instead of checking n-gram drafts (~1.7x slower; explanations can differ by bf16 rounding, "
                    "see BENCHMARKS.md)")
-    p.add_argument("--heads", choices=("auto", "veto", "off"), default="off", help="beyond the paper: 'veto' keeps "
-                   "only the emotions the model's stage-1 label heads also give and drops the others' clauses from "
-                   "the explanation (needs the heads a model trained with the default recipe saves); 'auto': veto "
-                   "when the model has the heads; 'off' (default): the LLM's answer as it is. The veto helps on "
-                   "voices like the training ones and hurts on others (BENCHMARKS.md #17)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -69,26 +64,26 @@ def run(args: argparse.Namespace) -> int:
     return _run_media(args)
 
 
-def _predictor(args):
-    from acoustemo.infer import load_predictor
+def _model(args):
+    from acoustemo.api import load_model
 
-    return load_predictor(args.model, args.cache_dir, args.device, max_new_tokens=args.max_new_tokens,
-                          int8=args.int8, drafts=not args.no_drafts, llm_dtype=args.llm_dtype, heads=args.heads)
+    return load_model(args.model, cache_dir=args.cache_dir, device=args.device, max_new_tokens=args.max_new_tokens,
+                      int8=args.int8, drafts=not args.no_drafts, llm_dtype=args.llm_dtype)
 
 
 def _run_manifest(args) -> int:
-    from acoustemo.infer import predict_manifest
+    from acoustemo.api import predict_manifest
+    from acoustemo.timeline import TimelineConfig
 
     misplaced = [f for f in ("subtitles", "speaker", "json", "plot") if getattr(args, f) is not None]
     if misplaced:
         raise ConfigError(f"--{', --'.join(misplaced)} apply to a single MEDIA file; a manifest gives them per clip")
     if args.out is None:
         raise ConfigError("--manifest needs --out PREDS.jsonl")
-    from acoustemo.timeline import TimelineConfig
-
-    config = TimelineConfig(args.max_span, args.context)
-    report = predict_manifest(args.manifest, _predictor(args), args.out, args.cache_dir, args.batch_size or 8,
-                              progress=not args.no_progress, timeline=config)
+    config = TimelineConfig(args.max_span, args.context)  # checks --max-span / --context before the model loads
+    report = predict_manifest(args.manifest, args.out, model=_model(args), batch_size=args.batch_size or 8,
+                              progress=not args.no_progress, max_span_s=config.max_span_s,
+                              context_utterances=config.context_utterances)
     print(f"{report.out}: {report.predicted} predicted, {report.skipped} already there, {len(report.failed)} failed "
           f"of {report.total} clips ({report.clips_per_s:.2f} clips/s)", file=sys.stderr)
     if report.split:
@@ -102,15 +97,21 @@ def _run_manifest(args) -> int:
 
 
 def _run_media(args) -> int:
-    from acoustemo.timeline import Timeline, TimelineConfig, predict_media
+    from acoustemo.timeline import Timeline, TimelineConfig
 
     if args.out is not None:
         raise ConfigError("--out is for --manifest; with one MEDIA file use --json OUT")
     config = TimelineConfig(args.max_span, args.context, **({"batch_size": args.batch_size} if args.batch_size else {}))
-    predictor = _predictor(args)
+    from acoustemo.data.media import open_media
+
+    model = _model(args)
+    predictor = model.predictor
+    media = open_media(args.media)  # probed, hashed and decoded once, for the answer and the plot
     bar = _Bar(not args.no_progress)
     try:
-        pred = predict_media(args.media, args.subtitles, args.speaker, model=predictor, config=config, progress=bar)
+        pred = model.predict(media, args.subtitles, args.speaker, max_span_s=config.max_span_s,
+                             context_utterances=config.context_utterances, batch_size=config.batch_size,
+                             progress=bar)
     finally:
         bar.close()
     for note in pred.warnings:
@@ -119,7 +120,7 @@ def _run_media(args) -> int:
         from acoustemo.plot import plot_prediction, plot_recording_timeline
 
         path = (plot_recording_timeline(args.plot, pred) if isinstance(pred, Timeline)
-                else plot_prediction(args.plot, args.media, pred, predictor, args.speaker))
+                else plot_prediction(args.plot, media, pred, predictor, args.speaker))
         print(f"timeline: {path}", file=sys.stderr)
     if args.json == "-":
         print(json.dumps(pred.to_json(), indent=2, ensure_ascii=False))
@@ -138,8 +139,6 @@ def _run_media(args) -> int:
     for u in pred.utterances:
         print(f"  [{u.start_s:.2f}-{u.end_s:.2f} s] {u.speaker or '?'}: {u.text}")
     print(f"Emotions: {', '.join(pred.emotions) or '(none)'}")
-    if pred.vetoed:
-        print(f"Vetoed by the stage-1 heads: {', '.join(pred.vetoed)}")
     print(f"Explanation: {pred.explanation}")
     print(f"Model: {pred.model}")
     return 0

@@ -3,10 +3,15 @@
 Any container ffmpeg reads works; audio-only files are first class (`MediaInfo.has_video` is False).
 `load_frames` on a file without a video track raises a MediaError: callers check `probe(path).has_video`
 first, so a missing picture is never mistaken for a black one.
+
+On the way through prediction a file is one `Media` value (open_media): its probe, content hash and 16 kHz audio
+are each computed once, when first asked for, and shared by the utterance finder, the feature cache and the
+timeline.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,3 +168,80 @@ def _scaled_size(width: int, height: int, max_side_px: int | None) -> tuple[int,
         return width, height
     scale = max_side_px / max(width, height)
     return max(2, round(width * scale)), max(2, round(height * scale))
+
+
+_hash_memo: dict[tuple, str] = {}
+
+
+def media_sha256(path: str | Path) -> str:
+    """sha256 of the file's bytes, memoised by (path, inode, size, mtime_ns, ctime_ns) so repeated checks are free.
+    ctime is in the key because mtime alone can be put back (`cp -p`, rsync -t, os.utime) after a same-size rewrite;
+    ctime cannot be set by a user and changes with every write."""
+    path = Path(path).resolve()
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise MediaError(f"{path}: cannot read the media file ({e.strerror}); check the manifest's 'media' path") from None
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if key not in _hash_memo:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _hash_memo[key] = h.hexdigest()
+    return _hash_memo[key]
+
+
+class Media:
+    """One media file: its absolute path, and its probe (`info`), content hash (`sha256`) and 16 kHz mono audio
+    (`audio`), each computed the first time it is asked for and kept."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path).resolve()
+        self.name = Path(path).name  # the name as given (a symlink's own, not its target's)
+        self.stem = Path(path).stem  # default clip ids
+        self._info: MediaInfo | None = None
+        self._sha256: str | None = None
+        self._audio: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        return f"Media({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    @property
+    def info(self) -> MediaInfo:
+        if self._info is None:
+            self._info = probe(self.path)
+        return self._info
+
+    @property
+    def duration_s(self) -> float:
+        return self.info.duration_s
+
+    @property
+    def has_video(self) -> bool:
+        return self.info.has_video
+
+    @property
+    def sha256(self) -> str:
+        if self._sha256 is None:
+            self._sha256 = media_sha256(self.path)
+        return self._sha256
+
+    @property
+    def audio(self) -> np.ndarray:
+        if self._audio is None:
+            self._audio = load_audio(self.path)
+        return self._audio
+
+    @property
+    def decoded(self) -> bool:
+        """Whether the audio is in memory already (else `audio` decodes it)."""
+        return self._audio is not None
+
+
+def open_media(media: "str | Path | Media") -> Media:
+    """`media` itself when it is a Media already, else a new one for that path (nothing is read yet)."""
+    return media if isinstance(media, Media) else Media(media)

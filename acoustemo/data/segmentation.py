@@ -193,26 +193,29 @@ def _gap(i: int, matched: list[list[int]], words: list[Word], duration_s: float)
     return start_s, max(start_s, end_s)
 
 
-def utterances_for(media_path: str | Path, subtitles: str | Path | None = None, duration_s: float | None = None,
+def utterances_for(media, subtitles: str | Path | None = None, duration_s: float | None = None,
                    method: str = "vad", asr_model: str = DEFAULT_ASR_MODEL, language: str | None = None,
                    transcript: Transcript | None = None) -> tuple[list[Utterance], str, list[str]]:
-    """Utterances of a media file -> (utterances, timestamps_source, warnings).
+    """Utterances of a media file (a path or an opened Media, whose probe and audio are then reused) ->
+    (utterances, timestamps_source, warnings).
 
     Timed subtitles are read and checked; untimed ones (.txt) are aligned to ASR words; without subtitles the
     utterances are VAD segments filled with ASR text (method="vad") or Whisper's segments (method="asr").
     A `transcript` of this media from an earlier transcribe() is reused instead of running ASR again.
     """
-    from acoustemo.data.media import load_audio, probe
+    from acoustemo.data.media import Media, open_media
 
     if method not in ("vad", "asr"):
         raise ValueError(f"method must be 'vad' or 'asr', got {method!r}")
+    media_path = media.path if isinstance(media, Media) else media  # messages name the file as it was given
+    media = open_media(media)
     if duration_s is None:
-        duration_s = probe(media_path).duration_s
+        duration_s = media.duration_s
     if subtitles is not None and is_timed(subtitles):
         utts, warnings = read_subtitles(subtitles, duration_s)
         return utts, "subtitles", warnings
     lines = read_untimed(subtitles) if subtitles is not None else None
-    audio = load_audio(media_path)
+    audio = media.audio
     transcript = transcript or transcribe(audio, asr_model, language)
     if lines is not None:
         return _aligned(media_path, subtitles, lines, audio, transcript, duration_s)

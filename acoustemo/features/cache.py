@@ -20,34 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from acoustemo.data.media import SAMPLE_RATE_HZ
-from acoustemo.errors import EncoderError, MediaError
+from acoustemo.data.media import SAMPLE_RATE_HZ, Media, open_media
+from acoustemo.errors import EncoderError
 from acoustemo.features.base import Features, encoder_key
 
 FORMAT = 1
 _SUFFIX = ".safetensors"
-_hash_memo: dict[tuple, str] = {}
-
-
-def media_sha256(path: str | Path) -> str:
-    """sha256 of the file's bytes, memoised by (path, inode, size, mtime_ns, ctime_ns) so repeated checks are free.
-    ctime is in the key because mtime alone can be put back (`cp -p`, rsync -t, os.utime) after a same-size rewrite;
-    ctime cannot be set by a user and changes with every write."""
-    path = Path(path).resolve()
-    try:
-        st = path.stat()
-    except OSError as e:
-        raise MediaError(f"{path}: cannot read the media file ({e.strerror}); check the manifest's 'media' path") from None
-    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    if key not in _hash_memo:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _hash_memo[key] = h.hexdigest()
-    return _hash_memo[key]
-
-
 def sanitise_id(clip_id: str) -> str:
     """A file-name-safe form of a clip id; a hash suffix keeps ids that differ only in odd characters apart."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", clip_id).strip("._") or "clip"
@@ -112,7 +90,8 @@ class FeatureCache:
         return self.root / f"{sanitise_id(clip_id)}.{encoder_key(encoder)}{_SUFFIX}"
 
     def load(self, clip_or_media, encoder, clip_id: str | None = None) -> Features | None:
-        """Cached features of a Clip (or a media path) if present and valid for this media and encoder, else None."""
+        """Cached features of a Clip (or a media path, or an opened Media) if present and valid for this media and
+        encoder, else None."""
         media, clip_id = _media_and_id(clip_or_media, clip_id)
         path = self.path(clip_id, encoder)
         if not path.is_file():
@@ -122,7 +101,7 @@ class FeatureCache:
         except EncoderError:
             return None  # unreadable file: a miss, recomputed and replaced
         meta = features.metadata
-        if meta.get("encoder_key") != encoder_key(encoder) or meta.get("media_sha256") != media_sha256(media):
+        if meta.get("encoder_key") != encoder_key(encoder) or meta.get("media_sha256") != media.sha256:
             return None
         if not np.isfinite(features.data).all():  # written by an older encoder with the NaN-over-silence bug
             return None
@@ -139,33 +118,33 @@ class FeatureCache:
                                f"(first at {bad[0] / encoder.frame_rate_hz:.2f} s); not cached. This is a bug in the "
                                f"encoder: report it with the media file")
         meta = {"encoder_version": encoder.version, "settings": encoder.settings(), "encoder_key": encoder_key(encoder),
-                "media_sha256": media_sha256(media), "media_path": str(Path(media).resolve()), "clip_id": clip_id}
+                "media_sha256": media.sha256, "media_path": str(media.path), "clip_id": clip_id}
         features = Features(data=data.astype(np.float32, copy=False), frame_rate_hz=float(encoder.frame_rate_hz),
                             encoder_id=encoder.id, streams=list(encoder.streams), duration_s=float(duration_s), metadata=meta)
         save_features(self.path(clip_id, encoder), features)
         return _with_stored_meta(features)
 
-    def get_or_compute(self, media_path, encoder, clip_id: str | None = None, audio: np.ndarray | None = None) -> Features:
-        """Cached features, or compute them (acoustic from the audio track, visual from sampled frames) and store."""
-        found = self.load(media_path, encoder, clip_id)
+    def get_or_compute(self, media, encoder, clip_id: str | None = None, audio: np.ndarray | None = None) -> Features:
+        """Cached features, or compute them (acoustic from the audio track, visual from sampled frames) and store.
+        `media`: a path or an opened Media (whose hash and audio are then reused)."""
+        media = open_media(media)
+        found = self.load(media, encoder, clip_id)
         if found is not None:
             return found
-        data, duration_s = compute(media_path, encoder, audio=audio)
-        return self.save(media_path, encoder, data, duration_s, clip_id)
+        data, duration_s = compute(media, encoder, audio=audio)
+        return self.save(media, encoder, data, duration_s, clip_id)
 
 
-def compute(media_path, encoder, audio: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-    """Run one encoder on one media file: (features (L, dim), duration_s)."""
+def compute(media, encoder, audio: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Run one encoder on one media file (a path or a Media): (features (L, dim), duration_s)."""
+    media = open_media(media)
     if hasattr(encoder, "encode_frames"):
-        from acoustemo.data.media import load_frames, probe
+        from acoustemo.data.media import load_frames
 
-        duration_s = probe(media_path).duration_s
-        frames, _ = load_frames(media_path, encoder.frame_rate_hz, max_side_px=getattr(encoder, "max_side_px", None))
-        return encoder.encode_frames(frames), duration_s
+        frames, _ = load_frames(media.path, encoder.frame_rate_hz, max_side_px=getattr(encoder, "max_side_px", None))
+        return encoder.encode_frames(frames), media.duration_s
     if audio is None:
-        from acoustemo.data.media import load_audio
-
-        audio = load_audio(media_path)
+        audio = media.audio
     return encoder.encode(audio), len(audio) / SAMPLE_RATE_HZ
 
 
@@ -186,8 +165,8 @@ def _with_stored_meta(features: Features) -> Features:
     return features
 
 
-def _media_and_id(clip_or_media, clip_id: str | None) -> tuple[Path, str]:
+def _media_and_id(clip_or_media, clip_id: str | None) -> tuple[Media, str]:
     if hasattr(clip_or_media, "media") and hasattr(clip_or_media, "id"):
-        return Path(clip_or_media.media), clip_id or clip_or_media.id
-    media = Path(clip_or_media)
+        return open_media(clip_or_media.media), clip_id or clip_or_media.id
+    media = open_media(clip_or_media)
     return media, clip_id or media.stem

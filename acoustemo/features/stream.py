@@ -1,8 +1,9 @@
 """Features of a whole long recording in bounded memory: decoded and encoded chunk by chunk, written to the feature
 cache as they come, read back by rows.
 
-    feats = cached_recording_features(cache, encoder, "meeting.mp4", "meeting")   # acoustemo.timeline.RecordingFeatures
+    feats = cached_recording_features(cache, encoder, "meeting.mp4", "meeting")   # RecordingFeatures
     feats.rows(a, b)                                                              # frames [a, b), (b - a, dim)
+    feats.window(a, b)                                                            # the same rows as Features
 
 The default stack streams exactly: Whisper encodes independent 30 s windows, so chunks of a multiple of 30 s
 give the same windows; CREPE and the loudness meter see 64 ms around each frame, so a chunk is encoded with
@@ -23,26 +24,50 @@ import os
 import struct
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from acoustemo.data.media import SAMPLE_RATE_HZ
+from acoustemo.data.media import SAMPLE_RATE_HZ, open_media
 from acoustemo.errors import EncoderError, MediaError
+from acoustemo.features.base import Features
 
 CHUNK_S = 120  # a multiple of Whisper's 30 s window
 MARGIN = 1280  # samples of context each side of a chunk (4 frames >= CREPE's 1024-sample window)
 _HOP = 320  # samples per 20 ms frame
 
 
-def cached_recording_features(cache, encoder, media: str | Path, clip_id: str, chunk_s: int = CHUNK_S,
-                              timings: dict | None = None):
-    """RecordingFeatures of `media` from `cache`: read lazily if present, else extracted once (streamed for the
-    default stack, whole otherwise) and stored. `timings` gets the seconds spent decoding / in Whisper / in the
-    prosody stream / writing, when it streams."""
-    from acoustemo.timeline import RecordingFeatures
+@dataclass
+class RecordingFeatures:
+    """Frame features of a whole recording, extracted once; windows read rows [a, b) of them."""
 
+    frame_rate_hz: float
+    num_frames: int
+    streams: list[tuple[str, int]]
+    encoder_id: str
+    duration_s: float
+    rows: Callable[[int, int], np.ndarray]  # (a, b) -> (b - a, dim) float32
+
+    @classmethod
+    def in_memory(cls, feats: Features) -> "RecordingFeatures":
+        data = feats.data
+        return cls(float(feats.frame_rate_hz), int(data.shape[0]), list(feats.streams), feats.encoder_id,
+                   float(feats.duration_s), lambda a, b: data[a:b])
+
+    def window(self, a: int, b: int) -> Features:
+        """The Features of frames [a, b), as the dataset expects them for one window's clip."""
+        data = np.ascontiguousarray(self.rows(a, b), dtype=np.float32)
+        return Features(data, self.frame_rate_hz, self.encoder_id, list(self.streams), (b - a) / self.frame_rate_hz)
+
+
+def cached_recording_features(cache, encoder, media, clip_id: str, chunk_s: int = CHUNK_S,
+                              timings: dict | None = None) -> RecordingFeatures:
+    """RecordingFeatures of `media` (a path or an opened Media) from `cache`: read lazily if present, else
+    extracted once (streamed for the default stack, whole otherwise) and stored. `timings` gets the seconds spent
+    decoding / in Whisper / in the prosody stream / writing, when it streams."""
+    media = open_media(media)
     found = open_cached(cache, encoder, media, clip_id)
     if found is not None:
         return found
@@ -57,13 +82,12 @@ def cached_recording_features(cache, encoder, media: str | Path, clip_id: str, c
     return RecordingFeatures.in_memory(feats)
 
 
-def open_cached(cache, encoder, media, clip_id: str):
-    """A lazy RecordingFeatures over the cache file if it is valid for this media and encoder, else None."""
+def open_cached(cache, encoder, media, clip_id: str) -> RecordingFeatures | None:
+    """A lazy RecordingFeatures over the cache file if it is valid for this media (a path or a Media) and
+    encoder, else None."""
     from safetensors import safe_open
 
     from acoustemo.features.base import encoder_key
-    from acoustemo.features.cache import media_sha256
-    from acoustemo.timeline import RecordingFeatures
 
     path = cache.path(clip_id, encoder)
     if not path.is_file():
@@ -76,7 +100,7 @@ def open_cached(cache, encoder, media, clip_id: str):
         return None
     if not isinstance(meta, dict) or meta.get("encoder_key") != encoder_key(encoder):
         return None
-    if meta.get("media_sha256") != media_sha256(media):
+    if meta.get("media_sha256") != open_media(media).sha256:
         return None
 
     def rows(a: int, b: int) -> np.ndarray:
@@ -95,7 +119,7 @@ def _streamable(encoder) -> bool:
 
 def _release(encoder) -> None:
     release = getattr(encoder, "release", None)
-    if release is not None:  # the Whisper runtime slows the LLM's decoding while it is loaded (infer.Predictor)
+    if release is not None:  # the Whisper runtime slows the LLM's decoding while it is loaded (predictor.Predictor)
         release()
 
 
@@ -134,6 +158,17 @@ def stream_audio(path: str | Path, sample_rate_hz: int = SAMPLE_RATE_HZ) -> Iter
         raise MediaError(f"{path}: the audio track holds no decodable samples; re-export the file")
 
 
+def _audio_pieces(media) -> Iterator[np.ndarray]:
+    """The audio of a Media in order: 10 s pieces of it when it is decoded already (e.g. for VAD), else streamed
+    from the file (the same samples either way)."""
+    if not media.decoded:
+        yield from stream_audio(media.path)
+        return
+    audio, step = media.audio, 10 * SAMPLE_RATE_HZ
+    for a in range(0, len(audio), step):
+        yield audio[a : a + step]
+
+
 def chunks_with_margin(pieces: Iterator[np.ndarray], chunk: int, margin: int) -> Iterator[tuple[np.ndarray, int, int]]:
     """(samples, left, own) per chunk: `own` samples of the chunk preceded by `left` (<= margin) and followed by up
     to `margin` samples of its neighbours. The buffer holds at most chunk + 2 * margin + one piece."""
@@ -161,7 +196,7 @@ def chunks_with_margin(pieces: Iterator[np.ndarray], chunk: int, margin: int) ->
 
 
 # encoding + writing --------------------------------------------------------------------------------------------
-def stream_to_cache(cache, encoder, media: str | Path, clip_id: str, chunk_s: int = CHUNK_S,
+def stream_to_cache(cache, encoder, media, clip_id: str, chunk_s: int = CHUNK_S,
                     timings: dict | None = None) -> Path:
     """Extract the default stack's features chunk by chunk into the cache file (see the module docstring)."""
     from acoustemo.features.base import num_frames
@@ -169,6 +204,7 @@ def stream_to_cache(cache, encoder, media: str | Path, clip_id: str, chunk_s: in
 
     if chunk_s % 30:
         raise ValueError(f"chunk_s={chunk_s} must be a multiple of Whisper's 30 s window")
+    media = open_media(media)
     t = timings if timings is not None else {}
     for k in ("decode", "whisper", "prosody", "write"):
         t.setdefault(k, 0.0)
@@ -176,7 +212,7 @@ def stream_to_cache(cache, encoder, media: str | Path, clip_id: str, chunk_s: in
     cache.root.mkdir(parents=True, exist_ok=True)
     f0s, pers, louds, n_samples = [], [], [], 0
     with tempfile.TemporaryFile(dir=cache.root) as rows_file:
-        for x, left, own in chunks_with_margin(_timed(stream_audio(media), t, "decode"), chunk_s * SAMPLE_RATE_HZ,
+        for x, left, own in chunks_with_margin(_timed(_audio_pieces(media), t, "decode"), chunk_s * SAMPLE_RATE_HZ,
                                                MARGIN):
             n_samples += own
             frames = num_frames(own, 50.0)
@@ -229,11 +265,12 @@ def _write_safetensors(cache, encoder, media, clip_id: str, rows_file, whisper_d
     """The cache file, with FeatureCache.save's metadata, written block by block (safetensors layout: u64 header
     size, JSON header, raw little-endian rows), to a temporary name and then renamed."""
     from acoustemo.features.base import encoder_key
-    from acoustemo.features.cache import FORMAT, media_sha256
+    from acoustemo.features.cache import FORMAT
 
+    media = open_media(media)
     L, dim = len(prosody), whisper_dim + prosody.shape[1]
     meta = {"encoder_version": encoder.version, "settings": encoder.settings(), "encoder_key": encoder_key(encoder),
-            "media_sha256": media_sha256(media), "media_path": str(Path(media).resolve()), "clip_id": clip_id,
+            "media_sha256": media.sha256, "media_path": str(media.path), "clip_id": clip_id,
             "encoder_id": encoder.id, "frame_rate_hz": float(encoder.frame_rate_hz), "dim": dim,
             "streams": [list(s) for s in encoder.streams], "duration_s": n_samples / SAMPLE_RATE_HZ, "format": FORMAT}
     header = {"__metadata__": {"acoustemo": json.dumps(meta, sort_keys=True)},

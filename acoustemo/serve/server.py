@@ -69,7 +69,7 @@ def make_server(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000,
 
 
 def model_predictor(predictor, config=None) -> Predictor:
-    """The server's predictor for a loaded model (`acoustemo.infer.Predictor`): `predict_media`, as the CLI's
+    """The server's predictor for a loaded model (`acoustemo.predictor.Predictor`): `predict_media`, as the CLI's
     `predict` runs it, so the library's own splitting decides: a dialogue that fits one context window gets the
     clip's answer and its plot (with the Q-Former's attention), a longer one the timeline (`config`, an
     `acoustemo.timeline.TimelineConfig`) and the one-lane-per-speaker plot. A failed plot costs a warning, not the
@@ -77,7 +77,7 @@ def model_predictor(predictor, config=None) -> Predictor:
 
     Clips are named by content ("upload-<sha256 prefix>"), so features cached for one upload never overwrite a
     training clip's, and uploading the same file again (say, with other subtitles) reuses them."""
-    from acoustemo.features.cache import media_sha256
+    from acoustemo.data.media import media_sha256
     from acoustemo.plot import plot_prediction, plot_recording_timeline
     from acoustemo.timeline import Timeline, TimelineConfig, predict_media
 
@@ -110,7 +110,7 @@ def serve(model_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 800
 
     Features of uploads are cached in a temporary folder deleted at exit (unless `cache_dir` is given), so nothing
     derived from an upload outlives the server."""
-    from acoustemo.infer import load_predictor
+    from acoustemo.predictor import load_predictor
 
     own_cache = cache_dir is None
     cache = Path(tempfile.mkdtemp(prefix="acoustemo-serve-cache-")) if own_cache else Path(cache_dir)

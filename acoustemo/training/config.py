@@ -94,7 +94,7 @@ class TrainConfig:
     max_new_tokens: int = 64  # generation length for the val_avg metric
     acoustic_encoder: str = "default"  # feature encoder (acoustemo.features); its streams must match the model
     # the encoder's constructor options, e.g. {"compute_type": "int8"}; None = this release's defaults, pinned
-    # here (features.base.default_acoustic_options) so that predict rebuilds the same features later
+    # here (features.registry.default_acoustic_options) so that predict rebuilds the same features later
     acoustic_options: dict | None = None
     visual_encoder: str | None = None  # used when the model has a visual branch (ModelConfig.visual_dim)
     cache_dir: str | None = None  # feature cache; None = <out_dir>/../features
@@ -110,7 +110,7 @@ class TrainConfig:
                 setattr(self, name, value)
         self.betas = (float(self.betas[0]), float(self.betas[1]))
         if self.acoustic_options is None:
-            from acoustemo.features.base import default_acoustic_options
+            from acoustemo.features.registry import default_acoustic_options
 
             self.acoustic_options = default_acoustic_options(self.acoustic_encoder)
         if not isinstance(self.acoustic_options, dict):
@@ -175,7 +175,7 @@ class TrainConfig:
         except (OSError, json.JSONDecodeError) as e:
             raise ConfigError(f"cannot read train config {path}: {e}") from e
         if "acoustic_options" not in d:
-            from acoustemo.features.base import WHISPER_BASED
+            from acoustemo.features.registry import WHISPER_BASED
 
             # a run saved before the options were recorded: its Whisper features were int8, the default then
             d["acoustic_options"] = {"compute_type": "int8"} if d.get("acoustic_encoder", "default") in WHISPER_BASED else {}
@@ -233,7 +233,7 @@ def resolve_configs(preset: str | None = None, config_file: str | Path | None = 
     model_fields.update(model_overrides or {})
     train_cfg = TrainConfig.from_json({**train_fields, **(train_overrides or {})})
     if "acoustic_streams" not in model_fields:
-        from acoustemo.features.base import get_acoustic_encoder
+        from acoustemo.features.registry import get_acoustic_encoder
 
         model_fields["acoustic_streams"] = list(get_acoustic_encoder(train_cfg.acoustic_encoder,
                                                                      **train_cfg.acoustic_options).streams)

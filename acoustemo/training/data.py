@@ -45,7 +45,7 @@ def feature_loaders(clips, cfg: TrainConfig, cache_dir: Path, accelerator):
     """(load_acoustic, load_visual) reading the feature cache; missing features are extracted first (sharded
     over the processes), so a run on a fresh manifest works without a separate `acoustemo extract`."""
     from acoustemo.errors import EncoderError
-    from acoustemo.features.base import get_acoustic_encoder, get_visual_encoder
+    from acoustemo.features.registry import get_acoustic_encoder, get_visual_encoder
     from acoustemo.features.cache import FeatureCache
     from acoustemo.features.extract import extract
 
