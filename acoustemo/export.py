@@ -84,11 +84,11 @@ def _answer_bank(src: Path) -> str:
     if (src / ANSWER_BANK).is_file():
         return (src / ANSWER_BANK).read_text(encoding="utf-8")
     from acoustemo.data.manifest import read_manifest
-    from acoustemo.data.prompt import format_answer
+    from acoustemo.data.prompt import training_answers
 
     manifest = _training_manifest(src)
     clips = read_manifest(manifest, resolve_subtitles=False)  # labels and descriptions only: no ASR
-    return json.dumps([format_answer(c.labels, c.description) for c in clips], ensure_ascii=False, indent=1) + "\n"
+    return json.dumps(training_answers(clips), ensure_ascii=False, indent=1) + "\n"
 
 
 def _training_manifest(src: Path) -> Path:

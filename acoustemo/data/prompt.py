@@ -83,6 +83,11 @@ def format_answer(labels: list[str], description: str = "") -> str:
     return f"Emotions: {emotions}\nExplanation: {explanation}"
 
 
+def training_answers(clips: list[Clip]) -> list[str]:
+    """The answers of a training split, as `answer_bank.json` holds them (prediction's drafts guess from them)."""
+    return [format_answer(c.labels, c.description) for c in clips]
+
+
 _EMOTIONS = re.compile(r"emotions?\s*[:：]\s*(.*)", re.IGNORECASE)
 _EXPLANATION = re.compile(r"explanation\s*[:：]\s*(.*)", re.IGNORECASE | re.DOTALL)
 

@@ -32,7 +32,7 @@ class WhisperEncoder:
     frames were 7.0 % (relative L2) off the float32 ones on an AVX512-VNNI CPU and 8.4 % off with oneDNN held
     to AVX2, 7.5 % apart from each other (max abs difference ~20), and the shipped checkpoint's answer on the
     README's sample changed with the CPU. float32 frames agree across both and across thread counts to 8e-4
-    and cost ~11-13 % more Whisper time (benchmarks/whisper_isa_drift.py, BENCHMARKS.md issue #15). `compute_type="int8"` stays an option
+    and cost ~11-13 % more Whisper time (benchmarks/whisper_isa_drift.py at commit 2b61490; BENCHMARKS.md "Compute dtypes and int8"). `compute_type="int8"` stays an option
     (checkpoints trained before float32 record it and get it back, see TrainConfig.acoustic_options).
     """
 
@@ -95,7 +95,7 @@ class WhisperEncoder:
 
     def release(self) -> None:
         """Drop the CTranslate2 model; the next encode loads it again (~0.27 s). While a CTranslate2 model is
-        loaded, the LLM's greedy decoding in the same process runs markedly slower (benchmarks/whisper_runtime.py:
+        loaded, the LLM's greedy decoding in the same process runs markedly slower (benchmarks/whisper_runtime.py at commit caa097c:
         20 tokens 0.90 s -> 1.51 s, 1.02 s once it is freed), so prediction releases it after encoding a clip.
         Bulk extraction keeps it loaded."""
         self._model = None

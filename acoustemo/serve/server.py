@@ -77,7 +77,7 @@ def model_predictor(predictor, config=None) -> Predictor:
 
     Clips are named by content ("upload-<sha256 prefix>"), so features cached for one upload never overwrite a
     training clip's, and uploading the same file again (say, with other subtitles) reuses them."""
-    from acoustemo.data.media import media_sha256
+    from acoustemo.data.media import open_media
     from acoustemo.plot import plot_prediction, plot_recording_timeline
     from acoustemo.timeline import Timeline, TimelineConfig, predict_media
 
@@ -85,8 +85,9 @@ def model_predictor(predictor, config=None) -> Predictor:
 
     def predict(media: Path, subtitles: Path | None, speaker: str | None, plot_path: Path,
                 progress: Progress | None = None) -> dict:
-        clip_id = "upload-" + media_sha256(media)[:16]
-        answer = predict_media(media, subtitles, speaker, model=predictor, config=config, progress=progress,
+        opened = open_media(media)  # probed, hashed and decoded once, for the answer and the plot
+        clip_id = "upload-" + opened.sha256[:16]
+        answer = predict_media(opened, subtitles, speaker, model=predictor, config=config, progress=progress,
                                clip_id=clip_id)
         result = answer.to_json()
         try:
@@ -94,7 +95,7 @@ def model_predictor(predictor, config=None) -> Predictor:
                 result["media"] = media.name  # the upload's name, not the server's temporary path
                 plot_recording_timeline(plot_path, answer)
             else:
-                plot_prediction(plot_path, media, answer, predictor, speaker)
+                plot_prediction(plot_path, opened, answer, predictor, speaker)
         except Exception as e:  # the answer is still worth showing
             log.exception("timeline plot failed for %s", media.name)
             result.setdefault("warnings", []).append(f"the timeline plot could not be drawn: {e}")

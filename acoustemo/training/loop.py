@@ -145,9 +145,9 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
     if not checkpoint:  # a resumed model already carries the statistics of its first start
         model.set_acoustic_stats(*acoustic_stats(train_clips, loaders[0]))
     if cfg.answer_bank:
-        from acoustemo.data.prompt import format_answer
+        from acoustemo.data.prompt import training_answers
 
-        model.answer_bank = [format_answer(c.labels, c.description) for c in train_clips]
+        model.answer_bank = training_answers(train_clips)
     if cfg.gradient_checkpointing:
         _enable_checkpointing(model.llm)
     train_ds = make_dataset(train_clips, loaders, model)
