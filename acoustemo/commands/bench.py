@@ -36,6 +36,11 @@ def _add_make(p: argparse.ArgumentParser) -> None:
                         "appended to train.jsonl as train-<engine>-<index>: more voices in training (val and test "
                         "stay --synth's); ~2x the train split's synthesis and extraction, ~1.5x a training run, and "
                         "a model that holds up better on voices it never heard (BENCHMARKS.md #17). Default: none")
+    p.add_argument("--engines", default="", metavar="ENGINES",
+                   help="comma-separated other engines (espeak, flite, festival) that also speak every split made, "
+                        "as <split>-<engine>.jsonl with clips <split>-<engine>-<index> (train.jsonl, val.jsonl and "
+                        "test.jsonl stay --synth's): one folder for `bench run`'s per-engine columns and "
+                        "`bench run --leave-one-engine-out`. Default: none")
     p.add_argument("--splits", default="train,val,test",
                    help="comma-separated splits to make (default all; e.g. `--synth flite --splits test`)")
     p.add_argument("--workers", type=int, default=d.workers, help=f"synthesis processes (default {d.workers})")
@@ -47,9 +52,10 @@ def _run_make(args: argparse.Namespace) -> int:
 
     cfg = BenchConfig(n=args.n, seed=args.seed, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
                       distractor_rate=args.distractor_rate, synth=args.synth,
-                      train_synth=_names(args.train_synth),
+                      train_synth=_names(args.train_synth), engines=_names(args.engines),
                       workers=args.workers)
     also = f"; train also {', '.join(cfg.train_synth)}" if cfg.train_synth else ""
+    also += f"; every split also {', '.join(cfg.engines)}" if cfg.engines else ""
     print(f"bench make: seed {cfg.seed}, {cfg.n} clips ({cfg.synth}{also}) -> {args.out}", flush=True)
     s = make_benchmark(args.out, cfg, _names(args.splits))
     sizes = " / ".join(f"{k} {v}" for k, v in s.counts.items())
