@@ -179,8 +179,8 @@ def render_leave_out(table: dict) -> str:
     """The table of a leave-one-engine-out run (bench/leaveout.py): per left-out engine, its rows."""
     seeds = ", ".join(map(str, table["seeds"]))
     lines = [f"Leave one engine out on the acoustic-cue benchmark: for each engine of the folder "
-             f"({', '.join(table['engines'])}), every row trains on the train clips of the other engines (chosen on their val clips) and is tested "
-             f"on every engine's test split. Preset {table['preset']}, features {table['encoder']}, seeds {seeds} "
+             f"({', '.join(table['engines'])}), every row trains on the train clips of the other engines (chosen on "
+             f"their val clips) and is tested on every engine's test split. Preset {table['preset']}, features {table['encoder']}, seeds {seeds} "
              "(learned rows: mean ± sd over the seeds; the probes are one deterministic fit, on the same training "
              "clips). Scores in percent; manner F1 is the mean over seeds.", "",
              *render_engine_rows(table, left_out_column=True)]
