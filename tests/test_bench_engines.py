@@ -171,3 +171,16 @@ def test_leave_one_engine_out_needs_two_engines(tmp_path):
     (tmp_path / "meta.json").write_text(json.dumps({"params": {}}))
     with pytest.raises(ConfigError, match="holds one engine .espeak.*--engines flite,festival"):
         run_leave_one_engine_out(tmp_path, CFG)
+
+
+def test_engines_heard_in_training(tmp_path):
+    from acoustemo.bench.engines import engine_split, folder_engines, heard_engines
+
+    for name, params, engines, heard in (("plain", {}, ["espeak"], ["espeak"]),
+                                         ("synth", {"train_synth": ["flite"]}, ["espeak"], ["espeak", "flite"]),
+                                         ("fest", {"synth": "festival", "engines": ["espeak"]}, ["festival", "espeak"],
+                                          ["festival"])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "meta.json").write_text(json.dumps({"params": params}))
+        assert (folder_engines(tmp_path / name), heard_engines(tmp_path / name)) == (engines, heard)
+    assert [engine_split(tmp_path / "fest", e, "val") for e in ("festival", "espeak")] == ["val", "val-espeak"]

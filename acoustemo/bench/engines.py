@@ -51,7 +51,8 @@ def engine_tests(bench_dir: Path) -> dict[str, str]:
 
 
 def heard_engines(bench_dir: Path) -> list[str]:
-    """The engines the folder's own train.jsonl is spoken by: the main one and those of --train-synth."""
+    """The engines a folder's train.jsonl is spoken by (its main one and those of --train-synth): those of the bench
+    and of each --train-bench / --add-train folder are heard in training."""
     return [folder_engines(bench_dir)[0], *_params(bench_dir).get("train_synth", [])]
 
 

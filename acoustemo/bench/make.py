@@ -244,7 +244,7 @@ def make_benchmark(out_dir: str | os.PathLike, cfg: BenchConfig = BenchConfig(),
     records.update({r["id"]: r for r in made})
     seconds = time.perf_counter() - t0
     _write_outputs(out, cfg, plans, records)
-    counts = {k: sum(p["split"] == k for p in plans) for k in SPLITS if k in splits}
+    counts = {k: sum(manifest_name(p) == k for p in plans) for k in dict.fromkeys(map(manifest_name, plans))}
     return BenchSummary(out, cfg.seed, counts, len(todo), len(plans) - len(todo), seconds)
 
 

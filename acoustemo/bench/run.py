@@ -181,7 +181,9 @@ def _inputs(bench_dir: Path, out: Path, cfg: RunConfig, leave_out: str | None, f
         if features_dir:
             inputs["features"] = str(Path(features_dir).resolve())
         tests = engine_tests(bench_dir)
-        return {**inputs, "tests": tests, "heard": heard_engines(bench_dir)} if tests else inputs
+        sources = [Path(cfg.train_bench) if cfg.train_bench else bench_dir, *map(Path, cfg.add_train)]
+        heard = list(dict.fromkeys(e for source in sources for e in heard_engines(source)))
+        return {**inputs, "tests": tests, "heard": heard} if tests else inputs
     if cfg.train_bench or cfg.add_train:
         raise ConfigError("a leave-one-engine-out run trains on the folder's own engines; drop --train-bench and "
                           "--add-train")
