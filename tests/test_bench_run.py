@@ -93,6 +93,8 @@ def test_bench_run_table_and_resume(bench, tmp_path, capsys):
         assert text in md
     assert "veto" not in md and "train clips" not in md  # no veto figures; the bench's own train split
     assert "w/o global Q-Former" not in md  # rows not run are not invented
+    assert "Per engine" not in md and "engines" not in table  # a one-engine folder: no per-engine section
+    assert json.loads((out / "bench.json").read_text()) == {"bench": str(bench), "train": str(bench / "train.jsonl")}
     header, *body = [line.split(" | ") for line in md.splitlines() if line.startswith("| ")][:6]
     col = header.index("explanations all right %")
     cells = {cells[0].lstrip("| "): cells[col] for cells in body if not cells[1].startswith("---")}

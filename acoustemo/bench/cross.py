@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from acoustemo.bench.run import INPUTS, SCORES, RunConfig, acoustic_encoder, check_bench_dir, run_manifests
+from acoustemo.bench.run import (INPUTS, SCORES, RunConfig, acoustic_encoder, check_bench_dir, features_dir,
+                                 run_manifests)
 from acoustemo.bench.score import score_predictions
 from acoustemo.data.manifest import write_text_atomic
 from acoustemo.errors import ConfigError
@@ -90,7 +91,7 @@ def _probe_row(bench: Path, runs: Path, other: Path, out: Path, name: str, encod
     from acoustemo.features.cache import FeatureCache
     from acoustemo.probe import LinearProbe
 
-    own, theirs = FeatureCache(runs / "features"), FeatureCache(other / "runs" / "features")
+    own, theirs = FeatureCache(features_dir(runs)), FeatureCache(other / "runs" / "features")
     manifests = run_manifests(bench, runs)
     train, val = (read_manifest(manifests[s]) for s in ("train", "val"))
     probe = LinearProbe.fit(train, val, lambda clip: own.load(clip, encoder), pooling=PROBES[name])

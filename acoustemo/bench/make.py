@@ -37,11 +37,19 @@ also spoken by each engine listed, in the same folder, as clips "train-<engine>-
 same plan, only renamed. Trained on espeak-ng and Flite together, a model scores higher on the espeak test and on
 Festival's unheard voice than trained on espeak-ng alone (BENCHMARKS.md, issue #17).
 
+Every split in other engines (`engines=("flite", "festival")`, `bench make --engines flite,festival`): each split's
+plans are also spoken by each engine listed, in the same folder, as clips "<split>-<engine>-<index>" in their own
+manifests "<split>-<engine>.jsonl" (train.jsonl, val.jsonl and test.jsonl stay the main engine's). Each clip is
+exactly the clip `--synth <engine>` makes for the same plan, only renamed. One folder then holds every split in
+every engine: `bench run` scores each engine's test split beside the main one, and `bench run
+--leave-one-engine-out` trains on all engines but one and tests on that one (bench/engines.py).
+
 Output (all written atomically; the generator is deterministic given the seed and the parameters):
 
   DIR/media/<id>.wav          16 kHz mono PCM-16
   DIR/subtitles/<id>.srt      one cue per utterance, text "Name: sentence" (the manifests carry the same times inline)
   DIR/{train,val,test}.jsonl  manifests (DESIGN.md): id, media, utterances, target_speaker, labels, description
+  DIR/<split>-<engine>.jsonl  the same for each engine of --engines
   DIR/meta.json               seed, parameters, voice and sentence pools per split, per-clip cues and media hashes
   DIR/groupings.json          test-set synonym groupings in the openset-synonym.json string format
   DIR/.records/<id>.json      per-clip record with its plan; lets an interrupted run resume
@@ -218,7 +226,7 @@ def make_benchmark(out_dir: str | os.PathLike, cfg: BenchConfig = BenchConfig(),
                           f"{list(splits)} leave train out; add train to the splits or drop --train-synth")
     if out.exists() and not out.is_dir():
         raise BenchError(f"{out} is a file; `--out` must be a folder (new or from an earlier `bench make`)")
-    for engine in (cfg.synth, *cfg.train_synth):
+    for engine in (cfg.synth, *cfg.train_synth, *cfg.engines):
         check_tools(engine)
     for sub in ("media", "subtitles", ".records"):
         (out / sub).mkdir(parents=True, exist_ok=True)
@@ -236,17 +244,22 @@ def make_benchmark(out_dir: str | os.PathLike, cfg: BenchConfig = BenchConfig(),
     records.update({r["id"]: r for r in made})
     seconds = time.perf_counter() - t0
     _write_outputs(out, cfg, plans, records)
-    counts = {k: sum(p["split"] == k for p in plans) for k in SPLITS if k in splits}
+    counts = {k: sum(manifest_name(p) == k for p in plans) for k in dict.fromkeys(map(manifest_name, plans))}
     return BenchSummary(out, cfg.seed, counts, len(todo), len(plans) - len(todo), seconds)
+
+
+def manifest_name(plan: dict) -> str:
+    """The manifest a planned clip goes to (without .jsonl): its split, or "<split>-<engine>" for --engines."""
+    return f"{plan['split']}-{plan['engine']}" if "engine" in plan else plan["split"]
 
 
 def _write_outputs(out: Path, cfg: BenchConfig, plans: list[dict], records: dict[str, dict]) -> None:
     lines = {s: [] for s in SPLITS if any(p["split"] == s for p in plans)}
     for p in plans:
-        lines[p["split"]].append(_manifest_line(p, records[p["id"]]))
+        lines.setdefault(manifest_name(p), []).append(_manifest_line(p, records[p["id"]]))
     for split, rows in lines.items():
         _write_atomic(out / f"{split}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
-    test_gold = {r["id"]: r["labels"] for r in lines.get("test", [])}
+    test_gold = {r["id"]: r["labels"] for e in ("", *(f"-{e}" for e in cfg.engines)) for r in lines.get(f"test{e}", [])}
     _write_atomic(out / "groupings.json", (json.dumps(bench_groupings(test_gold), indent=1) + "\n").encode())
     _write_atomic(out / "meta.json", (json.dumps(_meta(cfg, plans, records, lines), indent=1, ensure_ascii=False)
                                       + "\n").encode())
@@ -255,16 +268,17 @@ def _write_outputs(out: Path, cfg: BenchConfig, plans: list[dict], records: dict
 def _meta(cfg: BenchConfig, plans: list[dict], records: dict[str, dict], lines: dict[str, list[dict]]) -> dict:
     sentences = split_sentences(cfg.seed, cfg.val_fraction, cfg.test_fraction)
     splits = {}
-    for split in lines:
+    for name in lines:
+        split, _, engine = name.partition("-")
         counts: dict[str, int] = {}
-        for row in lines[split]:
+        for row in lines[name]:
             for label in row["labels"]:
                 counts[label] = counts.get(label, 0) + 1
-        n_distract = sum(any(c["distractor"] for c in records[r["id"]]["cues"]) for r in lines[split])
-        splits[split] = {"clips": len(lines[split]), "label_counts": dict(sorted(counts.items())),
-                         "clips_with_distractor": n_distract,
-                         "variants": list(ENGINE_VOICES.get(cfg.synth, VARIANT_POOLS[split])),
-                         "sentences": sentences[split]}
+        n_distract = sum(any(c["distractor"] for c in records[r["id"]]["cues"]) for r in lines[name])
+        splits[name] = {"clips": len(lines[name]), "label_counts": dict(sorted(counts.items())),
+                        "clips_with_distractor": n_distract,
+                        "variants": list(ENGINE_VOICES.get(engine or cfg.synth, VARIANT_POOLS[split])),
+                        "sentences": sentences[split], **({"engine": engine} if engine else {})}
     if cfg.train_synth and "train" in splits:  # the other engines that spoke the train plans, with their voices
         splits["train"]["train_synth"] = {e: list(ENGINE_VOICES.get(e, VARIANT_POOLS["train"]))
                                           for e in cfg.train_synth}
@@ -273,9 +287,10 @@ def _meta(cfg: BenchConfig, plans: list[dict], records: dict[str, dict], lines: 
         r = records[p["id"]]
         clips[p["id"]] = {"split": p["split"], "media": r["media"], "subtitles": r["subtitles"], "sha256": r["sha256"],
                           "duration_s": r["duration_s"], "target_speaker": p["target_speaker"], "manner": p["manner"],
-                          "speakers": p["speakers"], "cues": r["cues"], "scale_db": r["scale_db"]}
+                          "speakers": p["speakers"], "cues": r["cues"], "scale_db": r["scale_db"],
+                          **({"engine": p["engine"]} if "engine" in p else {})}
     return {"generator": "acoustemo.bench.make", "generator_version": GENERATOR_VERSION, "seed": cfg.seed,
             "params": cfg.params(), "manners": MANNERS, "cue_labels": CUE_LABELS, "neutral_label": NEUTRAL_LABEL,
-            "accents": list(ACCENTS) if "espeak" in (cfg.synth, *cfg.train_synth) else [],
+            "accents": list(ACCENTS) if "espeak" in (cfg.synth, *cfg.train_synth, *cfg.engines) else [],
             "base_level_dbfs": BASE_LEVEL_DBFS, "noise_dbfs": NOISE_DBFS,
             "synonyms": {k: list(v) for k, v in SYNONYMS.items()}, "splits": splits, "clips": clips}

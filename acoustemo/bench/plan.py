@@ -44,6 +44,7 @@ class BenchConfig:
     drift_db: float = 2.0
     synth: str = "espeak"  # "espeak" (espeak-ng, the default), "flite" (CMU Flite) or "festival": held-out engines
     train_synth: tuple[str, ...] = ()  # other engines that also speak the train split's plans: more voices in training
+    engines: tuple[str, ...] = ()  # other engines that speak every split's plans, as "<split>-<engine>" manifests
     workers: int = field(default=2, compare=False)
 
     def __post_init__(self):
@@ -67,7 +68,7 @@ class BenchConfig:
             problems.append(f"workers={self.workers} must be >= 1")
         if self.synth not in SYNTHS:
             problems.append(f"synth={self.synth!r}: choose one of {', '.join(SYNTHS)}")
-        problems += self._train_synth_problems()
+        problems += self._train_synth_problems() + self._engines_problems()
         if problems:
             raise ConfigError("benchmark settings: " + "; ".join(problems))
 
@@ -85,6 +86,24 @@ class BenchConfig:
             problems.append(f"train_synth names {', '.join(repeated)} more than once; list each engine once")
         return problems
 
+    def _engines_problems(self) -> list[str]:
+        if isinstance(self.engines, str):
+            return [f"engines={self.engines!r} must be a tuple of engine names, e.g. ('flite',)"]
+        others = [s for s in SYNTHS if s != self.synth]
+        problems = [f"engines: unknown engine {e!r}; choose among {', '.join(others)}"
+                    for e in self.engines if e not in SYNTHS]
+        if self.synth in self.engines:
+            problems.append(f"engines repeats the main engine {self.synth!r}, which speaks train.jsonl, val.jsonl "
+                            f"and test.jsonl already; list other engines only ({', '.join(others)})")
+        repeated = sorted({e for e in self.engines if self.engines.count(e) > 1})
+        if repeated:
+            problems.append(f"engines names {', '.join(repeated)} more than once; list each engine once")
+        both = sorted(set(self.engines) & set(self.train_synth))
+        if both:
+            problems.append(f"{', '.join(both)} in both train_synth and engines: --engines speaks the train split "
+                            f"already (as train-<engine>.jsonl); drop it from --train-synth")
+        return problems
+
     def params(self) -> dict:
         d = asdict(self)
         d.pop("workers")
@@ -92,6 +111,8 @@ class BenchConfig:
             d.pop("synth")
         if not d["train_synth"]:  # ... and of any benchmark made without --train-synth
             d.pop("train_synth")
+        if not d["engines"]:  # ... or without --engines
+            d.pop("engines")
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
@@ -189,7 +210,9 @@ def plan_clip(split: str, index: int, manner: str, cue: str | None, distractor: 
 
 def plan_benchmark(cfg: BenchConfig) -> list[dict]:
     """All clip plans, split by split; manners, cues and distractors are balanced within each split. Then, for each
-    engine of cfg.train_synth, the train split's plans again with that engine's voices, as "train-<engine>-<index>"."""
+    engine of cfg.train_synth, the train split's plans again with that engine's voices, as "train-<engine>-<index>";
+    last, for each engine of cfg.engines, every split's plans with its voices, as "<split>-<engine>-<index>" with
+    an "engine" key (their manifest is "<split>-<engine>.jsonl")."""
     sizes = split_sizes(cfg.n, cfg.val_fraction, cfg.test_fraction)
     sentences = split_sentences(cfg.seed, cfg.val_fraction, cfg.test_fraction)
     plans = []
@@ -210,4 +233,7 @@ def plan_benchmark(cfg: BenchConfig) -> list[dict]:
         spoken = plan_benchmark(replace(cfg, synth=engine, train_synth=()))
         plans += [{**p, "id": f"train-{engine}-{p['id'].removeprefix('train-')}"}
                   for p in spoken if p["split"] == "train"]
+    for engine in cfg.engines:  # the same plans again, every split: `--synth <engine>`'s clips, renamed
+        spoken = plan_benchmark(replace(cfg, synth=engine, train_synth=(), engines=()))
+        plans += [{**p, "id": f"{p['split']}-{engine}-{p['id'].split('-')[-1]}", "engine": engine} for p in spoken]
     return plans

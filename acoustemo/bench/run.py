@@ -26,9 +26,15 @@ Scoring lives in bench/score.py, the table in bench/table.py.
 The train clips are DIR's train split unless RunConfig says otherwise (train_limit, train_bench, add_train;
 bench/subset.py): then every row, the probes included, trains on one manifest composed into OUT/train.jsonl.
 
+Other engines (bench/engines.py): on a folder made with `bench make --engines`, every row also predicts each other
+engine's test split (preds-<engine>.jsonl) and the table gets a per-engine section: Avg on the engines heard in
+training and on those left out, with manner F1 and false alarms per engine. `leave_out=E` (bench/leaveout.py)
+trains on the train and val clips of every engine but E, composed into OUT/train.jsonl and OUT/val.jsonl.
+
 Output folder OUT (default DIR/runs):
   features/                        the shared feature cache
-  bench.json                       the bench folder and the train manifest the rows were trained on (`bench score`)
+  bench.json                       the bench folder and the train manifest the rows were trained on (`bench score`);
+                                   with other engines also val, tests {engine: manifest}, heard, features
   train.jsonl                      the composed train clips, when RunConfig composes them
   probe/, probe-global/            preds.jsonl and scores.json of the anchor rows
   <ablation>/seed<S>/train/        the training run (configs, log.jsonl, loss.png, last/, best/)
@@ -51,6 +57,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from acoustemo.bench.engines import (compose_leave_out, engine_figures, engine_tests, folder_engines, heard_engines,
+                                     preds_name)
 from acoustemo.bench.score import score_predictions
 from acoustemo.bench.subset import compose_train, composes_train, train_data_settings
 from acoustemo.bench.table import ROW_NAMES, build_table, render_markdown
@@ -112,20 +120,25 @@ class RunSummary:
 
 # ------------------------------------------------------------------------------------------------ driver
 def run_benchmark(bench_dir: str | os.PathLike, cfg: RunConfig, out_dir: str | os.PathLike | None = None,
-                  ) -> RunSummary:
-    """Score the probes, then train, predict and score every ablation x seed of `cfg`; write the table."""
+                  leave_out: str | None = None, features_dir: str | os.PathLike | None = None) -> RunSummary:
+    """Score the probes, then train, predict and score every ablation x seed of `cfg`; write the table.
+
+    leave_out: train on the train and val clips of every engine of the folder but this one (bench/leaveout.py);
+    features_dir: the feature cache (default OUT/features; leave-one-engine-out runs share one)."""
     bench_dir = Path(bench_dir).resolve()
     out = Path(out_dir).resolve() if out_dir else bench_dir / "runs"
     check_bench_dir(bench_dir)
     out.mkdir(parents=True, exist_ok=True)
-    train_manifest = compose_train(bench_dir, out, cfg.train_limit, cfg.train_bench, cfg.add_train)
-    write_text_atomic(out / INPUTS, json.dumps({"bench": str(bench_dir), "train": str(train_manifest)}) + "\n")
-    extract_s = _extract_all(bench_dir, train_manifest, out / "features", cfg)
+    write_text_atomic(out / INPUTS, json.dumps(_inputs(bench_dir, out, cfg, leave_out, features_dir)) + "\n")
+    manifests = run_manifests(bench_dir, out)
+    train_manifest = manifests["train"]
+    tests = list(manifests["tests"].values()) or [manifests["test"]]
+    extract_s = _extract_all([train_manifest, manifests["val"], *tests], manifests["features"], cfg)
     rows: dict[str, list[dict]] = {}
     if cfg.probes:
         memo: dict = {}  # pooled statistics per clip, computed once for both probes
         for pooling, name in (("utterance", "probe"), ("global", "probe-global")):
-            done = _finished(out / name, _probe_settings(cfg, pooling))
+            done = _finished(out / name, _probe_settings(cfg, pooling, out))
             rows[name] = [done or run_probe(bench_dir, out, cfg, pooling, name, memo)]
     skipped = []
     for ablation in () if cfg.probes_only else cfg.ablations:
@@ -142,9 +155,9 @@ def run_benchmark(bench_dir: str | os.PathLike, cfg: RunConfig, out_dir: str | o
             print(f"bench run: {ablation}, seed {seed} -> {run_dir}", flush=True)
             args = (str(bench_dir), str(out), dataclasses.asdict(cfg), ablation, seed, settings)
             rows[ablation].append(_run_isolated(run_dir, settings, args) if cfg.isolate else run_ablation(*args))
-    train_data = _train_data(cfg).get("train_data")
+    train_data = _train_data(cfg).get("train_data") if leave_out is None else None
     table = build_table(rows, cfg, extract_s, {**train_data, "clips": _count_lines(train_manifest)} if train_data
-                        else None)
+                        else None, manifests["engines"])
     write_text_atomic(out / "table.json", json.dumps(table, indent=2) + "\n")
     md = render_markdown(table)
     write_text_atomic(out / "table.md", md)
@@ -159,9 +172,34 @@ def check_bench_dir(bench_dir: Path, need: tuple[str, ...] = ("train.jsonl", "va
                           f"run `acoustemo bench make --out {bench_dir}` first")
 
 
-def _train_data(cfg: RunConfig) -> dict:
+def _inputs(bench_dir: Path, out: Path, cfg: RunConfig, leave_out: str | None, features_dir) -> dict:
+    """What bench.json records: the bench, the train manifest, and for a folder with other engines the test
+    manifest of each engine and the engines heard in training (plus val and the left-out engine for leave_out)."""
+    if leave_out is None:
+        train = compose_train(bench_dir, out, cfg.train_limit, cfg.train_bench, cfg.add_train)
+        inputs = {"bench": str(bench_dir), "train": str(train)}
+        if features_dir:
+            inputs["features"] = str(Path(features_dir).resolve())
+        tests = engine_tests(bench_dir)
+        sources = [Path(cfg.train_bench) if cfg.train_bench else bench_dir, *map(Path, cfg.add_train)]
+        heard = list(dict.fromkeys(e for source in sources for e in heard_engines(source)))
+        return {**inputs, "tests": tests, "heard": heard} if tests else inputs
+    if cfg.train_bench or cfg.add_train:
+        raise ConfigError("a leave-one-engine-out run trains on the folder's own engines; drop --train-bench and "
+                          "--add-train")
+    paths = compose_leave_out(bench_dir, out, leave_out, cfg.train_limit)
+    return {"bench": str(bench_dir), "train": str(paths["train"]), "val": str(paths["val"]),
+            "tests": engine_tests(bench_dir), "heard": [e for e in folder_engines(bench_dir) if e != leave_out],
+            "left_out": leave_out, "features": str(Path(features_dir).resolve() if features_dir else out / "features")}
+
+
+def _train_data(cfg: RunConfig, out: Path | None = None) -> dict:
     """{"train_data": the composed train clips' settings}, part of every row's settings; {} for the bench's own
-    train split, so the settings of such runs are what they always were."""
+    train split, so the settings of such runs are what they always were. For a leave-one-engine-out run in `out`:
+    {"leave_out": the engine left out, the engines trained on, the train limit}."""
+    left_out = _read_inputs(out).get("left_out") if out is not None else None
+    if left_out is not None:
+        return {"leave_out": {"engine": left_out, "heard": _read_inputs(out)["heard"], "train_limit": cfg.train_limit}}
     if not composes_train(cfg.train_limit, cfg.train_bench, cfg.add_train):
         return {}
     return {"train_data": train_data_settings(cfg.train_limit, cfg.train_bench, cfg.add_train)}
@@ -171,20 +209,34 @@ def _count_lines(path: Path) -> int:
     return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
 
 
-def run_manifests(bench_dir: Path, out: Path) -> dict[str, Path]:
-    """The train / val / test manifests of a run: train as compose_train wrote it in `out` (bench.json)."""
-    train = json.loads((out / INPUTS).read_text())["train"]
-    return {"train": Path(train), "val": bench_dir / "val.jsonl", "test": bench_dir / "test.jsonl"}
+def _read_inputs(out: Path) -> dict:
+    return json.loads((out / INPUTS).read_text())
 
 
-def _extract_all(bench_dir: Path, train_manifest: Path, cache_dir: Path, cfg: RunConfig) -> float:
+def run_manifests(bench_dir: Path, out: Path) -> dict:
+    """The manifests of a run, as bench.json in `out` records them: train (as compose_train wrote it), val, test
+    (the main engine's), tests {engine: path} and engines {engine: manifest name} (both {} for a one-engine
+    folder), heard (the engines trained on) and features (the feature cache)."""
+    inputs = _read_inputs(out)
+    engines = inputs.get("tests", {})
+    return {"train": Path(inputs["train"]), "val": Path(inputs.get("val", bench_dir / "val.jsonl")),
+            "test": bench_dir / "test.jsonl", "tests": {e: bench_dir / f"{n}.jsonl" for e, n in engines.items()},
+            "engines": {e: {"split": n, "heard": e in inputs.get("heard", [])} for e, n in engines.items()},
+            "features": features_dir(out)}
+
+
+def features_dir(out: Path) -> Path:
+    """The feature cache of the runs in `out` (bench.json's features: shared by a leave-one-engine-out run)."""
+    return Path(_read_inputs(out).get("features", out / "features"))
+
+
+def _extract_all(paths: list[Path], cache_dir: Path, cfg: RunConfig) -> float:
     """Features of every split, once, into the shared cache (a rerun skips what is cached)."""
     from acoustemo.data.manifest import read_manifest
     from acoustemo.errors import EncoderError
     from acoustemo.features.cache import FeatureCache
     from acoustemo.features.extract import extract
 
-    paths = (train_manifest, bench_dir / "val.jsonl", bench_dir / "test.jsonl")
     clips = [c for path in paths for c in read_manifest(path)]
     report = extract(clips, FeatureCache(cache_dir), acoustic_encoder(cfg), progress=cfg.progress)
     print(f"bench run: features ({cfg.encoder}) {report.summary()}", flush=True)
@@ -212,7 +264,7 @@ def _configs(cfg: RunConfig, ablation: str, seed: int, out: Path):
     from acoustemo.training import resolve_configs
 
     train_fields = {**cfg.train, "seed": seed, "acoustic_encoder": cfg.encoder,
-                    "cache_dir": str(out / "features"), "progress": cfg.progress}
+                    "cache_dir": str(features_dir(out)), "progress": cfg.progress}
     return resolve_configs(cfg.preset, model_overrides={**cfg.model, "ablation": ablation},
                            train_overrides=train_fields)
 
@@ -223,7 +275,7 @@ def _settings(cfg: RunConfig, ablation: str, seed: int, out: Path) -> dict:
 
     mcfg, tcfg = _configs(cfg, ablation, seed, out)
     train_json = {k: v for k, v in tcfg.to_json().items() if k not in OPERATIONAL_FIELDS}
-    return {"preset": cfg.preset, "model": mcfg.to_json(), "train": train_json, **_train_data(cfg)}
+    return {"preset": cfg.preset, "model": mcfg.to_json(), "train": train_json, **_train_data(cfg, out)}
 
 
 def _finished(run_dir: Path, settings: dict) -> dict | None:
@@ -269,15 +321,18 @@ def run_ablation(bench_dir: str, out: str, cfg_dict: dict, ablation: str, seed: 
     result = train(manifests["train"], manifests["val"], run_dir / "train", mcfg, tcfg, resume=resume)
     t1 = time.perf_counter()
     model_dir = result.best_dir or run_dir / "train"
-    predictor = load_predictor(model_dir, out_dir / "features", int8=False)  # the model as trained (not int8)
-    pred = predict_manifest(bench / "test.jsonl", predictor, run_dir / "preds.jsonl", batch_size=cfg.predict_batch_size,
-                            progress=cfg.progress)
-    if pred.failed:
-        raise RuntimeError(f"{ablation}: prediction failed for {len(pred.failed)} test clip(s): {pred.failed[:3]}")
+    predictor = load_predictor(model_dir, manifests["features"], int8=False)  # the model as trained (not int8)
+    tests = {e: path for e, path in manifests["tests"].items() if path != manifests["test"]}
+    for engine, path in {None: manifests["test"], **tests}.items():
+        pred = predict_manifest(path, predictor, run_dir / preds_name(engine, engine is None),
+                                batch_size=cfg.predict_batch_size, progress=cfg.progress)
+        if pred.failed:
+            raise RuntimeError(f"{ablation}: prediction failed for {len(pred.failed)} clip(s) of {path.name}: "
+                               f"{pred.failed[:3]}")
     t2 = time.perf_counter()
     del predictor
     row = {"ablation": ablation, "row": ROW_NAMES[ablation], "seed": seed, "settings": settings,
-           **score_predictions(bench, run_dir / "preds.jsonl"),
+           **score_predictions(bench, run_dir / "preds.jsonl"), **_engine_scores(bench, run_dir, manifests),
            "train_steps": result.steps, "final_loss": result.final_loss, "best_step": result.best_step,
            "best_val_loss": result.best_value, "train_s": round(t1 - t0, 1), "predict_s": round(t2 - t1, 1),
            "wall_s": round(t2 - t0, 1), "resumed": resume, "peak_rss_mb": round(peak_rss_mb(), 1),
@@ -288,6 +343,16 @@ def run_ablation(bench_dir: str, out: str, cfg_dict: dict, ablation: str, seed: 
     return row
 
 
+def _engine_scores(bench: Path, run_dir: Path, manifests: dict) -> dict:
+    """{"engines": {engine: its test split's figures (bench/engines.py), "heard": trained on it}} for a folder with
+    other engines; {} for a one-engine folder."""
+    out = {}
+    for engine, info in manifests["engines"].items():
+        preds = run_dir / preds_name(engine, manifests["tests"][engine] == manifests["test"])
+        out[engine] = {**engine_figures(score_predictions(bench, preds, info["split"])), "heard": info["heard"]}
+    return {"engines": out} if out else {}
+
+
 def run_probe(bench_dir: Path, out: Path, cfg: RunConfig, pooling: str, name: str, memo: dict | None = None) -> dict:
     """Fit and score one probe row (acoustemo/probe.py) on the cached features; <out>/<name>/scores.json marks it
     done (a rerun with the same settings reuses it, as for the learned rows)."""
@@ -295,18 +360,22 @@ def run_probe(bench_dir: Path, out: Path, cfg: RunConfig, pooling: str, name: st
     from acoustemo.features.cache import FeatureCache
     from acoustemo.probe import LinearProbe
 
-    cache, encoder = FeatureCache(out / "features"), acoustic_encoder(cfg)
+    manifests = run_manifests(bench_dir, out)
+    cache, encoder = FeatureCache(manifests["features"]), acoustic_encoder(cfg)
     load = lambda clip: cache.load(clip, encoder)  # noqa: E731  (features were extracted by _extract_all)
     t0 = time.perf_counter()
-    split = {s: read_manifest(path) for s, path in run_manifests(bench_dir, out).items()}
+    split = {s: read_manifest(manifests[s]) for s in ("train", "val")}
     probe = LinearProbe.fit(split["train"], split["val"], load, pooling=pooling, memo=memo)
-    predicted = probe.predict(split["test"], load, memo)
     run_dir = out / name
     run_dir.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps({"id": c.id, "emotions": predicted[c.id], "explanation": ""}) for c in split["test"]]
-    write_text_atomic(run_dir / "preds.jsonl", "\n".join(lines) + "\n")
-    row = {"ablation": name, "row": ROW_NAMES[name], "seed": None, "settings": _probe_settings(cfg, pooling),
-           **score_predictions(bench_dir, run_dir / "preds.jsonl"),
+    tests = {e: path for e, path in manifests["tests"].items() if path != manifests["test"]}
+    for engine, path in {None: manifests["test"], **tests}.items():
+        clips = read_manifest(path)
+        predicted = probe.predict(clips, load, memo)
+        lines = [json.dumps({"id": c.id, "emotions": predicted[c.id], "explanation": ""}) for c in clips]
+        write_text_atomic(run_dir / preds_name(engine, engine is None), "\n".join(lines) + "\n")
+    row = {"ablation": name, "row": ROW_NAMES[name], "seed": None, "settings": _probe_settings(cfg, pooling, out),
+           **score_predictions(bench_dir, run_dir / "preds.jsonl"), **_engine_scores(bench_dir, run_dir, manifests),
            "probe": {"stream": probe.stream or "all", "C": probe.C, "val_avg": round(100 * probe.val_avg, 2),
                      "choices": probe.choices},
            "train_steps": 0, "train_s": round(time.perf_counter() - t0, 1), "predict_s": 0.0,
@@ -317,11 +386,11 @@ def run_probe(bench_dir: Path, out: Path, cfg: RunConfig, pooling: str, name: st
     return row
 
 
-def _probe_settings(cfg: RunConfig, pooling: str) -> dict:
+def _probe_settings(cfg: RunConfig, pooling: str, out: Path) -> dict:
     from acoustemo.probe import C_GRID, STATISTICS
 
     return {"probe": pooling, "encoder": cfg.encoder, "statistics": list(STATISTICS), "C_grid": list(C_GRID),
-            **_train_data(cfg)}
+            **_train_data(cfg, out)}
 
 
 def _parameter_report(model_dir: Path) -> dict:

@@ -1,10 +1,12 @@
 """`bench run`'s table: per row (the probes, then the paper's Table 2 rows) the mean ± sd over its seeds of every
-score, as table.json and as the markdown table it prints."""
+score, as table.json and as the markdown table it prints; on a folder with other engines (bench/engines.py) a
+per-engine section, and the table of a leave-one-engine-out run (bench/leaveout.py)."""
 
 from __future__ import annotations
 
 import statistics
 
+from acoustemo.bench.engines import MANNER_LABELS
 from acoustemo.bench.explain import TIME_TOLERANCE_S
 from acoustemo.bench.score import LABELS
 from acoustemo.config import ABLATIONS
@@ -27,9 +29,11 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0
 
 
-def build_table(rows: dict[str, list[dict]], cfg, extract_s: float, train_data: dict | None = None) -> dict:
+def build_table(rows: dict[str, list[dict]], cfg, extract_s: float, train_data: dict | None = None,
+                engines: dict | None = None) -> dict:
     """Per row (probes first, then the paper's order): mean and sd over its seeds of every score. `cfg` is the
-    run's RunConfig; `train_data` the composed train clips' settings (bench/subset.py), None for the bench's own."""
+    run's RunConfig; `train_data` the composed train clips' settings (bench/subset.py), None for the bench's own;
+    `engines` {engine: ...} the folder's engines when it holds other engines' test splits (bench/engines.py)."""
     order = [n for n in ("probe", "probe-global", *ABLATIONS) if rows.get(n)]
     full = mean_sd([r["avg"] for r in rows["full"]])[0] if rows.get("full") else None
     out_rows = []
@@ -53,12 +57,36 @@ def build_table(rows: dict[str, list[dict]], cfg, extract_s: float, train_data: 
             "predict_s": statistics.fmean(r["predict_s"] for r in runs),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
             **({"probe": runs[0]["probe"]} if "probe" in runs[0] else {}),
+            **({"engines": _engine_columns(runs)} if engines else {}),
         })
     return {
         "seeds": list(cfg.seeds), "preset": cfg.preset, "encoder": cfg.encoder, "train_overrides": cfg.train,
         "model_overrides": cfg.model, "feature_extraction_s": round(extract_s, 1), "labels": list(LABELS),
         "rows": out_rows, **({"train_data": train_data} if train_data else {}),
+        **({"engines": list(engines)} if engines else {}),
     }
+
+
+def _engine_columns(runs: list[dict]) -> dict | None:
+    """Per engine of the folder, mean and sd over the seeds of its test split's Avg, manner F1 (means) and false
+    alarms, whether the row heard it in training; then the Avg over the heard engines and over those left out
+    (each seed's mean over the engines, then mean ± sd over the seeds). None for rows scored on one engine."""
+    if not all(r.get("engines") for r in runs):
+        return None
+    names = list(runs[0]["engines"])
+    per = {}
+    for e in names:
+        figs = [r["engines"][e] for r in runs]
+        per[e] = {"heard": figs[0]["heard"], "avg": mean_sd([f["avg"] for f in figs]),
+                  "manner_f1": {x: mean_sd([f["manner_f1"][x] for f in figs])[0] for x in MANNER_LABELS},
+                  "false_alarm_rate": mean_sd([f["false_alarm_rate"] for f in figs]),
+                  "false_alarm_clips": figs[0]["false_alarm_clips"], "n_test": figs[0]["n_test"]}
+    groups = {"heard": [e for e in names if per[e]["heard"]], "left_out": [e for e in names if not per[e]["heard"]]}
+    out = {"per_engine": per, "heard": groups["heard"], "left_out": groups["left_out"]}
+    for key, group in groups.items():
+        out[f"avg_{key}"] = mean_sd([statistics.fmean(r["engines"][e]["avg"] for e in group) for r in runs]) \
+            if group else (float("nan"), float("nan"))
+    return out
 
 
 def _explanation_figures(runs: list[dict]) -> dict | None:
@@ -108,6 +136,11 @@ def render_markdown(table: dict) -> str:
         lines.append(f"| {r['row']} | " + " | ".join(_fmt(r["per_label_f1"][x]) for x in labels) +
                      f" | {_pm(rate, sd, r['n_runs'], '.1f')} % of {r['false_alarm_clips']} | " +
                      " | ".join(f"{_fmt(r['false_alarms_per_label'].get(x))} %" for x in fa_labels) + " |")
+    if table.get("engines"):
+        lines += ["", "Per engine: the same test plans spoken by each engine of the folder (`bench make --engines`); "
+                  "the engines the row trained on are heard, the others left out. Avg, manner F1 (sad / excited / "
+                  "neutral, mean over seeds) and distractor false alarms on each engine's test split.", "",
+                  *render_engine_rows(table)]
     probes = [r for r in table["rows"] if "probe" in r]
     if probes:
         lines += ["", "Probes: " + "; ".join(f"{r['row']} read {r['probe']['stream']} streams, C={r['probe']['C']:g} "
@@ -116,6 +149,41 @@ def render_markdown(table: dict) -> str:
               "explanation gives each label its cue, each cue its speaker and the right time (within "
               f"{TIME_TOLERANCE_S:g} s; acoustemo/bench/explain.py).",
               "", f"Feature extraction (shared by the rows, computed once): {table['feature_extraction_s']:.0f} s."]
+    return "\n".join(lines) + "\n"
+
+
+def render_engine_rows(table: dict, left_out_column: bool = False) -> list[str]:
+    """The per-engine table: per row the engines trained on, Avg heard and left out, then each engine's Avg,
+    manner F1 and false alarms; `left_out_column` adds the engine a leave-one-engine-out row left out."""
+    engines = table["engines"]
+    lines = ["| " + ("Left out | " if left_out_column else "") + "Method | trained on | Avg heard | Avg left out | " +
+             " | ".join(f"{e} Avg | {e} F1 sad / excited / neutral | {e} false alarms" for e in engines) + " |",
+             "| --- " * (4 + 3 * len(engines) + left_out_column) + "|"]
+    for r in table["rows"]:
+        cols, n = r.get("engines"), r["n_runs"]
+        if not cols:
+            continue
+        cells = [r["left_out"]] if left_out_column else []
+        cells += [r["row"], ", ".join(cols["heard"]) or "–", _pm(*cols["avg_heard"], n),
+                  _pm(*cols["avg_left_out"], n)]
+        for e in engines:
+            f = cols["per_engine"][e]
+            fa = f"{_pm(*f['false_alarm_rate'], n, '.1f')} % of {f['false_alarm_clips']}" if f["false_alarm_clips"] \
+                else "–"
+            cells += [_pm(*f["avg"], n), " / ".join(_fmt(f["manner_f1"][x], ".0f") for x in MANNER_LABELS), fa]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def render_leave_out(table: dict) -> str:
+    """The table of a leave-one-engine-out run (bench/leaveout.py): per left-out engine, its rows."""
+    seeds = ", ".join(map(str, table["seeds"]))
+    lines = [f"Leave one engine out on the acoustic-cue benchmark: for each engine of the folder "
+             f"({', '.join(table['engines'])}), every row trains on the train clips of the other engines (chosen on "
+             f"their val clips) and is tested on every engine's test split. Preset {table['preset']}, features {table['encoder']}, seeds {seeds} "
+             "(learned rows: mean ± sd over the seeds; the probes are one deterministic fit, on the same training "
+             "clips). Scores in percent; manner F1 is the mean over seeds.", "",
+             *render_engine_rows(table, left_out_column=True)]
     return "\n".join(lines) + "\n"
 
 

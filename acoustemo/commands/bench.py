@@ -36,6 +36,11 @@ def _add_make(p: argparse.ArgumentParser) -> None:
                         "appended to train.jsonl as train-<engine>-<index>: more voices in training (val and test "
                         "stay --synth's); ~2x the train split's synthesis and extraction, ~1.5x a training run, and "
                         "a model that holds up better on voices it never heard (BENCHMARKS.md #17). Default: none")
+    p.add_argument("--engines", default="", metavar="ENGINES",
+                   help="comma-separated other engines (espeak, flite, festival) that also speak every split made, "
+                        "as <split>-<engine>.jsonl with clips <split>-<engine>-<index> (train.jsonl, val.jsonl and "
+                        "test.jsonl stay --synth's): one folder for `bench run`'s per-engine columns and "
+                        "`bench run --leave-one-engine-out`. Default: none")
     p.add_argument("--splits", default="train,val,test",
                    help="comma-separated splits to make (default all; e.g. `--synth flite --splits test`)")
     p.add_argument("--workers", type=int, default=d.workers, help=f"synthesis processes (default {d.workers})")
@@ -47,9 +52,10 @@ def _run_make(args: argparse.Namespace) -> int:
 
     cfg = BenchConfig(n=args.n, seed=args.seed, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
                       distractor_rate=args.distractor_rate, synth=args.synth,
-                      train_synth=_names(args.train_synth),
+                      train_synth=_names(args.train_synth), engines=_names(args.engines),
                       workers=args.workers)
     also = f"; train also {', '.join(cfg.train_synth)}" if cfg.train_synth else ""
+    also += f"; every split also {', '.join(cfg.engines)}" if cfg.engines else ""
     print(f"bench make: seed {cfg.seed}, {cfg.n} clips ({cfg.synth}{also}) -> {args.out}", flush=True)
     s = make_benchmark(args.out, cfg, _names(args.splits))
     sizes = " / ".join(f"{k} {v}" for k, v in s.counts.items())
@@ -61,8 +67,14 @@ def _run_make(args: argparse.Namespace) -> int:
 def _add_run(p: argparse.ArgumentParser) -> None:
     from acoustemo.config import ABLATIONS, PRESETS
 
-    p.add_argument("dir", metavar="DIR", help="a `bench make` folder (train/val/test.jsonl, meta.json, groupings.json)")
-    p.add_argument("--out", metavar="OUT", help="runs folder (default DIR/runs); finished ablations there are skipped")
+    p.add_argument("dir", metavar="DIR", help="a `bench make` folder (train/val/test.jsonl, meta.json, "
+                   "groupings.json); one made with --engines also gets each engine's test split scored, in a per-engine section")
+    p.add_argument("--out", metavar="OUT", help="runs folder (default DIR/runs, DIR/runs-leave-one-engine-out with "
+                   "--leave-one-engine-out); finished ablations there are skipped")
+    p.add_argument("--leave-one-engine-out", action="store_true",
+                   help="for each engine of DIR (`bench make --engines`), train every row on the train and val clips "
+                        "of the other engines and test on every engine's test split: a table row per left-out "
+                        "engine and method, with Avg, manner F1 and false alarms per engine")
     p.add_argument("--preset", default="cpu-default", choices=sorted(PRESETS), help="model preset (default cpu-default)")
     p.add_argument("--ablations", default=",".join(ABLATIONS),
                    help=f"comma-separated rows to run (default {','.join(ABLATIONS)})")
@@ -71,9 +83,11 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-probes", action="store_true", help="leave out the linear-probe anchor rows")
     p.add_argument("--probes-only", action="store_true", help="score the probe rows alone; train nothing")
     p.add_argument("--encoder", default="default", help="acoustic feature encoder (default 'default')")
-    t = p.add_argument_group("train clips (default: DIR's train split; val and test are always DIR's)")
+    t = p.add_argument_group("train clips (default: DIR's train split; val and test are always DIR's, but with "
+                             "--leave-one-engine-out: the other engines' train and val)")
     t.add_argument("--train-limit", type=int, default=0, metavar="N",
-                   help="the first N train clips (of each folder the clips come from; default 0 = all)")
+                   help="the first N train clips (of each folder, or each engine, the clips come from; default 0 = "
+                        "all)")
     t.add_argument("--train-bench", metavar="DIR2",
                    help="take the train clips from this `bench make` folder instead, made with DIR's --seed (its train "
                         "sentences and voices are refused if they occur in DIR's val / test); their ids get an 'x' "
@@ -104,6 +118,7 @@ _RUN_TRAIN_FLAGS = {"epochs": "epochs", "max_steps": "max_steps", "lr": "lr", "b
 
 
 def _run_run(args: argparse.Namespace) -> int:
+    from acoustemo.bench.leaveout import run_leave_one_engine_out
     from acoustemo.bench.run import RunConfig, run_benchmark
 
     train = {field: getattr(args, flag) for flag, field in _RUN_TRAIN_FLAGS.items() if getattr(args, flag) is not None}
@@ -112,7 +127,8 @@ def _run_run(args: argparse.Namespace) -> int:
                     encoder=args.encoder, train=train, predict_batch_size=args.predict_batch_size,
                     progress=not args.no_progress, probes_only=args.probes_only, train_limit=args.train_limit,
                     train_bench=args.train_bench, add_train=tuple(args.add_train))
-    summary = run_benchmark(args.dir, cfg, args.out)
+    run = run_leave_one_engine_out if args.leave_one_engine_out else run_benchmark
+    summary = run(args.dir, cfg, args.out)
     print(summary.markdown)
     print(f"written: {summary.out_dir / 'table.md'}, {summary.out_dir / 'table.json'}"
           + (f" (reused finished runs: {', '.join(summary.skipped)})" if summary.skipped else ""))
