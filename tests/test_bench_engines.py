@@ -184,3 +184,14 @@ def test_engines_heard_in_training(tmp_path):
         (tmp_path / name / "meta.json").write_text(json.dumps({"params": params}))
         assert (folder_engines(tmp_path / name), heard_engines(tmp_path / name)) == (engines, heard)
     assert [engine_split(tmp_path / "fest", e, "val") for e in ("festival", "espeak")] == ["val", "val-espeak"]
+
+
+def test_leave_out_header_names_the_seeds_only_when_learned_rows_ran():
+    from acoustemo.bench.table import render_leave_out
+
+    table = {"seeds": [0, 1], "engines": ["espeak", "flite"], "preset": "debug", "encoder": "default",
+             "rows": [{"row": "linear probe", "probe": "utterance", "engines": None, "n_runs": 1}]}
+    assert "probe rows only (one deterministic fit each)" in render_leave_out(table)
+    assert "seeds 0, 1" not in render_leave_out(table)
+    table["rows"].append({"row": "AcoustEmo (full)", "engines": None, "n_runs": 2})
+    assert "seeds 0, 1 (learned rows: mean ± sd over the seeds" in render_leave_out(table)

@@ -178,11 +178,13 @@ def render_engine_rows(table: dict, left_out_column: bool = False) -> list[str]:
 def render_leave_out(table: dict) -> str:
     """The table of a leave-one-engine-out run (bench/leaveout.py): per left-out engine, its rows."""
     seeds = ", ".join(map(str, table["seeds"]))
+    learned = any("probe" not in r for r in table["rows"])
+    rows_note = (f"seeds {seeds} (learned rows: mean ± sd over the seeds; the probes are one deterministic fit, on "
+                 f"the same training clips)" if learned else "probe rows only (one deterministic fit each)")
     lines = [f"Leave one engine out on the acoustic-cue benchmark: for each engine of the folder "
              f"({', '.join(table['engines'])}), every row trains on the train clips of the other engines (chosen on "
-             f"their val clips) and is tested on every engine's test split. Preset {table['preset']}, features {table['encoder']}, seeds {seeds} "
-             "(learned rows: mean ± sd over the seeds; the probes are one deterministic fit, on the same training "
-             "clips). Scores in percent; manner F1 is the mean over seeds.", "",
+             f"their val clips) and is tested on every engine's test split. Preset {table['preset']}, features "
+             f"{table['encoder']}, {rows_note}. Scores in percent; manner F1 is the mean over seeds.", "",
              *render_engine_rows(table, left_out_column=True)]
     return "\n".join(lines) + "\n"
 
