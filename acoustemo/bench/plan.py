@@ -73,35 +73,32 @@ class BenchConfig:
             raise ConfigError("benchmark settings: " + "; ".join(problems))
 
     def _train_synth_problems(self) -> list[str]:
-        if isinstance(self.train_synth, str):
-            return [f"train_synth={self.train_synth!r} must be a tuple of engine names, e.g. ('flite',)"]
-        others = [s for s in SYNTHS if s != self.synth]
-        problems = [f"train_synth: unknown engine {e!r}; choose among {', '.join(others)}"
-                    for e in self.train_synth if e not in SYNTHS]
-        if self.synth in self.train_synth:
-            problems.append(f"train_synth repeats the main engine {self.synth!r}, which speaks the train split "
-                            f"already; list other engines only ({', '.join(others)})")
-        repeated = sorted({e for e in self.train_synth if self.train_synth.count(e) > 1})
-        if repeated:
-            problems.append(f"train_synth names {', '.join(repeated)} more than once; list each engine once")
-        return problems
+        return self._engine_list_problems("train_synth", self.train_synth, "the train split")
 
     def _engines_problems(self) -> list[str]:
+        problems = self._engine_list_problems("engines", self.engines, "train.jsonl, val.jsonl and test.jsonl")
         if isinstance(self.engines, str):
-            return [f"engines={self.engines!r} must be a tuple of engine names, e.g. ('flite',)"]
-        others = [s for s in SYNTHS if s != self.synth]
-        problems = [f"engines: unknown engine {e!r}; choose among {', '.join(others)}"
-                    for e in self.engines if e not in SYNTHS]
-        if self.synth in self.engines:
-            problems.append(f"engines repeats the main engine {self.synth!r}, which speaks train.jsonl, val.jsonl "
-                            f"and test.jsonl already; list other engines only ({', '.join(others)})")
-        repeated = sorted({e for e in self.engines if self.engines.count(e) > 1})
-        if repeated:
-            problems.append(f"engines names {', '.join(repeated)} more than once; list each engine once")
+            return problems
         both = sorted(set(self.engines) & set(self.train_synth))
         if both:
             problems.append(f"{', '.join(both)} in both train_synth and engines: --engines speaks the train split "
                             f"already (as train-<engine>.jsonl); drop it from --train-synth")
+        return problems
+
+    def _engine_list_problems(self, name: str, engines, spoken: str) -> list[str]:
+        """What is wrong with a list of extra engines (`train_synth` or `engines`): not a tuple, an unknown
+        engine, the main engine again, an engine twice."""
+        if isinstance(engines, str):
+            return [f"{name}={engines!r} must be a tuple of engine names, e.g. ('flite',)"]
+        others = [s for s in SYNTHS if s != self.synth]
+        problems = [f"{name}: unknown engine {e!r}; choose among {', '.join(others)}" for e in engines
+                    if e not in SYNTHS]
+        if self.synth in engines:
+            problems.append(f"{name} repeats the main engine {self.synth!r}, which speaks {spoken} already; list "
+                            f"other engines only ({', '.join(others)})")
+        repeated = sorted({e for e in engines if engines.count(e) > 1})
+        if repeated:
+            problems.append(f"{name} names {', '.join(repeated)} more than once; list each engine once")
         return problems
 
     def params(self) -> dict:

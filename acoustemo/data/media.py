@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -200,9 +201,6 @@ class Media:
         self.path = Path(path).resolve()
         self.name = Path(path).name  # the name as given (a symlink's own, not its target's)
         self.stem = Path(path).stem  # default clip ids
-        self._info: MediaInfo | None = None
-        self._sha256: str | None = None
-        self._audio: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return f"Media({str(self.path)!r})"
@@ -210,11 +208,9 @@ class Media:
     def __fspath__(self) -> str:
         return str(self.path)
 
-    @property
+    @cached_property
     def info(self) -> MediaInfo:
-        if self._info is None:
-            self._info = probe(self.path)
-        return self._info
+        return probe(self.path)
 
     @property
     def duration_s(self) -> float:
@@ -224,22 +220,18 @@ class Media:
     def has_video(self) -> bool:
         return self.info.has_video
 
-    @property
+    @cached_property
     def sha256(self) -> str:
-        if self._sha256 is None:
-            self._sha256 = media_sha256(self.path)
-        return self._sha256
+        return media_sha256(self.path)
 
-    @property
+    @cached_property
     def audio(self) -> np.ndarray:
-        if self._audio is None:
-            self._audio = load_audio(self.path)
-        return self._audio
+        return load_audio(self.path)
 
     @property
     def decoded(self) -> bool:
         """Whether the audio is in memory already (else `audio` decodes it)."""
-        return self._audio is not None
+        return "audio" in self.__dict__
 
 
 def open_media(media: "str | Path | Media") -> Media:
