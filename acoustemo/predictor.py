@@ -140,7 +140,7 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
     """
     from acoustemo.features.cache import FeatureCache
     from acoustemo.features.registry import get_visual_encoder
-    from acoustemo.hardware import int8_by_default, runs_natively
+    from acoustemo.hardware import default_device, int8_by_default, runs_natively
     from acoustemo.model.acoustemo import AcoustEmoModel
 
     if max_new_tokens < 1:
@@ -152,7 +152,7 @@ def load_predictor(model_dir: str | os.PathLike | None, cache_dir: str | os.Path
         cache_dir = run_cache if run_cache is not None and run_cache.is_dir() else default_features_dir()
     acoustic = trained_acoustic_encoder(trained, acoustic_encoder)
     _check_streams(folder, acoustic)
-    device = torch.device(device) if device else _default_device()
+    device = torch.device(device) if device else default_device()
     model = AcoustEmoModel.from_pretrained(folder, llm_dtype=llm_dtype, device=device)
     model.to(device).eval()
     if llm_dtype is None and model.cfg.llm_dtype == "float32" and device.type == "cpu" and runs_natively("bfloat16"):
@@ -233,10 +233,6 @@ def _check_streams(folder: Path, acoustic) -> None:
         f"this acoustemo produces {produced} (the prosody stream has 13 channels since "
         f"its version 2, 14 since its version 3); retrain on features of this encoder (`acoustemo train ... --encoder {acoustic.id}`), or "
         f"predict with the acoustemo release that trained it")
-
-
-def _default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def as_predictor(model=None, cache_dir: str | os.PathLike | None = None, int8: bool | None = None) -> Predictor:
