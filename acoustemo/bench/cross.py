@@ -10,6 +10,9 @@ C chosen on its val split; deterministic), then predict OTHER's test clips. Each
 seed<S>/train/best) predicts them as `bench run` predicts its own test (the LLM in float32, no int8). OTHER's
 features are extracted into OTHER/runs/features (the cache `bench run OTHER` would use) with the run's encoder.
 
+OTHER may hold several engines (`bench make --engines`, or a `bench shift` of such a folder): every engine's test
+split is then scored, "other_engine" being its main one's and "other_engines" {engine: figures} all of them.
+
 Per row and engine: the clips scored, Avg, exact sets, per-label F1, distractor false alarms, explanations all
 right (percent) and the manner confusion ("gold -> answered": clips, the target's clip-wide manner against the
 manner label its answer names). Written to OUT/score.json (default RUNS/score-<OTHER's folder name>), the
@@ -21,6 +24,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from acoustemo.bench.engines import engine_tests, folder_engines, preds_name
 from acoustemo.bench.run import (INPUTS, SCORES, RunConfig, acoustic_encoder, check_bench_dir, features_dir,
                                  run_manifests)
 from acoustemo.bench.score import score_predictions
@@ -41,13 +45,14 @@ def score_other_bench(other: str | Path, runs: str | Path, out: str | Path | Non
     cfg = RunConfig(preset=table["preset"], encoder=table["encoder"], train=table["train_overrides"],
                     seeds=(0,), progress=progress)
     encoder = acoustic_encoder(cfg)
-    _extract_test(other, encoder, progress)
+    tests = engine_tests(other) or {folder_engines(other)[0]: "test"}
+    _extract_test(other, list(tests.values()), encoder, progress)
     report = {"bench": str(bench), "other_bench": str(other), "runs": str(runs), "rows": {}}
     for name in [n for n in PROBES if (runs / n / SCORES).is_file()]:
-        report["rows"][name] = _probe_row(bench, runs, other, out, name, encoder)
+        report["rows"][name] = _probe_row(bench, runs, other, tests, out, name, encoder)
     for run_dir in _learned_runs(runs, table):
         key = f"{run_dir.parent.name}/{run_dir.name}"
-        report["rows"][key] = _model_row(bench, run_dir, other, out / key, batch_size)
+        report["rows"][key] = _model_row(bench, run_dir, other, tests, out / key, batch_size)
     if not report["rows"]:
         raise ConfigError(f"{runs} holds no finished row (no <row>/scores.json); run `acoustemo bench run` first")
     write_text_atomic(out / "score.json", json.dumps(report, indent=1) + "\n")
@@ -64,14 +69,14 @@ def _bench_of(runs: Path) -> Path:
                       f"the --out folder of a bench run")
 
 
-def _extract_test(other: Path, encoder, progress: bool) -> None:
+def _extract_test(other: Path, splits: list[str], encoder, progress: bool) -> None:
     from acoustemo.data.manifest import read_manifest
     from acoustemo.errors import EncoderError
     from acoustemo.features.cache import FeatureCache
     from acoustemo.features.extract import extract
 
-    report = extract(read_manifest(other / "test.jsonl"), FeatureCache(other / "runs" / "features"), encoder,
-                     progress=progress)
+    clips = [c for split in splits for c in read_manifest(other / f"{split}.jsonl")]
+    report = extract(clips, FeatureCache(other / "runs" / "features"), encoder, progress=progress)
     if not report.ok:
         raise EncoderError(f"feature extraction failed for {len(report.failed)} clip(s) of {other}: "
                            f"{report.summary()}")
@@ -86,7 +91,7 @@ def _learned_runs(runs: Path, table: dict) -> list[Path]:
     return [d for d in found if (d / SCORES).is_file()]
 
 
-def _probe_row(bench: Path, runs: Path, other: Path, out: Path, name: str, encoder) -> dict:
+def _probe_row(bench: Path, runs: Path, other: Path, tests: dict[str, str], out: Path, name: str, encoder) -> dict:
     from acoustemo.data.manifest import read_manifest
     from acoustemo.features.cache import FeatureCache
     from acoustemo.probe import LinearProbe
@@ -95,35 +100,43 @@ def _probe_row(bench: Path, runs: Path, other: Path, out: Path, name: str, encod
     manifests = run_manifests(bench, runs)
     train, val = (read_manifest(manifests[s]) for s in ("train", "val"))
     probe = LinearProbe.fit(train, val, lambda clip: own.load(clip, encoder), pooling=PROBES[name])
-    test = read_manifest(other / "test.jsonl")
-    predicted = probe.predict(test, lambda clip: theirs.load(clip, encoder))
-    preds = out / name / "preds.jsonl"
-    preds.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(preds, "".join(json.dumps({"id": c.id, "emotions": predicted[c.id], "explanation": ""}) + "\n"
-                                     for c in test))
-    return {"own_engine": figures(bench, runs / name / "preds.jsonl"), "other_engine": figures(other, preds),
-            "stream": probe.stream or "all", "C": probe.C}
+    engines = {}
+    for engine, split in tests.items():
+        test = read_manifest(other / f"{split}.jsonl")
+        predicted = probe.predict(test, lambda clip: theirs.load(clip, encoder))
+        preds = out / name / preds_name(engine, split == "test")
+        preds.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(preds, "".join(json.dumps({"id": c.id, "emotions": predicted[c.id], "explanation": ""})
+                                         + "\n" for c in test))
+        engines[engine] = figures(other, preds, split)
+    return {"own_engine": figures(bench, runs / name / "preds.jsonl"), "other_engine": engines[next(iter(tests))],
+            "other_engines": engines, "stream": probe.stream or "all", "C": probe.C}
 
 
-def _model_row(bench: Path, run_dir: Path, other: Path, out: Path, batch_size: int) -> dict:
+def _model_row(bench: Path, run_dir: Path, other: Path, tests: dict[str, str], out: Path, batch_size: int) -> dict:
     from acoustemo.batch import predict_manifest
     from acoustemo.predictor import load_predictor
 
-    preds = out / "preds.jsonl"
-    if not preds.is_file():  # a rerun reuses the answers (predict_manifest writes them atomically)
-        out.mkdir(parents=True, exist_ok=True)
-        predictor = load_predictor(run_dir / "train", other / "runs" / "features", int8=False, llm_dtype="float32")
-        result = predict_manifest(other / "test.jsonl", predictor, preds, batch_size=batch_size, progress=False)
-        if result.failed:
-            raise RuntimeError(f"{run_dir}: prediction failed for {len(result.failed)} clip(s) of {other}: "
-                               f"{result.failed[:3]}")
-    return {"own_engine": figures(bench, run_dir / "preds.jsonl"), "other_engine": figures(other, preds),
-            "model": str(run_dir / "train" / "best")}
+    predictor, engines = None, {}
+    for engine, split in tests.items():
+        preds = out / preds_name(engine, split == "test")
+        if not preds.is_file():  # a rerun reuses the answers (predict_manifest writes them atomically)
+            out.mkdir(parents=True, exist_ok=True)
+            predictor = predictor or load_predictor(run_dir / "train", other / "runs" / "features", int8=False,
+                                                    llm_dtype="float32")
+            result = predict_manifest(other / f"{split}.jsonl", predictor, preds, batch_size=batch_size,
+                                      progress=False)
+            if result.failed:
+                raise RuntimeError(f"{run_dir}: prediction failed for {len(result.failed)} clip(s) of {other}: "
+                                   f"{result.failed[:3]}")
+        engines[engine] = figures(other, preds, split)
+    return {"own_engine": figures(bench, run_dir / "preds.jsonl"), "other_engine": engines[next(iter(tests))],
+            "other_engines": engines, "model": str(run_dir / "train" / "best")}
 
 
-def figures(bench: Path, preds: Path) -> dict:
-    """The figures `bench score` reports for one predictions file on a bench folder's test split."""
-    s = score_predictions(bench, preds)
+def figures(bench: Path, preds: Path, split: str = "test") -> dict:
+    """The figures `bench score` reports for one predictions file on a bench folder's test split (or `split`)."""
+    s = score_predictions(bench, preds, split)
     return {"clips": s["n_test"], "avg": _round(s["avg"], 2), "exact_sets": s["exact_sets"],
             "false_alarm_pct": _round(s["distractor_false_alarms"]["rate"], 1),
             "all_right_pct": _round(s["explanations"]["percent"]["all_right"], 1),

@@ -172,12 +172,39 @@ def _run_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_shift(p: argparse.ArgumentParser) -> None:
+    p.add_argument("src", metavar="SRC", help="a `bench make` folder")
+    p.add_argument("--out", required=True, help="the new folder (a rerun with the same settings keeps what is made)")
+    p.add_argument("--splits", default="test", help="comma-separated splits to re-voice, in every engine (default "
+                   "test); the others are linked unchanged")
+    p.add_argument("--pitch-st", type=float, default=0.0, help="pitch shift in semitones (default 0)")
+    p.add_argument("--tempo", type=float, default=1.0, help="speed factor, >1 faster (default 1)")
+    p.add_argument("--gain-db", type=float, default=0.0, help="gain in dB (default 0)")
+    p.add_argument("--random", action="store_true", help="draw each clip's shift within +-pitch, [1/tempo, tempo] "
+                   "and +-gain instead of applying them as given: waveform augmentation")
+    p.add_argument("--seed", type=int, default=0, help="seed of the --random draws (default 0)")
+    p.add_argument("--workers", type=int, default=2, help="sox processes at once (default 2)")
+
+
+def _run_shift(args: argparse.Namespace) -> int:
+    from acoustemo.bench.shift import Shift, shift_bench
+
+    shift = Shift(pitch_st=args.pitch_st, tempo=args.tempo, gain_db=args.gain_db)
+    counts = shift_bench(args.src, args.out, _names(args.splits), shift, args.random, args.seed, args.workers)
+    how = "random shifts within" if args.random else "shifted by"
+    print(f"bench shift: {sum(counts.values())} clips {how} pitch {shift.pitch_st:+g} st, tempo x{shift.tempo:g}, "
+          f"gain {shift.gain_db:+g} dB ({', '.join(f'{k} {v}' for k, v in counts.items() if v)}) -> {args.out}")
+    return 0
+
+
 SUBCOMMANDS = {
     "make": ("generate the two-speaker acoustic-cue dialogues and their manifests", _add_make, _run_make),
     "run": ("train, predict and score the ablations (paper Table 2) on a `bench make` folder", _add_run, _run_run),
     "score": ("score a bench run's probes and models on another engine's test split", _add_score, _run_score),
     "explain": ("how often a predictions file's explanations are all right (labels, cues, speakers, times)",
                 _add_explain, _run_explain),
+    "shift": ("the same dialogues with each whole clip moved in pitch, tempo and gain: a stress test of the absolute "
+              "scale, or (--random) waveform augmentation", _add_shift, _run_shift),
 }
 
 
