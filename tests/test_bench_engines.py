@@ -195,3 +195,22 @@ def test_leave_out_header_names_the_seeds_only_when_learned_rows_ran():
     assert "seeds 0, 1" not in render_leave_out(table)
     table["rows"].append({"row": "AcoustEmo (full)", "engines": None, "n_runs": 2})
     assert "seeds 0, 1 (learned rows: mean ± sd over the seeds" in render_leave_out(table)
+
+
+def test_bench_score_scores_every_engine_of_a_shifted_folder(bench, loeo, tmp_path):
+    from acoustemo.bench.cross import figures, score_other_bench
+    from acoustemo.bench.shift import Shift, shift_bench
+
+    other = tmp_path / "up"
+    shift_bench(bench, other, ("test",), Shift(pitch_st=2, tempo=1.1, gain_db=4), workers=1)
+    runs = loeo.out_dir / "leave-espeak"
+    report = score_other_bench(other, runs, tmp_path / "scored")
+    for name in ("probe", "full/seed0"):
+        row = report["rows"][name]
+        assert sorted(row["other_engines"]) == ["espeak", "flite"]
+        assert row["other_engine"] == row["other_engines"]["espeak"]
+        for engine, split, preds in (("espeak", "test", "preds.jsonl"), ("flite", "test-flite", "preds-flite.jsonl")):
+            path = tmp_path / "scored" / name / preds
+            assert [json.loads(x)["id"] for x in path.read_text().splitlines()] == \
+                [r["id"] for r in _rows(other / f"{split}.jsonl")]
+            assert row["other_engines"][engine] == figures(other, path, split)
