@@ -27,6 +27,7 @@ RUNTIME_FIELDS = frozenset({"max_seq_len", "min_window_tokens", "min_global_toke
                             "llm_dtype", "lora_dropout", "qformer_dropout"})
 
 # The offline default acoustic encoder (features "default"): Whisper-base encoder + the prosody stream.
+ACOUSTIC_REFERENCES = ("absolute", "clip")  # ModelConfig.acoustic_reference
 DEFAULT_STREAMS = (("whisper", 512), ("prosody", 14))  # = get_acoustic_encoder("default").streams
 
 
@@ -44,6 +45,10 @@ class ModelConfig:
     # Acoustic input: the encoder's streams (name, width), each LayerNormed per frame before the projection.
     # Must equal Features.streams of the cached features (the dataset checks).
     acoustic_streams: list[tuple[str, int]] = field(default_factory=lambda: [tuple(s) for s in DEFAULT_STREAMS])
+    # What the acoustic frames are read against: "absolute" (as the encoder gives them) or "clip" (each channel
+    # minus its mean over the clip's speech frames, those inside its utterances), so a recording's gain, a voice's
+    # overall pitch and an engine's timbre cancel and a speaker's manner is read against the dialogue (issue #35).
+    acoustic_reference: str = "absolute"
     # Q-Formers (utterance and global share depth/width; each has its own weights and queries)
     num_queries: int = 32  # K per utterance window (Eq. 2)
     global_num_queries: int = 32  # tokens of T_A^global (Eq. 3)
@@ -84,6 +89,9 @@ class ModelConfig:
             problems.append(f"ablation={self.ablation!r} must be one of {', '.join(ABLATIONS)}")
         if self.layout not in LAYOUTS:
             problems.append(f"layout={self.layout!r} must be one of {', '.join(LAYOUTS)}")
+        if self.acoustic_reference not in ACOUSTIC_REFERENCES:
+            problems.append(f"acoustic_reference={self.acoustic_reference!r} must be one of "
+                            f"{', '.join(ACOUSTIC_REFERENCES)}")
         if not self.acoustic_streams or any(w < 1 for _, w in self.acoustic_streams):
             problems.append(f"acoustic_streams={self.acoustic_streams} needs at least one (name, width>=1)")
         if len({n for n, _ in self.acoustic_streams}) != len(self.acoustic_streams):

@@ -374,6 +374,37 @@ def test_training_fits_a_handful_of_clips_until_the_answers_are_right(cfg):
     assert answers == want, (step, answers)
 
 
+def test_clip_reference_windows_read_the_frames_against_the_clips_speech(model, cfg):
+    from dataclasses import replace
+
+    from acoustemo.training.data import acoustic_stats
+
+    rel = replace(cfg, acoustic_reference="clip")
+    load_a, _ = features_for(CLIPS, cfg)
+    ds = AcoustEmoDataset(CLIPS, load_a, None, model.tokenizer, rel)
+    for i, clip in enumerate(CLIPS):
+        data = load_a(clip).data
+        speech = np.zeros(len(data), dtype=bool)
+        for u in clip.utterances:
+            a, b = frame_range(u.start_s, u.end_s, RATE_HZ, len(data))
+            speech[a:b] = True
+        expected = data - data[speech].mean(0)
+        ex = ds[i]
+        np.testing.assert_allclose(ex["audio"].numpy(), expected, atol=1e-5)
+        u = clip.utterances[0]
+        a, b = frame_range(u.start_s, u.end_s, RATE_HZ, len(data))
+        np.testing.assert_allclose(ex["windows"][0].numpy(), expected[a:b], atol=1e-5)
+    # a clip-wide offset (gain, a voice's pitch) changes nothing the model reads
+    shifted = lambda c: Features(load_a(c).data + 5.0, RATE_HZ, "test", cfg.acoustic_streams, 0.0)  # noqa: E731
+    moved = AcoustEmoDataset(CLIPS, shifted, None, model.tokenizer, rel)
+    np.testing.assert_allclose(moved[0]["audio"].numpy(), ds[0]["audio"].numpy(), atol=1e-4)
+    # the corpus statistics are taken on the frames the model reads: the mean of the speech frames is 0 per clip
+    mean_abs, _ = acoustic_stats(CLIPS, load_a)
+    mean_rel, _ = acoustic_stats(CLIPS, load_a, rel)
+    assert torch.allclose(mean_rel, torch.from_numpy(np.concatenate([ds[i]["audio"].numpy() for i in range(len(CLIPS))]).mean(0)), atol=1e-5)
+    assert not torch.allclose(mean_abs, mean_rel, atol=1e-3)
+
+
 def test_config_validation_and_presets(tmp_path):
     with pytest.raises(ConfigError, match="Llama-2-7b"):
         ModelConfig.preset("paper")
@@ -383,6 +414,8 @@ def test_config_validation_and_presets(tmp_path):
         ModelConfig.preset("debug", ablation="no-audio")
     with pytest.raises(ConfigError, match="divisible"):
         ModelConfig.preset("debug", d_model=25)
+    with pytest.raises(ConfigError, match="acoustic_reference='speaker' must be one of absolute, clip"):
+        ModelConfig.preset("debug", acoustic_reference="speaker")
     with pytest.raises(ConfigError, match="unknown ModelConfig field"):
         ModelConfig.preset("debug", num_querys=3)
     cfg = ModelConfig.preset("cpu-default", visual_dim=128)

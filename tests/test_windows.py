@@ -74,3 +74,19 @@ def test_fixed_windows_tile_the_clip(duration, window):
         assert e0 == pytest.approx(s1)
         assert e0 - s0 == pytest.approx(window)
     assert all(e > s for s, e in wins)
+
+
+def test_relative_to_speech_subtracts_the_mean_of_the_speech_frames_only():
+    import numpy as np
+
+    from acoustemo.data.windows import relative_to_speech
+
+    data = np.arange(20, dtype=np.float32).reshape(10, 2)  # 10 frames at 10 Hz; frame i = (2i, 2i + 1)
+    # spans -> frames 2..4 and 4..6 (frame 4 counted once): frames 2-6, mean (8, 9)
+    out = relative_to_speech(data, [(0.2, 0.5), (0.4, 0.7)], 10.0)
+    np.testing.assert_array_equal(out, data - np.array([8.0, 9.0], dtype=np.float32))
+    # no span: the whole clip's mean (9, 10)
+    np.testing.assert_array_equal(relative_to_speech(data, [], 10.0), data - np.array([9.0, 10.0], dtype=np.float32))
+    # a gain or an overall pitch is one offset per channel: it cancels
+    np.testing.assert_allclose(relative_to_speech(data + np.array([3.0, -7.5]), [(0.2, 0.5)], 10.0),
+                               relative_to_speech(data, [(0.2, 0.5)], 10.0), atol=1e-5)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from acoustemo.commands.train import RECIPE_FLAGS, add_recipe_arguments
+from acoustemo.commands.train import RECIPE_FLAGS, add_recipe_arguments, add_reference_argument
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -83,6 +83,7 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-probes", action="store_true", help="leave out the linear-probe anchor rows")
     p.add_argument("--probes-only", action="store_true", help="score the probe rows alone; train nothing")
     p.add_argument("--encoder", default="default", help="acoustic feature encoder (default 'default')")
+    add_reference_argument(p)
     t = p.add_argument_group("train clips (default: DIR's train split; val and test are always DIR's, but with "
                              "--leave-one-engine-out: the other engines' train and val)")
     t.add_argument("--train-limit", type=int, default=0, metavar="N",
@@ -125,6 +126,7 @@ def _run_run(args: argparse.Namespace) -> int:
     cfg = RunConfig(preset=args.preset, ablations=_names(args.ablations),
                     seeds=tuple(int(x) for x in args.seeds.split(",") if x.strip()), probes=not args.no_probes,
                     encoder=args.encoder, train=train, predict_batch_size=args.predict_batch_size,
+                    model={"acoustic_reference": args.acoustic_reference} if args.acoustic_reference else {},
                     progress=not args.no_progress, probes_only=args.probes_only, train_limit=args.train_limit,
                     train_bench=args.train_bench, add_train=tuple(args.add_train))
     run = run_leave_one_engine_out if args.leave_one_engine_out else run_benchmark

@@ -60,6 +60,15 @@ def add_recipe_arguments(g) -> None:
                    "the same answers; the checkpoint then carries your corpus' answer text")
 
 
+def add_reference_argument(p) -> None:
+    """--acoustic-reference, shared by `train` and `bench run` (ModelConfig.acoustic_reference)."""
+    from acoustemo.config import ACOUSTIC_REFERENCES
+
+    p.add_argument("--acoustic-reference", choices=ACOUSTIC_REFERENCES, help="read the acoustic frames as the "
+                   "encoder gives them (absolute, the default) or against the clip: each channel minus its mean over "
+                   "the clip's speech, so gain, a voice's overall pitch and an engine's timbre cancel (clip)")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train", metavar="M.jsonl", help="training manifest (with labels and descriptions)")
     p.add_argument("--val", metavar="M.jsonl", help="validation manifest: chooses DIR/best (never pass the test split)")
@@ -67,6 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help='JSON {"preset"?, "model": {...}, "train": {...}} (or flat fields)')
     p.add_argument("--preset", choices=sorted(PRESETS), help="model preset (default cpu-default)")
     p.add_argument("--ablation", choices=ABLATIONS, help="paper Table 2 variant (default full)")
+    add_reference_argument(p)
     p.add_argument("--llm", metavar="NAME|DIR", help="the LLM: 'smollm2-135m' (bundled) or a local Hugging Face "
                    "model folder, e.g. /models/Llama-2-7b-hf (needed by --preset paper)")
     p.add_argument("--llm-dtype", choices=("auto", "float32", "bfloat16", "float16"), help="the LLM's weight "
@@ -107,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
     if args.no_progress:
         train_overrides["progress"] = False
     model_overrides = {k: v for k, v in (("ablation", args.ablation), ("llm", args.llm),
-                                         ("llm_dtype", args.llm_dtype)) if v}
+                                         ("llm_dtype", args.llm_dtype),
+                                         ("acoustic_reference", args.acoustic_reference)) if v}
     if args.resume and not (args.preset or args.config):
         model_cfg, train_cfg = load_run_configs(args.out)  # the run's own configs; flags may still change them
         model_cfg = type(model_cfg).from_json({**model_cfg.to_json(), **model_overrides})

@@ -15,12 +15,13 @@ from __future__ import annotations
 import warnings
 from typing import Callable
 
+import numpy as np
 import torch
 
 from acoustemo.config import ModelConfig
 from acoustemo.data.prompt import build_prompt, chat_prompt, format_answer
 from acoustemo.data.segments import Clip
-from acoustemo.data.windows import fixed_windows, frame_range
+from acoustemo.data.windows import fixed_windows, frame_range, relative_to_speech
 from acoustemo.errors import ConfigError
 from acoustemo.model.llm import GLOBAL_AUDIO, UTT_AUDIO, VIDEO
 
@@ -93,7 +94,7 @@ class AcoustEmoDataset(torch.utils.data.Dataset):
             raise ConfigError(f"clip {clip.id}: its acoustic features are empty; re-extract them")
         rate = float(feats.frame_rate_hz)
         duration_s = float(feats.duration_s or feats.data.shape[0] / rate)
-        return torch.as_tensor(feats.data, dtype=torch.float32), rate, duration_s
+        return torch.as_tensor(reference_frames(feats.data, clip, rate, self.cfg)), rate, duration_s
 
     def _visual(self, clip: Clip) -> torch.Tensor | None:
         if self.cfg.visual_dim is None:
@@ -146,6 +147,14 @@ class AcoustEmoDataset(torch.utils.data.Dataset):
             TokenBudgetWarning, stacklevel=3,
         )
         return k, g
+
+
+def reference_frames(data: np.ndarray, clip: Clip, frame_rate_hz: float, cfg: ModelConfig) -> np.ndarray:
+    """A clip's acoustic frames as the model reads them (ModelConfig.acoustic_reference): as given, or relative to
+    the clip's speech frames (data/windows.py relative_to_speech). Training's corpus statistics read the same."""
+    if cfg.acoustic_reference == "clip":
+        return relative_to_speech(data, [(u.start_s, u.end_s) for u in clip.utterances], frame_rate_hz)
+    return np.asarray(data, dtype=np.float32)
 
 
 def collate(examples: list[dict], pad_id: int) -> dict:

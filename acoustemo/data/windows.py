@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 
 def frame_range(start_s: float, end_s: float, frame_rate_hz: float, num_frames: int) -> tuple[int, int]:
     """Eq. (1): frames [floor(t_start * f_s), ceil(t_end * f_s)) clamped to [0, L], never empty.
@@ -31,3 +33,19 @@ def fixed_windows(duration_s: float, window_s: float = 2.0) -> list[tuple[float,
         raise ValueError(f"window_s must be positive, got {window_s}")
     n = max(1, math.ceil(round(duration_s / window_s, 6)))
     return [(i * window_s, min((i + 1) * window_s, duration_s)) for i in range(n)]
+
+
+def relative_to_speech(data: np.ndarray, spans: list[tuple[float, float]], frame_rate_hz: float) -> np.ndarray:
+    """(L, D) frames minus each channel's mean over the speech frames, those inside the (start_s, end_s) spans
+    (Eq. 1's frames; a frame in two spans counts once); over every frame when there is no span.
+
+    What ModelConfig.acoustic_reference "clip" feeds the Q-Formers: a recording's gain, a voice's overall pitch and
+    an engine's timbre are one offset for the whole clip and cancel, while a speaker who is louder, higher or faster
+    than the rest of the dialogue stays so."""
+    data = np.asarray(data, dtype=np.float32)
+    speech = np.zeros(data.shape[0], dtype=bool)
+    for start_s, end_s in spans:
+        a, b = frame_range(start_s, end_s, frame_rate_hz, data.shape[0])
+        speech[a:b] = True
+    reference = data[speech] if speech.any() else data
+    return data - reference.mean(axis=0, dtype=np.float64).astype(np.float32)

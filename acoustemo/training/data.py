@@ -84,13 +84,18 @@ def feature_loaders(clips, cfg: TrainConfig, cache_dir: Path, accelerator):
     return load_acoustic, load_visual
 
 
-def acoustic_stats(clips, load_acoustic) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std over every frame of the training clips' acoustic features (float64 sums, so
-    order-proof): the corpus CMVN of the Q-Formers' input (model/qformer.py StreamInput)."""
+def acoustic_stats(clips, load_acoustic, cfg=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std over every frame of the training clips' acoustic features as the model reads them
+    (cfg.acoustic_reference; float64 sums, so order-proof): the corpus CMVN of the Q-Formers' input
+    (model/qformer.py StreamInput)."""
+    from acoustemo.data.dataset import reference_frames
+
     total = sq = None
     n = 0
     for clip in clips:
-        x = torch.from_numpy(np.asarray(load_acoustic(clip).data)).double()
+        feats = load_acoustic(clip)
+        data = feats.data if cfg is None else reference_frames(feats.data, clip, float(feats.frame_rate_hz), cfg)
+        x = torch.from_numpy(np.asarray(data)).double()
         total = x.sum(0) if total is None else total + x.sum(0)
         sq = (x * x).sum(0) if sq is None else sq + (x * x).sum(0)
         n += x.shape[0]

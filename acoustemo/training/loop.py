@@ -143,7 +143,7 @@ def train(train_manifest: str | Path, val_manifest: str | Path | None, out_dir: 
 
     model = AcoustEmoModel.from_pretrained(checkpoint / "model", mcfg) if checkpoint else AcoustEmoModel(mcfg)
     if not checkpoint:  # a resumed model already carries the statistics of its first start
-        model.set_acoustic_stats(*acoustic_stats(train_clips, loaders[0]))
+        model.set_acoustic_stats(*acoustic_stats(train_clips, loaders[0], model.cfg))
     if cfg.answer_bank:
         from acoustemo.data.prompt import training_answers
 
