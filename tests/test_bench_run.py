@@ -275,3 +275,40 @@ def test_probes_only_on_composed_train_clips(bench, tmp_path, capsys):
     assert main(["bench", "run", str(bench), "--out", str(out), "--probes-only", "--encoder", ENCODER,
                  "--train-limit", "3", "--add-train", str(bench), "--no-progress"]) == 0
     assert summary.markdown in capsys.readouterr().out
+
+
+def test_probes_read_the_frames_the_learned_rows_read(bench, tmp_path, capsys):
+    """With --acoustic-reference clip the probe rows pool the clip-relative frames, and say so in their settings."""
+    from dataclasses import replace
+
+    from acoustemo.data.manifest import read_manifest
+    from acoustemo.data.windows import relative_to_speech
+    from acoustemo.features.cache import FeatureCache
+    from acoustemo.features.registry import get_acoustic_encoder
+    from acoustemo.probe import LinearProbe
+
+    cfg = RunConfig(probes_only=True, encoder=ENCODER, progress=False, isolate=False,
+                    model={"acoustic_reference": "clip"})
+    out = tmp_path / "runs"
+    run_benchmark(bench, cfg, out)
+    saved = json.loads((out / "probe" / "scores.json").read_text())
+    assert saved["settings"]["acoustic_reference"] == "clip"
+    cache, enc = FeatureCache(out / "features"), get_acoustic_encoder(ENCODER)
+
+    def relative(clip):
+        f = cache.load(clip, enc)
+        return replace(f, data=relative_to_speech(f.data, [(u.start_s, u.end_s) for u in clip.utterances],
+                                                  float(f.frame_rate_hz)))
+
+    train, val, test = (read_manifest(bench / f"{s}.jsonl") for s in ("train", "val", "test"))
+    expected = LinearProbe.fit(train, val, relative, pooling="utterance").predict(test, relative)
+    got = {json.loads(x)["id"]: json.loads(x)["emotions"] for x in open(out / "probe" / "preds.jsonl")}
+    assert got == expected
+    absolute = json.loads((out / "table.json").read_text())
+    assert absolute["model_overrides"] == {"acoustic_reference": "clip"}
+    capsys.readouterr()  # the CLI flag maps onto the same settings: the probes are reused
+    from acoustemo.cli import main
+
+    assert main(["bench", "run", str(bench), "--out", str(out), "--probes-only", "--encoder", ENCODER,
+                 "--acoustic-reference", "clip", "--no-progress"]) == 0
+    assert "bench run: probe:" not in capsys.readouterr().out

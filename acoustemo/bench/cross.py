@@ -26,7 +26,7 @@ from pathlib import Path
 
 from acoustemo.bench.engines import engine_tests, folder_engines, preds_name
 from acoustemo.bench.run import (INPUTS, SCORES, RunConfig, acoustic_encoder, check_bench_dir, features_dir,
-                                 run_manifests)
+                                 probe_loader, run_manifests)
 from acoustemo.bench.score import score_predictions
 from acoustemo.data.manifest import write_text_atomic
 from acoustemo.errors import ConfigError
@@ -43,13 +43,13 @@ def score_other_bench(other: str | Path, runs: str | Path, out: str | Path | Non
     out = Path(out).resolve() if out else runs / f"score-{other.name}"
     table = json.loads((runs / "table.json").read_text())
     cfg = RunConfig(preset=table["preset"], encoder=table["encoder"], train=table["train_overrides"],
-                    seeds=(0,), progress=progress)
+                    model=table.get("model_overrides", {}), seeds=(0,), progress=progress)
     encoder = acoustic_encoder(cfg)
     tests = engine_tests(other) or {folder_engines(other)[0]: "test"}
     _extract_test(other, list(tests.values()), encoder, progress)
     report = {"bench": str(bench), "other_bench": str(other), "runs": str(runs), "rows": {}}
     for name in [n for n in PROBES if (runs / n / SCORES).is_file()]:
-        report["rows"][name] = _probe_row(bench, runs, other, tests, out, name, encoder)
+        report["rows"][name] = _probe_row(bench, runs, other, tests, out, name, cfg)
     for run_dir in _learned_runs(runs, table):
         key = f"{run_dir.parent.name}/{run_dir.name}"
         report["rows"][key] = _model_row(bench, run_dir, other, tests, out / key, batch_size)
@@ -91,19 +91,21 @@ def _learned_runs(runs: Path, table: dict) -> list[Path]:
     return [d for d in found if (d / SCORES).is_file()]
 
 
-def _probe_row(bench: Path, runs: Path, other: Path, tests: dict[str, str], out: Path, name: str, encoder) -> dict:
+def _probe_row(bench: Path, runs: Path, other: Path, tests: dict[str, str], out: Path, name: str, cfg: RunConfig,
+               ) -> dict:
     from acoustemo.data.manifest import read_manifest
     from acoustemo.features.cache import FeatureCache
     from acoustemo.probe import LinearProbe
 
-    own, theirs = FeatureCache(features_dir(runs)), FeatureCache(other / "runs" / "features")
+    own = probe_loader(FeatureCache(features_dir(runs)), cfg)
+    theirs = probe_loader(FeatureCache(other / "runs" / "features"), cfg)
     manifests = run_manifests(bench, runs)
     train, val = (read_manifest(manifests[s]) for s in ("train", "val"))
-    probe = LinearProbe.fit(train, val, lambda clip: own.load(clip, encoder), pooling=PROBES[name])
+    probe = LinearProbe.fit(train, val, own, pooling=PROBES[name])
     engines = {}
     for engine, split in tests.items():
         test = read_manifest(other / f"{split}.jsonl")
-        predicted = probe.predict(test, lambda clip: theirs.load(clip, encoder))
+        predicted = probe.predict(test, theirs)
         preds = out / name / preds_name(engine, split == "test")
         preds.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(preds, "".join(json.dumps({"id": c.id, "emotions": predicted[c.id], "explanation": ""})

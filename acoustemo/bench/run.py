@@ -361,8 +361,7 @@ def run_probe(bench_dir: Path, out: Path, cfg: RunConfig, pooling: str, name: st
     from acoustemo.probe import LinearProbe
 
     manifests = run_manifests(bench_dir, out)
-    cache, encoder = FeatureCache(manifests["features"]), acoustic_encoder(cfg)
-    load = lambda clip: cache.load(clip, encoder)  # noqa: E731  (features were extracted by _extract_all)
+    load = probe_loader(FeatureCache(manifests["features"]), cfg)  # features were extracted by _extract_all
     t0 = time.perf_counter()
     split = {s: read_manifest(manifests[s]) for s in ("train", "val")}
     probe = LinearProbe.fit(split["train"], split["val"], load, pooling=pooling, memo=memo)
@@ -386,11 +385,31 @@ def run_probe(bench_dir: Path, out: Path, cfg: RunConfig, pooling: str, name: st
     return row
 
 
+def probe_loader(cache, cfg: RunConfig):
+    """A clip's cached features as the probe reads them: the frames the learned rows read (their
+    acoustic_reference: as given, or against the clip's speech frames)."""
+    from dataclasses import replace
+
+    from acoustemo.data.windows import relative_to_speech
+
+    encoder, reference = acoustic_encoder(cfg), cfg.model.get("acoustic_reference", "absolute")
+
+    def load(clip):
+        feats = cache.load(clip, encoder)
+        if reference != "clip":
+            return feats
+        spans = [(u.start_s, u.end_s) for u in clip.utterances]
+        return replace(feats, data=relative_to_speech(feats.data, spans, float(feats.frame_rate_hz)))
+
+    return load
+
+
 def _probe_settings(cfg: RunConfig, pooling: str, out: Path) -> dict:
     from acoustemo.probe import C_GRID, STATISTICS
 
+    reference = cfg.model.get("acoustic_reference", "absolute")  # named only when not the default: older rows match
     return {"probe": pooling, "encoder": cfg.encoder, "statistics": list(STATISTICS), "C_grid": list(C_GRID),
-            **_train_data(cfg, out)}
+            **({"acoustic_reference": reference} if reference != "absolute" else {}), **_train_data(cfg, out)}
 
 
 def _parameter_report(model_dir: Path) -> dict:
