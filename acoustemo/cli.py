@@ -16,6 +16,7 @@ COMMANDS = {
     "prepare": "build a manifest from a media folder or the field's CSVs",
     "validate": "check a manifest and report every problem with line numbers",
     "extract": "extract and cache frozen-encoder features for a manifest",
+    "augment": "add re-voiced copies of each clip (pitch, tempo, gain) to a training manifest",
     "train": "train AcoustEmo (LoRA + Q-Formers) on a manifest",
     "predict": "emotions and an explanation for a media file or a manifest",
     "evaluate": "Accuracy_S / Recall_S and the emotion-wheel metric",

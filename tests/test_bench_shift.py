@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from acoustemo.bench.plan import BenchConfig
-from acoustemo.bench.shift import Shift, draw_shift, shift_bench
+from acoustemo.bench.shift import shift_bench
+from acoustemo.data.revoice import Shift, draw_shift
 from acoustemo.data.media import SAMPLE_RATE_HZ
 from acoustemo.errors import ConfigError
 

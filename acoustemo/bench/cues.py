@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from acoustemo.bench.synth import sox_effects
 from acoustemo.data.media import SAMPLE_RATE_HZ
+from acoustemo.data.revoice import sox_effects
 
 EDGE_S = 0.2  # a local cue keeps this far from the utterance's edges when it can
 

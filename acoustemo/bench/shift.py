@@ -3,7 +3,8 @@
     bench shift bench_data/e400 --out bench_data/e400-up --splits test --pitch-st 2 --tempo 1.1 --gain-db 4
     bench shift bench_data/e400 --out bench_data/e400-aug --splits train,val --random   # one random shift per clip
 
-A clip's manner is set against its speaker's own plain voice. A voice whose plain speech is higher, faster or louder
+The shift itself (sox pitch and tempo, a gain) is data/revoice.py's, which also re-voices any manifest
+(`acoustemo augment`). A clip's manner is set against its speaker's own plain voice. A voice whose plain speech is higher, faster or louder
 than the training voices' (another engine, another recording chain, a louder microphone) slides every answer of a
 model that reads manner from absolute pitch, rate and level. This command makes that happen on purpose: both
 speakers of each clip are moved together by sox (`pitch` in cents, `tempo -s`) and a gain, so the target's manner
@@ -25,59 +26,20 @@ keeps the clips already made.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
-import zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-
-import numpy as np
 
 from acoustemo.bench.gold import describe
 from acoustemo.bench.make import to_srt
-from acoustemo.bench.synth import sox_effects
 from acoustemo.data.manifest import write_text_atomic
 from acoustemo.data.media import SAMPLE_RATE_HZ, media_sha256
+from acoustemo.data.revoice import Shift, draw_shift
 from acoustemo.errors import ConfigError
 
 SETTINGS = "shift.json"  # DST's settings: a rerun with others is refused
-
-
-@dataclass(frozen=True)
-class Shift:
-    """One whole-clip shift: pitch in semitones, tempo as a speed factor (>1 = faster), gain in dB."""
-
-    pitch_st: float = 0.0
-    tempo: float = 1.0
-    gain_db: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not (0.5 <= self.tempo <= 2.0):
-            raise ConfigError(f"tempo {self.tempo}: give a speed factor between 0.5 and 2 (1 = unchanged)")
-        if abs(self.pitch_st) > 12:
-            raise ConfigError(f"pitch {self.pitch_st} semitones: give at most an octave either way")
-        if abs(self.gain_db) > 30:
-            raise ConfigError(f"gain {self.gain_db} dB: give at most 30 dB either way")
-
-    def apply(self, wav: np.ndarray) -> np.ndarray:
-        """The clip re-voiced: sox pitch (cents) and tempo, then the gain; written as float, so nothing clips."""
-        effects = []
-        if self.pitch_st:
-            effects += ["pitch", f"{100 * self.pitch_st:.1f}"]
-        if self.tempo != 1.0:
-            effects += ["tempo", "-s", f"{self.tempo:.4f}"]
-        out = sox_effects(wav, effects, same_length=False) if effects else wav.astype(np.float32)
-        return (out * 10 ** (self.gain_db / 20)).astype(np.float32)
-
-
-def draw_shift(ranges: Shift, seed: int, clip_id: str) -> Shift:
-    """A clip's random shift within `ranges` (see the module docstring), the same for the same seed and id."""
-    rng = np.random.default_rng([seed, zlib.crc32(clip_id.encode())])
-    pitch, log_tempo, gain = rng.uniform(-1, 1, 3)
-    return Shift(round(float(pitch * ranges.pitch_st), 3), round(math.exp(log_tempo * math.log(ranges.tempo)), 4),
-                 round(float(gain * ranges.gain_db), 3))
 
 
 def shift_bench(src: str | os.PathLike, out: str | os.PathLike, splits: tuple[str, ...], shift: Shift,
@@ -88,14 +50,14 @@ def shift_bench(src: str | os.PathLike, out: str | os.PathLike, splits: tuple[st
         raise ConfigError(f"{src} is not a `bench make` folder (no meta.json); give the folder `bench make --out` wrote")
     if src == out:
         raise ConfigError(f"--out {out} is the source folder; give a new folder")
-    if random and shift.tempo < 1.0:
-        raise ConfigError(f"--random --tempo {shift.tempo}: give the range's upper factor (>= 1), e.g. 1.15")
     meta = json.loads((src / "meta.json").read_text())
     manifests = sorted(p.stem for p in src.glob("*.jsonl"))
     unknown = [s for s in splits if not any(m.partition("-")[0] == s for m in manifests)]
     if unknown or not splits:
         raise ConfigError(f"--splits {','.join(splits)}: {src} holds {', '.join(manifests)}; name one or more of "
                           f"its splits (train, val, test)")
+    if random:
+        draw_shift(shift, seed, "check")  # refuses a range it cannot draw from, before anything is written
     settings = {"source": str(src), "splits": list(splits), "random": random, "seed": seed, "shift": asdict(shift)}
     out.mkdir(parents=True, exist_ok=True)
     if (out / SETTINGS).is_file() and json.loads((out / SETTINGS).read_text()) != settings:

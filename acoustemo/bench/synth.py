@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from acoustemo.data.media import SAMPLE_RATE_HZ
+from acoustemo.data.revoice import sox_effects
 from acoustemo.errors import AcoustEmoError
 
 # Voices: espeak-ng accents x variants. Variants (the voice's pitch range, formants, breathiness) are split
@@ -186,14 +187,3 @@ def active_rms_db(wav: np.ndarray) -> float:
     db = _frame_db(wav, SAMPLE_RATE_HZ // 100)
     active = db[db > db.max() - 30.0]
     return float(10 * np.log10(np.mean(10 ** (active / 10))))
-
-
-def sox_effects(wav: np.ndarray, effects: list[str], same_length: bool = True) -> np.ndarray:
-    """`wav` through sox's effect chain (16 kHz float32 raw in and out); same_length pads / cuts to len(wav)."""
-    fmt = ["-t", "raw", "-e", "floating-point", "-b", "32", "-r", str(SAMPLE_RATE_HZ), "-c", "1"]
-    proc = subprocess.run([need_tool("sox", "sox"), "-V1", *fmt, "-", *fmt, "-", *effects],
-                          input=wav.astype(np.float32).tobytes(), capture_output=True)
-    if proc.returncode != 0:
-        raise BenchError(f"sox {' '.join(effects)} failed: {proc.stderr.decode(errors='replace').strip()}")
-    out = np.frombuffer(proc.stdout, dtype=np.float32)
-    return np.pad(out, (0, max(0, len(wav) - len(out))))[: len(wav)] if same_length else out.copy()
