@@ -1,6 +1,7 @@
 """`acoustemo augment M.jsonl --out DIR`: the manifest plus re-voiced copies of each clip (data/revoice.py), each whole
-recording moved in pitch, tempo and gain by its own random amount, so a model trained on DIR/M.jsonl cannot read
-emotion from a voice's absolute pitch, rate or level (BENCHMARKS.md, "The same dialogues at another scale")."""
+recording moved in pitch, tempo and gain by its own random amount: training data in which a voice's absolute pitch,
+rate and level carry no emotion (BENCHMARKS.md, "The same dialogues at another scale", says what it was measured to
+do)."""
 
 from __future__ import annotations
 

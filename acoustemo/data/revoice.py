@@ -6,9 +6,10 @@
     augment_manifest("train.jsonl", "aug/", Shift(3, 1.2, 6), copies=1)    # `acoustemo augment`
 
 A voice whose plain speech is higher, faster or louder than the training voices', or a recording made at another
-gain, moves every clip-wide cue a model reads against an absolute scale. Training on copies of each clip moved as a
-whole (every speaker together) teaches it that the scale carries no emotion; what a speaker does against the rest of
-the recording, and every local cue, is kept. Pitch and tempo are sox's (`pitch` in cents, `tempo -s`, WSOLA for
+gain, moves every clip-wide cue a model reads against an absolute scale. Copies of each clip moved as a whole (every
+speaker together) are training data in which the scale carries no emotion, while what a speaker does against the
+rest of the recording, and every local cue, is kept. On the benchmark they made a linear probe hold on shifted voices;
+what they do for the learned model is measured in BENCHMARKS.md. Pitch and tempo are sox's (`pitch` in cents, `tempo -s`, WSOLA for
 speech: the formants move with the pitch, as in a higher voice); the gain is a multiplication, written as float so
 nothing clips. This is the augmentation measured in BENCHMARKS.md ("The same dialogues at another scale"); the
 benchmark's own folders use it through `acoustemo bench shift`.
