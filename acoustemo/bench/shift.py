@@ -36,7 +36,7 @@ from acoustemo.bench.gold import describe
 from acoustemo.bench.make import to_srt
 from acoustemo.data.manifest import write_text_atomic
 from acoustemo.data.media import SAMPLE_RATE_HZ, media_sha256
-from acoustemo.data.revoice import Shift, draw_shift
+from acoustemo.data.revoice import Shift, draw_shift, write_shifted
 from acoustemo.errors import ConfigError
 
 SETTINGS = "shift.json"  # DST's settings: a rerun with others is refused
@@ -98,30 +98,28 @@ def _one_clip(src: Path, out: Path, record: dict, row: dict, shift: Shift | None
             if rel and (src / rel).is_file():
                 _link(src / rel, out / rel)
         return row["id"], (row, record)
-    scale = 1.0 / shift.tempo
-    utterances = [{**u, "start": round(u["start"] * scale, 3), "end": round(u["end"] * scale, 3)}
-                  for u in row["utterances"]]
-    cues = [{**c, "start": round(c["start"] * scale, 3), "end": round(c["end"] * scale, 3)} for c in record["cues"]]
+    utterances = [{**u, "start": shift.times(u["start"]), "end": shift.times(u["end"])} for u in row["utterances"]]
+    cues = [{**c, "start": shift.times(c["start"]), "end": shift.times(c["end"])} for c in record["cues"]]
     target = row["target_speaker"]
     other = next(s for s in record["speakers"] if s != target)
     line = {**row, "media": media, "utterances": utterances,
             "description": describe(target, other, record["manner"], cues)}
     wav_path = out / media
-    previous = out / ".records" / f"{row['id']}.json"
-    if not (wav_path.is_file() and previous.is_file() and json.loads(previous.read_text()).get("shift") == asdict(shift)):
-        wav, sr = sf.read(src / row["media"], dtype="float32")
-        if sr != SAMPLE_RATE_HZ or wav.ndim != 1:
-            raise ConfigError(f"{src / row['media']}: expected {SAMPLE_RATE_HZ} Hz mono, as `bench make` writes it")
-        tmp = wav_path.with_suffix(".tmp.wav")
-        sf.write(tmp, shift.apply(wav), SAMPLE_RATE_HZ, subtype="FLOAT")
-        os.replace(tmp, wav_path)
-        write_text_atomic(out / subs, to_srt(utterances))
-        previous.parent.mkdir(exist_ok=True)
-        write_text_atomic(previous, json.dumps({"shift": asdict(shift)}) + "\n")
+    write_shifted(lambda: _bench_audio(src / row["media"]), shift, wav_path)
+    write_text_atomic(out / subs, to_srt(utterances))
     info = sf.info(wav_path)
     new_record = {**record, "media": media, "subtitles": subs, "cues": cues, "duration_s": round(info.duration, 3),
                   "sha256": media_sha256(wav_path), "shift": asdict(shift)}
     return row["id"], (line, new_record)
+
+
+def _bench_audio(path: Path):
+    import soundfile as sf
+
+    wav, sr = sf.read(path, dtype="float32")
+    if sr != SAMPLE_RATE_HZ or wav.ndim != 1:
+        raise ConfigError(f"{path}: expected {SAMPLE_RATE_HZ} Hz mono, as `bench make` writes it")
+    return wav
 
 
 def _link(source: Path, dest: Path) -> None:

@@ -95,6 +95,21 @@ def draw_shift(ranges: Shift, seed: int, key: str) -> Shift:
                  round(float(gain * ranges.gain_db), 3))
 
 
+def write_shifted(load_audio_fn, shift: Shift, wav_path: Path) -> None:
+    """Write `wav_path`: the audio `load_audio_fn()` returns (16 kHz mono), re-voiced, as float WAV (atomically), with
+    a stamp of the shift beside it; a file already made with the same shift is kept and the audio not even loaded."""
+    import soundfile as sf
+
+    stamp = wav_path.with_name(f".{wav_path.stem}.shift.json")
+    if wav_path.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == asdict(shift):
+        return
+    wav_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = wav_path.with_name(f".{wav_path.stem}.tmp.wav")
+    sf.write(tmp, shift.apply(load_audio_fn()), SAMPLE_RATE_HZ, subtype="FLOAT")
+    os.replace(tmp, wav_path)
+    write_text_atomic(stamp, json.dumps(asdict(shift)))
+
+
 def augment_manifest(manifest: str | os.PathLike, out_dir: str | os.PathLike, ranges: Shift, copies: int = 1,
                      seed: int = 0, originals: bool = True) -> Path:
     """Write OUT/<manifest name>: the manifest's clips (with `originals`) and `copies` re-voiced copies of each, with
@@ -112,25 +127,15 @@ def augment_manifest(manifest: str | os.PathLike, out_dir: str | os.PathLike, ra
         if timed:
             raise ConfigError(f"{len(timed)} clip(s) of {manifest} name times in their explanation (e.g. {timed[0]}), "
                               f"which a tempo change would make wrong; give --tempo 1 (pitch and gain only)")
-    import soundfile as sf
-
     new, extra = [], {}
     for clip in clips:
         if originals:
             new.append(clip)
-        audio = None
         for k in range(copies):
             clip_id = f"{clip.id}-shift{k}"
             shift = draw_shift(ranges, seed, clip_id)
             wav_path = out / "media" / f"{clip_id}.wav"
-            stamp = out / "media" / f".{clip_id}.json"
-            if not (wav_path.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == asdict(shift)):
-                audio = load_audio(clip.media) if audio is None else audio
-                wav_path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = wav_path.with_name(f".{wav_path.name}.tmp.wav")
-                sf.write(tmp, shift.apply(audio), SAMPLE_RATE_HZ, subtype="FLOAT")
-                os.replace(tmp, wav_path)
-                write_text_atomic(stamp, json.dumps(asdict(shift)))
+            write_shifted(lambda: load_audio(clip.media), shift, wav_path)
             utterances = [Utterance(shift.times(u.start_s), shift.times(u.end_s), u.speaker, u.text)
                           for u in clip.utterances]
             new.append(replace(clip, id=clip_id, media=str(wav_path.resolve()), utterances=utterances))
